@@ -1,0 +1,121 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let testSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "tapper",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tapper", targets: ["tapper"]),
+        .library(name: "TapperCore", targets: ["TapperCore"]),
+        .library(name: "TapperRegistry", targets: ["TapperRegistry"]),
+        .library(name: "TapperClient", targets: ["TapperClient"]),
+        .library(name: "TapperCLI", targets: ["TapperCLI"]),
+        .library(name: "TapperTesting", targets: ["TapperTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        .target(
+            name: "TapperCore",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperRegistry",
+            dependencies: [
+                "TapperCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperClient",
+            dependencies: [
+                "TapperCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperCLI",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                "TapperClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tapper",
+            dependencies: ["TapperCLI"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperTesting",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TapperCoreTests",
+            dependencies: ["TapperCore", "TapperTesting"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "TapperRegistryTests",
+            dependencies: ["TapperRegistry", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "TapperClientTests",
+            dependencies: ["TapperClient", "TapperRegistry", "TapperTesting"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "TapperCLITests",
+            dependencies: ["TapperCLI", "TapperTesting"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["TapperClient", "TapperTesting"],
+            swiftSettings: testSettings
+        ),
+    ]
+)

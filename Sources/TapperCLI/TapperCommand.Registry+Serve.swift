@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import TapperRegistry
+
+extension TapperCommand.Registry {
+    /// `tapper registry serve`
+    public struct Serve: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Serve the registry API.",
+            discussion: """
+                Services register with PUT /v1/services/NAME/instances/ID, heartbeat within their TTL and \
+                deregister with DELETE. Gateways follow GET /v1/catalog?index=N&wait=30s. The API is \
+                described at /v1/openapi.json.
+
+                Writes require 'Authorization: Bearer TOKEN' when --token-file or TAPPER_TOKEN is set.
+                """
+        )
+
+        @Option(help: "Address to listen on.")
+        public var host: String = "127.0.0.1"
+
+        @Option(help: "Port to listen on (0 picks a free port).")
+        public var port: Int = 8001
+
+        @Option(help: ArgumentHelp("Where registrations are kept: 'memory'.", valueName: "url"))
+        public var backend: String = "memory"
+
+        @Option(help: ArgumentHelp("Keep the memory backend's registrations in DIR across restarts.", valueName: "dir"))
+        public var dataDir: String?
+
+        @Option(help: ArgumentHelp("File holding the bearer token required for writes (re-read when it changes).", valueName: "file"))
+        public var tokenFile: String?
+
+        @Option(help: "Largest accepted request body in bytes.")
+        public var maxBodyBytes: Int = 1 << 20
+
+        @OptionGroup public var logging: LoggingOptions
+
+        public init() {}
+
+        public func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+            guard backend == "memory" else {
+                throw ValidationError("--backend '\(backend)' is not supported by this build; use 'memory'")
+            }
+            guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+            if let tokenFile, TokenSource.read(file: tokenFile) == nil {
+                throw ValidationError("--token-file '\(tokenFile)' cannot be read or is empty")
+            }
+        }
+
+        public func run() async throws {
+            let logger = LogSetup.logger(label: "tapper.registry", options: logging)
+            let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
+            if !RegistryServer.isLoopback(host) && !token.isConfigured {
+                logger.warning("registry listens on \(host) without a token: anyone who can reach it can register services; set --token-file or TAPPER_TOKEN")
+            }
+            let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
+            let server = RegistryServer(
+                backend: backend,
+                configuration: .init(host: host, port: port, maxBodyBytes: maxBodyBytes, token: { token.current() })
+            )
+            let host = self.host
+            let app = server.application(logger: logger) { port in
+                logger.notice("registry listening on http://\(host):\(port) (backend: \(backend.displayName)\(token.isConfigured ? ", writes need the token" : ""))")
+            }
+            let group = ServiceGroup(
+                configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
+            try await group.run()
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import TapperClient
+import TapperCore
+
+extension TapperCommand.Service {
+    /// `tapper service register`
+    public struct Register: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "register",
+            abstract: "Register a service instance with the registry.",
+            discussion: """
+                Routes are FastAPI/Starlette path templates, optionally preceded by methods: \
+                --route 'GET /users/{user_id}' --route 'GET,POST /users/' --route '/files/{rest:path}' \
+                (no method: any method).
+
+                Without --keep-alive the instance expires after its TTL unless something heartbeats for it. \
+                With --keep-alive this command stays in the foreground, heartbeats every TTL/3, registers \
+                again if the registry forgot the instance, and deregisters on Ctrl-C or SIGTERM.
+                """
+        )
+
+        @Argument(help: "Service name (a DNS label: lowercase letters, digits, '-').")
+        public var name: String
+
+        @Option(help: ArgumentHelp("Where the instance is reachable, e.g. http://127.0.0.1:8002.", valueName: "url"))
+        public var url: String
+
+        @Option(help: ArgumentHelp("Instance id (default: derived from the URL's host and port).", valueName: "id"))
+        public var instanceId: String?
+
+        @Option(name: .customLong("version"), help: "Service version.")
+        public var serviceVersion: String = "0.0.0"
+
+        @Option(help: "Human-readable description.")
+        public var description: String = ""
+
+        @Option(help: ArgumentHelp("Path prefix prepended to every route, e.g. /api.", valueName: "path"))
+        public var prefix: String = ""
+
+        @Option(help: ArgumentHelp("Path the gateway probes for health.", valueName: "path"))
+        public var healthEndpoint: String = "/health"
+
+        @Option(name: .customLong("tag"), help: ArgumentHelp("A tag (repeatable).", valueName: "tag"))
+        public var tags: [String] = []
+
+        @Option(name: .customLong("route"), help: ArgumentHelp("A route, 'METHODS /path/{param}' (repeatable).", valueName: "route"))
+        public var routes: [String] = []
+
+        @Option(help: ArgumentHelp("Seconds the registration lives without a heartbeat.", valueName: "seconds"))
+        public var ttl: Double = ServiceRegistration.defaultTTLSeconds
+
+        @Option(help: "Relative weight for the weighted balancer (1-1000).")
+        public var weight: Int = 1
+
+        @Option(name: .customLong("meta"), help: ArgumentHelp("Metadata as key=value (repeatable).", valueName: "key=value"))
+        public var metadata: [String] = []
+
+        @Flag(help: "Stay in the foreground: heartbeat, re-register when needed, deregister on exit.")
+        public var keepAlive = false
+
+        @Flag(help: "Print the stored record as JSON.")
+        public var json = false
+
+        @OptionGroup public var registryOptions: RegistryOptions
+        @OptionGroup public var logging: LoggingOptions
+
+        public init() {}
+
+        /// The registration the flags describe, validated.
+        public func registration() throws -> (instanceID: String, registration: ServiceRegistration) {
+            do {
+                try Names.validateServiceName(name, field: "NAME")
+                let parsedURL = try ServiceURL(parsing: url, field: "--url")
+                let id = instanceId ?? Names.defaultInstanceID(for: parsedURL)
+                try Names.validateInstanceID(id, field: "--instance-id")
+                var specs: [RouteSpec] = []
+                for r in routes { specs.append(try RouteSpec(parsingCLI: r)) }
+                var meta: [String: String] = [:]
+                for m in metadata {
+                    guard let eq = m.firstIndex(of: "=") else { throw FieldError(field: "--meta", message: "'\(m)' must look like key=value") }
+                    meta[String(m[..<eq])] = String(m[m.index(after: eq)...])
+                }
+                var reg = ServiceRegistration(
+                    url: url, version: serviceVersion, description: description, prefix: prefix, healthEndpoint: healthEndpoint,
+                    tags: tags, routes: specs, ttlSeconds: ttl, weight: weight, metadata: meta
+                )
+                try reg.validate()
+                return (id, reg)
+            } catch let error as FieldError {
+                throw ValidationError(Self.flagMessage(error))
+            }
+        }
+
+        static func flagMessage(_ e: FieldError) -> String {
+            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix"]
+            if let flag = map[e.field] { return "\(flag): \(e.message)" }
+            if e.field.hasPrefix("routes[") { return "--route: \(e.message)" }
+            if e.field.hasPrefix("tags[") { return "--tag: \(e.message)" }
+            return e.description
+        }
+
+        public func validate() throws { _ = try registration() }
+
+        public func run() async throws {
+            let (id, reg) = try registration()
+            let client = registryOptions.client()
+            let (record, created) = try await client.register(service: name, instanceID: id, registration: reg)
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try enc.encode(record), as: UTF8.self))
+            } else {
+                print("\(created ? "registered" : "updated") \(name)/\(id) at \(reg.url) with \(reg.routes.count) route\(reg.routes.count == 1 ? "" : "s") (registry \(client.authority), index \(record.modifyIndex))")
+            }
+            guard keepAlive else { return }
+            let logger = LogSetup.logger(label: "tapper.service", options: logging)
+            let keeper = KeepAlive(client: client, service: name, instanceID: id, registration: reg, logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [keeper], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}

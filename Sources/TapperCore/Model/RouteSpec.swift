@@ -1,0 +1,72 @@
+/// One route a service instance serves: methods plus a path template relative to the
+/// service's `prefix`.
+public struct RouteSpec: Hashable, Sendable, Codable {
+    /// Upper-case HTTP methods; empty means any method.
+    public var methods: [String]
+    /// The path template, e.g. `/users/{user_id}`.
+    public var path: String
+    /// When true the gateway serves this route without authentication (see the security issue).
+    public var isPublic: Bool
+
+    public init(methods: [String] = [], path: String, isPublic: Bool = false) {
+        self.methods = methods
+        self.path = path
+        self.isPublic = isPublic
+    }
+
+    /// Parses the CLI form `'GET /users/{id}'`, `'GET,POST /x'` or just `/x` (any method).
+    public init(parsingCLI spec: String) throws(FieldError) {
+        let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
+        switch parts.count {
+        case 1:
+            self.init(methods: [], path: String(parts[0]))
+        case 2:
+            let methods = parts[0].split(separator: ",").map { String($0).uppercased() }
+            self.init(methods: methods == ["*"] || methods == ["ANY"] ? [] : methods, path: String(parts[1]))
+        default:
+            throw FieldError(field: "route", message: "'\(Names.printable(spec))' must look like 'GET /users/{user_id}' or '/path'")
+        }
+        try validated()
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case methods, path
+        case isPublic = "public"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        methods = try c.decodeIfPresent([String].self, forKey: .methods) ?? []
+        path = try c.decode(String.self, forKey: .path)
+        isPublic = try c.decodeIfPresent(Bool.self, forKey: .isPublic) ?? false
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(methods, forKey: .methods)
+        try c.encode(path, forKey: .path)
+        if isPublic { try c.encode(true, forKey: .isPublic) }
+    }
+
+    /// Validates and normalises (method names upper-cased, duplicates removed, sorted).
+    /// - Returns: the normalised route and its parsed template.
+    @discardableResult
+    public mutating func validated() throws(FieldError) -> RouteTemplate {
+        var seen = Set<String>()
+        var normalised: [String] = []
+        for (i, m) in methods.enumerated() {
+            let up = m.uppercased()
+            guard TextRules.isToken(up), up.utf8.count <= 32 else {
+                throw FieldError(field: "methods[\(i)]", message: "'\(Names.printable(m))' is not an HTTP method")
+            }
+            if seen.insert(up).inserted { normalised.append(up) }
+        }
+        methods = normalised.sorted()
+        do {
+            return try RouteTemplate(parsing: path)
+        } catch {
+            throw error.nested(under: "path")
+        }
+    }
+}

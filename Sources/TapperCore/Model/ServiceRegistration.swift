@@ -1,0 +1,175 @@
+/// What an instance tells the registry about itself: the body of
+/// `PUT /v1/services/{service}/instances/{instance_id}`.
+///
+/// Decoding is strict (unknown keys are refused) and ``validate()`` checks every field, naming
+/// the offending one in its ``FieldError``.
+public struct ServiceRegistration: Hashable, Sendable, Codable {
+    public var url: String
+    public var version: String
+    public var description: String
+    public var prefix: String
+    public var healthEndpoint: String
+    public var tags: [String]
+    public var routes: [RouteSpec]
+    public var ttlSeconds: Double
+    public var weight: Int
+    public var metadata: [String: String]
+    /// Per-service balancer override (`round-robin`, `random`, `least-connections`, `weighted`).
+    public var loadBalancer: String?
+
+    public static let defaultTTLSeconds: Double = 30
+    public static let maxRoutes = 2000
+
+    public init(
+        url: String,
+        version: String = "0.0.0",
+        description: String = "",
+        prefix: String = "",
+        healthEndpoint: String = "/health",
+        tags: [String] = [],
+        routes: [RouteSpec] = [],
+        ttlSeconds: Double = ServiceRegistration.defaultTTLSeconds,
+        weight: Int = 1,
+        metadata: [String: String] = [:],
+        loadBalancer: String? = nil
+    ) {
+        self.url = url
+        self.version = version
+        self.description = description
+        self.prefix = prefix
+        self.healthEndpoint = healthEndpoint
+        self.tags = tags
+        self.routes = routes
+        self.ttlSeconds = ttlSeconds
+        self.weight = weight
+        self.metadata = metadata
+        self.loadBalancer = loadBalancer
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, version, description, prefix, tags, routes, weight, metadata
+        case healthEndpoint = "health_endpoint"
+        case ttlSeconds = "ttl_seconds"
+        case loadBalancer = "load_balancer"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        url = try c.decode(String.self, forKey: .url)
+        version = try c.decodeIfPresent(String.self, forKey: .version) ?? "0.0.0"
+        description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
+        prefix = try c.decodeIfPresent(String.self, forKey: .prefix) ?? ""
+        healthEndpoint = try c.decodeIfPresent(String.self, forKey: .healthEndpoint) ?? "/health"
+        tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? []
+        routes = try c.decodeIfPresent([RouteSpec].self, forKey: .routes) ?? []
+        ttlSeconds = try c.decodeIfPresent(Double.self, forKey: .ttlSeconds) ?? Self.defaultTTLSeconds
+        weight = try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1
+        metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:]
+        loadBalancer = try c.decodeIfPresent(String.self, forKey: .loadBalancer)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(url, forKey: .url)
+        try c.encode(version, forKey: .version)
+        try c.encode(description, forKey: .description)
+        try c.encode(prefix, forKey: .prefix)
+        try c.encode(healthEndpoint, forKey: .healthEndpoint)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(routes, forKey: .routes)
+        try c.encode(ttlSeconds, forKey: .ttlSeconds)
+        try c.encode(weight, forKey: .weight)
+        try c.encode(metadata, forKey: .metadata)
+        try c.encodeIfPresent(loadBalancer, forKey: .loadBalancer)
+    }
+
+    /// The parsed origin of ``url`` (call after ``validate()``).
+    public var serviceURL: ServiceURL? { try? ServiceURL(parsing: url) }
+
+    /// The public templates (prefix + route path), parsed, in ``routes`` order.
+    public func publicTemplates() throws(FieldError) -> [RouteTemplate] {
+        var out: [RouteTemplate] = []
+        for (i, r) in routes.enumerated() {
+            do {
+                out.append(try RouteTemplate(parsing: prefix + r.path))
+            } catch {
+                throw error.nested(under: "routes[\(i)].path")
+            }
+        }
+        return out
+    }
+
+    /// Validates every field and normalises routes (method case, order).
+    /// - Throws: ``FieldError`` naming the first bad field.
+    public mutating func validate() throws(FieldError) {
+        _ = try ServiceURL(parsing: url, field: "url")
+        try TextRules.checkText(version, field: "version", maxLength: 64)
+        if version.isEmpty { throw FieldError(field: "version", message: "must not be empty") }
+        try TextRules.checkText(description, field: "description", maxLength: 1024)
+        try TextRules.checkText(prefix, field: "prefix", maxLength: 512)
+        if !prefix.isEmpty {
+            guard prefix.hasPrefix("/"), !prefix.hasSuffix("/") else {
+                throw FieldError(field: "prefix", message: "'\(Names.printable(prefix))' must start with '/' and not end with '/' (e.g. /api)")
+            }
+            let t: RouteTemplate
+            do { t = try RouteTemplate(parsing: prefix) } catch { throw error.nested(under: "prefix") }
+            if !t.parameterNames.isEmpty { throw FieldError(field: "prefix", message: "must not contain parameters") }
+        }
+        try TextRules.checkText(healthEndpoint, field: "health_endpoint", maxLength: 512)
+        guard healthEndpoint.hasPrefix("/"), !healthEndpoint.contains(" ") else {
+            throw FieldError(field: "health_endpoint", message: "'\(Names.printable(healthEndpoint))' must be a path starting with '/'")
+        }
+        guard tags.count <= 64 else { throw FieldError(field: "tags", message: "at most 64 tags are allowed") }
+        for (i, t) in tags.enumerated() {
+            try TextRules.checkText(t, field: "tags[\(i)]", maxLength: 128)
+            if t.isEmpty { throw FieldError(field: "tags[\(i)]", message: "must not be empty") }
+        }
+        guard ttlSeconds.isFinite, ttlSeconds >= 1, ttlSeconds <= 86_400 else {
+            throw FieldError(field: "ttl_seconds", message: "must be between 1 and 86400 seconds")
+        }
+        guard (1...1000).contains(weight) else { throw FieldError(field: "weight", message: "must be between 1 and 1000") }
+        guard metadata.count <= 64 else { throw FieldError(field: "metadata", message: "at most 64 entries are allowed") }
+        for (k, v) in metadata {
+            try TextRules.checkText(k, field: "metadata", maxLength: 128)
+            try TextRules.checkText(v, field: "metadata.\(k)", maxLength: 1024)
+        }
+        if let lb = loadBalancer {
+            try TextRules.checkText(lb, field: "load_balancer", maxLength: 64)
+            guard TextRules.isToken(lb) else { throw FieldError(field: "load_balancer", message: "'\(Names.printable(lb))' is not a balancer name") }
+        }
+        guard routes.count <= Self.maxRoutes else {
+            throw FieldError(field: "routes", message: "at most \(Self.maxRoutes) routes are allowed per instance")
+        }
+        var seen = Set<String>()
+        for i in routes.indices {
+            do {
+                try routes[i].validated()
+            } catch {
+                throw error.nested(under: "routes[\(i)]")
+            }
+            let template: RouteTemplate
+            do { template = try RouteTemplate(parsing: prefix + routes[i].path) } catch { throw error.nested(under: "routes[\(i)].path") }
+            if ReservedPaths.isReserved(template) {
+                throw FieldError(
+                    field: "routes[\(i)].path",
+                    message: "'\(prefix + routes[i].path)' is reserved for the gateway (/health and /_tapper/ belong to it)"
+                )
+            }
+            let key = template.shape + " " + routes[i].methods.joined(separator: ",")
+            if !seen.insert(key).inserted {
+                throw FieldError(field: "routes[\(i)]", message: "duplicates an earlier route '\(routes[i].path)'")
+            }
+        }
+    }
+}
+
+/// Paths the gateway answers itself.
+public enum ReservedPaths {
+    /// `/health` exactly and anything under `/_tapper/`.
+    public static func isReserved(_ template: RouteTemplate) -> Bool {
+        guard case .literal(let first)? = template.segments.first else { return false }
+        if first == "_tapper" { return true }
+        return template.segments == [.literal("health")]
+    }
+}

@@ -1,0 +1,3 @@
+import TapperCLI
+
+await TapperMain.run()

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+import TapperCore
+
+@Suite struct ServiceRegistrationTests {
+    func field(_ mutate: (inout ServiceRegistration) -> Void) -> String? {
+        var r = ServiceRegistration(url: "http://127.0.0.1:9000", routes: [RouteSpec(methods: ["get"], path: "/a")])
+        mutate(&r)
+        do {
+            try r.validate()
+            return nil
+        } catch {
+            return error.field
+        }
+    }
+
+    @Test func validRegistrationNormalisesMethods() throws {
+        var r = ServiceRegistration(url: "http://127.0.0.1:9000/", routes: [RouteSpec(methods: ["post", "get", "GET"], path: "/a")])
+        try r.validate()
+        #expect(r.routes[0].methods == ["GET", "POST"])
+    }
+
+    @Test func eachBadFieldIsNamed() {
+        #expect(field { $0.url = "ftp://x" } == "url")
+        #expect(field { $0.url = "http://x:0" } == "url")
+        #expect(field { $0.url = "http://x:80/path" } == "url")
+        #expect(field { $0.url = "http://u:p@x" } == "url")
+        #expect(field { $0.version = "1\r\nX-Evil: 1" } == "version")
+        #expect(field { $0.description = "a\nb" } == "description")
+        #expect(field { $0.prefix = "api" } == "prefix")
+        #expect(field { $0.prefix = "/api/" } == "prefix")
+        #expect(field { $0.prefix = "/{x}" } == "prefix")
+        #expect(field { $0.healthEndpoint = "health" } == "health_endpoint")
+        #expect(field { $0.tags = ["ok", "bad\r"] } == "tags[1]")
+        #expect(field { $0.ttlSeconds = 0 } == "ttl_seconds")
+        #expect(field { $0.ttlSeconds = .infinity } == "ttl_seconds")
+        #expect(field { $0.weight = 0 } == "weight")
+        #expect(field { $0.metadata = ["k": "v\n"] } == "metadata.k")
+        #expect(field { $0.routes = [RouteSpec(path: "/ok"), RouteSpec(path: "/{x")] } == "routes[1].path")
+        #expect(field { $0.routes = [RouteSpec(methods: ["GE T"], path: "/ok")] } == "routes[0].methods[0]")
+        #expect(field { $0.routes = [RouteSpec(path: "/health")] } == "routes[0].path")
+        #expect(field { $0.routes = [RouteSpec(path: "/_tapper/x")] } == "routes[0].path")
+        #expect(field { $0.routes = [RouteSpec(path: "/a"), RouteSpec(path: "/a")] } == "routes[1]")
+        #expect(field { $0.loadBalancer = "round robin" } == "load_balancer")
+    }
+
+    @Test func healthUnderAPrefixIsAllowed() {
+        #expect(field { $0.prefix = "/svc"; $0.routes = [RouteSpec(path: "/health")] } == nil)
+    }
+
+    @Test func serviceAndInstanceNames() {
+        #expect(throws: FieldError.self) { try Names.validateServiceName("-a") }
+        #expect(throws: FieldError.self) { try Names.validateServiceName(String(repeating: "a", count: 64)) }
+        #expect(throws: FieldError.self) { try Names.validateInstanceID("a/b") }
+        #expect(throws: Never.self) { try Names.validateServiceName("user-service") }
+        #expect(throws: Never.self) { try Names.validateInstanceID("10.0.0.1:8080") }
+    }
+
+    @Test func urlParsing() throws {
+        let u = try ServiceURL(parsing: "http://[::1]:8080")
+        #expect(u.connectHost == "::1" && u.port == 8080)
+        #expect(try ServiceURL(parsing: "https://Example.com").port == 443)
+        #expect(Names.defaultInstanceID(for: try ServiceURL(parsing: "http://127.0.0.1:8002")) == "127.0.0.1-8002")
+    }
+
+    @Test func decodingIsStrictAboutUnknownKeys() throws {
+        let json = Data(#"{"url": "http://127.0.0.1:1", "ttl": 5}"#.utf8)
+        #expect(throws: StrictKeys.UnknownKey.self) { try JSONDecoder().decode(ServiceRegistration.self, from: json) }
+        let nested = Data(#"{"url": "http://127.0.0.1:1", "routes": [{"path": "/a", "method": "GET"}]}"#.utf8)
+        do {
+            _ = try JSONDecoder().decode(ServiceRegistration.self, from: nested)
+            Issue.record("expected failure")
+        } catch let e as StrictKeys.UnknownKey {
+            #expect(StrictKeys.fieldPath(e.path + [e.key]) == "routes[0].method")
+        }
+    }
+
+    @Test func instanceRecordRoundTripsFlattened() throws {
+        let reg = ServiceRegistration(url: "http://127.0.0.1:1", version: "1.2.3", routes: [RouteSpec(methods: ["GET"], path: "/a", isPublic: true)])
+        let rec = InstanceRecord(service: "s", instanceID: "i", registration: reg, createIndex: 3, modifyIndex: 4, heartbeatAgeSeconds: 1.5)
+        let data = try JSONEncoder().encode(rec)
+        let obj = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(obj["version"] as? String == "1.2.3")
+        #expect(obj["instance_id"] as? String == "i")
+        #expect(obj["index"] as? Int == 4)
+        #expect(try JSONDecoder().decode(InstanceRecord.self, from: data) == rec)
+    }
+}
