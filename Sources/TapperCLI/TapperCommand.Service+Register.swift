@@ -98,7 +98,7 @@ extension TapperCommand.Service {
         static func flagMessage(_ e: FieldError) -> String {
             let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix"]
             if let flag = map[e.field] { return "\(flag): \(e.message)" }
-            if e.field.hasPrefix("routes[") { return "--route: \(e.message)" }
+            if e.field.hasPrefix("routes[") || e.field.hasPrefix("route") { return "--route: \(e.message)" }
             if e.field.hasPrefix("tags[") { return "--tag: \(e.message)" }
             return e.description
         }

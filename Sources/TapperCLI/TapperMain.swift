@@ -1,8 +1,17 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The process entry point, so `main.swift` stays one line.
 public enum TapperMain {
     public static func run() async {
+        // Line-buffer stdout even when it is a pipe, so scripts and supervisors see each line
+        // as it happens (e.g. "registered …" from --keep-alive).
+        setvbuf(stdout, nil, _IOLBF, 0)
         await TapperCommand.main()
     }
 }

@@ -26,7 +26,11 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         default:
             throw FieldError(field: "route", message: "'\(Names.printable(spec))' must look like 'GET /users/{user_id}' or '/path'")
         }
-        try validated()
+        do {
+            try validated()
+        } catch {
+            throw error.nested(under: "route")
+        }
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -37,9 +41,9 @@ public struct RouteSpec: Hashable, Sendable, Codable {
     public init(from decoder: any Decoder) throws {
         try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        methods = try c.decodeIfPresent([String].self, forKey: .methods) ?? []
+        methods = try c.strictOptional([String].self, .methods) ?? []
         path = try c.decode(String.self, forKey: .path)
-        isPublic = try c.decodeIfPresent(Bool.self, forKey: .isPublic) ?? false
+        isPublic = try c.strictOptional(Bool.self, .isPublic) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -57,16 +57,22 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         url = try c.decode(String.self, forKey: .url)
-        version = try c.decodeIfPresent(String.self, forKey: .version) ?? "0.0.0"
-        description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
-        prefix = try c.decodeIfPresent(String.self, forKey: .prefix) ?? ""
-        healthEndpoint = try c.decodeIfPresent(String.self, forKey: .healthEndpoint) ?? "/health"
-        tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? []
-        routes = try c.decodeIfPresent([RouteSpec].self, forKey: .routes) ?? []
-        ttlSeconds = try c.decodeIfPresent(Double.self, forKey: .ttlSeconds) ?? Self.defaultTTLSeconds
-        weight = try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1
-        metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:]
-        loadBalancer = try c.decodeIfPresent(String.self, forKey: .loadBalancer)
+        version = try c.strictOptional(String.self, .version) ?? "0.0.0"
+        description = try c.strictOptional(String.self, .description) ?? ""
+        prefix = try c.strictOptional(String.self, .prefix) ?? ""
+        healthEndpoint = try c.strictOptional(String.self, .healthEndpoint) ?? "/health"
+        tags = try c.strictOptional([String].self, .tags) ?? []
+        routes = try c.strictOptional([RouteSpec].self, .routes) ?? []
+        ttlSeconds = try c.strictOptional(Double.self, .ttlSeconds) ?? Self.defaultTTLSeconds
+        // Decoded as a number first: JSONDecoder reports a fractional Int without a coding path.
+        if let w = try c.strictOptional(Double.self, .weight) {
+            guard w.rounded() == w, abs(w) < 1e9 else { throw FieldError(field: "weight", message: "must be an integer") }
+            weight = Int(w)
+        } else {
+            weight = 1
+        }
+        metadata = try c.strictOptional([String: String].self, .metadata) ?? [:]
+        loadBalancer = try c.strictOptional(String.self, .loadBalancer)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -171,5 +177,17 @@ public enum ReservedPaths {
         guard case .literal(let first)? = template.segments.first else { return false }
         if first == "_tapper" { return true }
         return template.segments == [.literal("health")]
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Like `decodeIfPresent`, but an explicit `null` is a type error naming the key rather than
+    /// silently meaning "absent".
+    func strictOptional<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(T.self, .init(codingPath: codingPath + [key], debugDescription: "null"))
+        }
+        return try decode(T.self, forKey: key)
     }
 }

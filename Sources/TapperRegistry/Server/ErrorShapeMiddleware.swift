@@ -10,16 +10,17 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
-        } catch let error as HTTPError {
+        } catch let error as any HTTPResponseError {
+            let headers = (error as? HTTPError)?.headers ?? [:]
             switch error.status {
             case .notFound:
                 throw APIError(.notFound, code: "not_found", message: "no such endpoint: \(request.method) \(request.uri.path)")
             case .contentTooLarge:
                 throw APIError(.contentTooLarge, code: "too_large", message: "request body is too large", field: "body")
             case .methodNotAllowed:
-                throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "method \(request.method) is not allowed here", headers: error.headers)
+                throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "method \(request.method) is not allowed here", headers: headers)
             default:
-                throw APIError(error.status, code: "error", message: error.body ?? error.status.reasonPhrase, headers: error.headers)
+                throw APIError(error.status, code: "error", message: (error as? HTTPError)?.body ?? error.status.reasonPhrase, headers: headers)
             }
         } catch let error as RegistryBackendError {
             switch error.kind {
