@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "TapperCore", targets: ["TapperCore"]),
         .library(name: "TapperRegistry", targets: ["TapperRegistry"]),
         .library(name: "TapperClient", targets: ["TapperClient"]),
+        .library(name: "TapperGateway", targets: ["TapperGateway"]),
         .library(name: "TapperCLI", targets: ["TapperCLI"]),
         .library(name: "TapperTesting", targets: ["TapperTesting"]),
     ],
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(
@@ -61,11 +63,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TapperGateway",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                "TapperClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TapperCLI",
             dependencies: [
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",
+                "TapperGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -105,6 +125,11 @@ let package = Package(
         .testTarget(
             name: "TapperClientTests",
             dependencies: ["TapperClient", "TapperRegistry", "TapperTesting"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "TapperGatewayTests",
+            dependencies: ["TapperGateway", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: testSettings
         ),
         .testTarget(

@@ -71,3 +71,26 @@ import TapperCore
         #expect(PercentDecoding.decode("%FF") == nil)
     }
 }
+
+@Suite struct PathSafetyTests {
+    @Test(arguments: [
+        ("/a/../b", PathSafety.Violation.dotSegment),
+        ("/a/./b", .dotSegment),
+        ("/a/..", .dotSegment),
+        ("/a/%2e%2e/b", .dotSegment),
+        ("/a/%2E./b", .dotSegment),
+        ("/a%2Fb", .encodedSeparator),
+        ("/a%5cb", .encodedSeparator),
+        ("/a\\b", .backslash),
+        ("/a%00", .controlCharacter),
+        ("/a%zz", .badEscape),
+    ])
+    func rejects(path: String, violation: PathSafety.Violation) {
+        #expect(PathSafety.check(path) == violation)
+    }
+
+    @Test(arguments: ["/", "/a/b", "/a/...", "/a/.b", "/a/b.", "/files/v1.2/x", "//a", "/a%20b", "/caf%C3%A9"])
+    func accepts(path: String) {
+        #expect(PathSafety.check(path) == nil)
+    }
+}

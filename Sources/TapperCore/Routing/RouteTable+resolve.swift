@@ -19,7 +19,7 @@ extension RouteTable {
         if let (entryIndex, values) = search.run() {
             let entry = entries[entryIndex]
             let names = entry.template.parameterNames
-            return .matched(Match(entry: entry, parameters: Array(zip(names, values)).map { (name: $0.0, value: $0.1) }))
+            return .matched(Match(entryIndex: entryIndex, entry: entry, parameters: Array(zip(names, values)).map { (name: $0.0, value: $0.1) }))
         }
         if search.allowed.isEmpty { return .notFound }
         return .methodNotAllowed(allowed: search.allowed.sorted())

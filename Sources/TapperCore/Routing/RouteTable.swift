@@ -33,6 +33,8 @@ public struct RouteTable: Sendable {
 
     /// A successful match.
     public struct Match: Sendable {
+        /// Index of ``entry`` in ``RouteTable/entries``, for per-entry data kept beside the table.
+        public var entryIndex: Int
         public var entry: Entry
         /// Parameter values (percent-decoded), in template order.
         public var parameters: [(name: String, value: String)]

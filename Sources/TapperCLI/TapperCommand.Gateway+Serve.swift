@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TapperClient
+import TapperGateway
+import TapperRegistry
+import UnixSignals
+
+extension TapperCommand.Gateway {
+    /// `tapper gateway serve`
+    public struct Serve: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Route requests to healthy service instances.",
+            discussion: """
+                Without --registry the gateway runs an embedded registry (memory backend) and serves its API \
+                on 127.0.0.1:--registry-port, so 'tapper gateway serve' alone is a working system. With \
+                --registry http://HOST:PORT it follows that registry with blocking queries.
+
+                The gateway answers /health itself and serves /_tapper/routes, /_tapper/status and \
+                /_tapper/metrics. Requests are matched against the registered route templates (literal > \
+                typed parameter > parameter > catch-all), then proxied byte-exact to one instance.
+                """
+        )
+
+        @Option(help: "Address to listen on.")
+        public var host: String = "127.0.0.1"
+
+        @Option(help: "Port to listen on (0 picks a free port).")
+        public var port: Int = 8000
+
+        @Option(help: ArgumentHelp("Follow this registry (http://…) instead of running an embedded one.", valueName: "url"))
+        public var registry: String?
+
+        @Option(help: "Port of the embedded registry's API (ignored with --registry; 0 picks a free port).")
+        public var registryPort: Int = 8001
+
+        @Option(help: ArgumentHelp("Keep the embedded registry's registrations in DIR across restarts.", valueName: "dir"))
+        public var dataDir: String?
+
+        @Option(help: ArgumentHelp("Token file for the embedded registry's writes, or the remote registry's reads.", valueName: "file"))
+        public var tokenFile: String?
+
+        @Option(help: ArgumentHelp("Seconds between full resyncs with the registry.", valueName: "seconds"))
+        public var discoveryInterval: Double = 30
+
+        @Option(help: ArgumentHelp("Upstream connect and response timeout in seconds (→ 504).", valueName: "seconds"))
+        public var timeout: Double = 5
+
+        @Option(help: ArgumentHelp("Default load balancer.", valueName: "name"))
+        public var loadBalancer: String = "round-robin"
+
+        @Option(help: "Event-loop threads (0: one per core).")
+        public var threads: Int = 0
+
+        @Option(help: ArgumentHelp("Largest request body in bytes (→ 413).", valueName: "bytes"))
+        public var maxBodySize: Int64 = 2 * 1024 * 1024 * 1024
+
+        @Option(help: ArgumentHelp("Largest request head in bytes (→ 431).", valueName: "bytes"))
+        public var maxHeaderSize: Int = 32 * 1024
+
+        @Option(help: ArgumentHelp("Seconds a client has to send its request head (→ 408).", valueName: "seconds"))
+        public var headerTimeout: Double = 10
+
+        @Option(help: ArgumentHelp("Seconds before an idle client connection is closed.", valueName: "seconds"))
+        public var idleTimeout: Double = 60
+
+        @Option(help: ArgumentHelp("Seconds in-flight requests get to finish on SIGTERM.", valueName: "seconds"))
+        public var drainTimeout: Double = 30
+
+        @Flag(help: "Do not write an access-log line per request.")
+        public var noAccessLog = false
+
+        @OptionGroup public var logging: LoggingOptions
+
+        public init() {}
+
+        public func validate() throws {
+            guard (0...65535).contains(port), (0...65535).contains(registryPort) else { throw ValidationError("ports must be between 0 and 65535") }
+            if let registry {
+                let lower = registry.lowercased()
+                guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+                    throw ValidationError("--registry must be an http:// or https:// URL, got '\(registry)'")
+                }
+            }
+            guard timeout > 0, discoveryInterval > 0, headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
+                throw ValidationError("timeouts and intervals must be positive")
+            }
+            guard BalancerFactory().names.contains(loadBalancer) else {
+                throw ValidationError("--load-balancer must be one of \(BalancerFactory().names.joined(separator: ", "))")
+            }
+            guard threads >= 0, maxBodySize > 0, maxHeaderSize >= 1024 else { throw ValidationError("--threads, --max-body-size and --max-header-size must be positive") }
+        }
+
+        func gatewayConfiguration() -> GatewayConfiguration {
+            var c = GatewayConfiguration()
+            c.host = host
+            c.port = port
+            c.threads = threads
+            c.upstreamTimeout = .milliseconds(Int64(timeout * 1000))
+            c.maxBodyBytes = maxBodySize
+            c.maxHeaderBytes = maxHeaderSize
+            c.headerReadTimeout = .milliseconds(Int64(headerTimeout * 1000))
+            c.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+            c.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
+            c.accessLog = !noAccessLog
+            c.loadBalancer = loadBalancer
+            return c
+        }
+
+        public func run() async throws {
+            let logger = LogSetup.logger(label: "tapper.gateway", options: logging)
+            let interval = Duration.milliseconds(Int64(discoveryInterval * 1000))
+            var services: [any Service] = []
+            let state: GatewayState
+            let source: Discovery.Source
+            if let registry {
+                state = GatewayState(source: registry)
+                let token = tokenFile.flatMap { TokenSource.read(file: $0) } ?? ProcessInfo.processInfo.environment["TAPPER_TOKEN"]
+                source = .remote(RegistryClient(baseURL: registry, token: token))
+            } else {
+                let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
+                let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
+                let registryServer = RegistryServer(
+                    backend: backend, configuration: .init(host: "127.0.0.1", port: registryPort, token: { token.current() })
+                )
+                services.append(
+                    registryServer.application(logger: logger) { port in
+                        logger.notice("embedded registry listening on http://127.0.0.1:\(port) (backend: \(backend.displayName))")
+                    }
+                )
+                state = GatewayState(source: "embedded")
+                source = .backend(backend)
+            }
+            let gateway = Gateway(configuration: gatewayConfiguration(), state: state)
+            services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
+            services.append(GatewayServer(gateway: gateway, logger: logger))
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import NIOHTTP1
+import TapperCore
+
+/// The gateway's own endpoints: `/health`, `/_tapper/routes`, `/_tapper/status`,
+/// `/_tapper/metrics`.
+struct AdminResponder {
+    let gateway: Gateway
+
+    struct Reply {
+        var status: HTTPResponseStatus
+        var body: String
+        var contentType = "application/json"
+        var headers: [(String, String)] = []
+    }
+
+    func respond(method: HTTPMethod, path: Substring, query: Substring) -> Reply {
+        guard method == .GET || method == .HEAD else {
+            return Reply(status: .methodNotAllowed, body: GatewayErrors.body(code: "method_not_allowed", message: "use GET"), headers: [("Allow", "GET, HEAD")])
+        }
+        switch path {
+        case "/health": return health()
+        case "/_tapper/routes": return json(routes())
+        case "/_tapper/status": return json(status())
+        case "/_tapper/metrics":
+            return Reply(status: .ok, body: gateway.metricsText(), contentType: "text/plain; version=0.0.4")
+        default:
+            return Reply(status: .notFound, body: GatewayErrors.body(code: "not_found", message: "no such gateway endpoint"))
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    func json(_ value: some Encodable, status: HTTPResponseStatus = .ok) -> Reply {
+        let data = (try? Self.encoder.encode(value)) ?? Data("{}".utf8)
+        return Reply(status: status, body: String(decoding: data, as: UTF8.self))
+    }
+
+    // MARK: /health
+
+    struct HealthBody: Encodable {
+        struct ServiceHealth: Encodable {
+            var status: String
+            var instances: Int
+            var healthy: Int
+        }
+        var status: String
+        var services: [String: ServiceHealth]
+        var registry: String
+    }
+
+    /// The original Tapper's shape: `{"status": "healthy", "services": {...}}`. The gateway is
+    /// "healthy" when every service has a healthy instance, "degraded" otherwise; it answers 200
+    /// either way because the gateway itself is serving.
+    func health() -> Reply {
+        let snapshot = gateway.state.snapshot
+        var services: [String: HealthBody.ServiceHealth] = [:]
+        for s in snapshot.catalog.services {
+            let targets = s.instances.compactMap { snapshot.instances[s.name + "/" + $0.instanceID] }
+            let healthy = gateway.health.routable(targets).count
+            services[s.name] = .init(status: healthy > 0 ? "healthy" : "unhealthy", instances: s.instances.count, healthy: healthy)
+        }
+        let allHealthy = services.values.allSatisfy { $0.status == "healthy" }
+        let discovery = gateway.state.discoveryStatus
+        return json(HealthBody(status: allHealthy ? "healthy" : "degraded", services: services, registry: discovery.reachable ? "reachable" : "unreachable"))
+    }
+
+    // MARK: /_tapper/routes
+
+    struct RoutesBody: Encodable {
+        struct Route: Encodable {
+            var method: String
+            var template: String
+            var service: String
+            var instances: [String]
+            var `public`: Bool
+        }
+        var index: UInt64
+        var routes: [Route]
+        var conflicts: [String]
+    }
+
+    func routes() -> RoutesBody {
+        let snapshot = gateway.state.snapshot
+        let routes = snapshot.table.entries.map { e in
+            RoutesBody.Route(method: e.methods.first ?? "*", template: e.template.raw, service: e.service, instances: e.instanceIDs, public: e.isPublic)
+        }.sorted { ($0.template, $0.method) < ($1.template, $1.method) }
+        return RoutesBody(
+            index: snapshot.table.index, routes: routes,
+            conflicts: snapshot.table.conflicts.map { "\($0.method) \($0.template): owned by \($0.owner), refused for \($0.refused)" }
+        )
+    }
+
+    // MARK: /_tapper/status
+
+    struct StatusBody: Encodable {
+        struct Registry: Encodable {
+            var source: String
+            var reachable: Bool
+            var lastError: String?
+            var lastContactAgeSeconds: Double?
+            enum CodingKeys: String, CodingKey {
+                case source, reachable
+                case lastError = "last_error"
+                case lastContactAgeSeconds = "last_contact_age_seconds"
+            }
+        }
+        struct Gateway: Encodable {
+            var tableIndex: UInt64
+            var tableAgeSeconds: Double
+            var stale: Bool
+            var registry: Registry
+            var requestsInFlight: Int
+            var openConnections: Int
+            var uptimeSeconds: Double
+            enum CodingKeys: String, CodingKey {
+                case tableIndex = "table_index"
+                case tableAgeSeconds = "table_age_seconds"
+                case stale, registry
+                case requestsInFlight = "requests_in_flight"
+                case openConnections = "open_connections"
+                case uptimeSeconds = "uptime_seconds"
+            }
+        }
+        struct Instance: Encodable {
+            var id: String
+            var url: String
+            var version: String
+            var state: String
+            var weight: Int
+            var heartbeatAgeSeconds: Double?
+            var expiresInSeconds: Double?
+            enum CodingKeys: String, CodingKey {
+                case id, url, version, state, weight
+                case heartbeatAgeSeconds = "last_heartbeat_age_seconds"
+                case expiresInSeconds = "expires_in_seconds"
+            }
+        }
+        struct Service: Encodable {
+            var name: String
+            var versions: [String]
+            var healthy: Int
+            var total: Int
+            var routes: Int
+            var instances: [Instance]
+        }
+        var view = "gateway"
+        var gateway: Gateway
+        var services: [Service]
+    }
+
+    func status() -> StatusBody {
+        let snapshot = gateway.state.snapshot
+        let d = gateway.state.discoveryStatus
+        let now = ContinuousClock.now
+        let routesPerService = Dictionary(grouping: snapshot.table.entries, by: \.service).mapValues { Set($0.map(\.template.raw)).count }
+        let services = snapshot.catalog.services.map { s -> StatusBody.Service in
+            let targets = s.instances.compactMap { snapshot.instances[s.name + "/" + $0.instanceID] }
+            let routable = Set(gateway.health.routable(targets).map(\.instanceID))
+            let instances = s.instances.map { i in
+                StatusBody.Instance(
+                    id: i.instanceID, url: i.registration.url, version: i.registration.version,
+                    state: gateway.instanceState(service: s.name, instanceID: i.instanceID, routable: routable.contains(i.instanceID)),
+                    weight: i.registration.weight, heartbeatAgeSeconds: i.heartbeatAgeSeconds, expiresInSeconds: i.expiresInSeconds
+                )
+            }
+            return StatusBody.Service(
+                name: s.name, versions: Array(Set(s.instances.map(\.registration.version))).sorted(), healthy: routable.count,
+                total: s.instances.count, routes: routesPerService[s.name] ?? 0, instances: instances
+            )
+        }
+        return StatusBody(
+            gateway: .init(
+                tableIndex: snapshot.table.index,
+                tableAgeSeconds: seconds(d.tableBuiltAt.duration(to: now)),
+                stale: !d.reachable,
+                registry: .init(source: d.source, reachable: d.reachable, lastError: d.lastError, lastContactAgeSeconds: d.lastContact.map { seconds($0.duration(to: now)) }),
+                requestsInFlight: gateway.requestsInFlight,
+                openConnections: gateway.openConnectionCount,
+                uptimeSeconds: seconds(gateway.startedAt.duration(to: now))
+            ),
+            services: services
+        )
+    }
+
+    func seconds(_ d: Duration) -> Double {
+        let (s, a) = d.components
+        return ((Double(s) + Double(a) / 1e18) * 1000).rounded() / 1000
+    }
+}
+
+extension Gateway {
+    /// An instance's state as `/_tapper/status` reports it.
+    func instanceState(service: String, instanceID: String, routable: Bool) -> String {
+        if let described = (health as? any DescribingHealthView)?.describe(service: service, instanceID: instanceID) { return described }
+        return routable ? "healthy" : "unhealthy"
+    }
+
+    /// Prometheus text exposition of the gateway's metrics.
+    func metricsText() -> String {
+        if let metrics = (outcomes as? any MetricsSource) ?? (health as? any MetricsSource) { return metrics.prometheusText() + basicMetrics() }
+        return basicMetrics()
+    }
+
+    func basicMetrics() -> String {
+        """
+        # TYPE tapper_requests_in_flight gauge
+        tapper_requests_in_flight \(requestsInFlight)
+        # TYPE tapper_open_connections gauge
+        tapper_open_connections \(openConnectionCount)
+
+        """
+    }
+}
+
+/// A health view that can name an instance's state (healthy, unhealthy, ejected, …).
+public protocol DescribingHealthView: HealthView {
+    func describe(service: String, instanceID: String) -> String?
+}
+
+/// Something that contributes Prometheus text to `/_tapper/metrics`.
+public protocol MetricsSource: Sendable {
+    func prometheusText() -> String
+}

@@ -1,0 +1,141 @@
+import Atomics
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TapperCore
+
+/// The gateway's shared core: configuration, the routing state, per-event-loop contexts and
+/// the counters the admin endpoints report. Shared by every connection handler.
+public final class Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    public let state: GatewayState
+    public let health: any HealthView
+    public let balancers: BalancerFactory
+    let group: MultiThreadedEventLoopGroup
+    let loops: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    let inFlight = ManagedAtomic<Int>(0)
+    let openConnections = ManagedAtomic<Int>(0)
+    let totalRequests = ManagedAtomic<Int>(0)
+    let startedAt = ContinuousClock.now
+    let outcomes: (any OutcomeObserver)?
+
+    /// - Parameters:
+    ///   - configuration: settings.
+    ///   - state: the routing state discovery updates.
+    ///   - health: which instances may receive traffic.
+    ///   - balancers: balancer names available to `--load-balancer` and registrations.
+    ///   - outcomes: told about every upstream success and failure (passive health).
+    public init(
+        configuration: GatewayConfiguration, state: GatewayState, health: any HealthView = AllHealthy(),
+        balancers: BalancerFactory = BalancerFactory(), outcomes: (any OutcomeObserver)? = nil
+    ) {
+        self.configuration = configuration
+        self.state = state
+        self.health = health
+        self.balancers = balancers
+        self.outcomes = outcomes
+        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var loops: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        for loop in group.makeIterator() {
+            loops[ObjectIdentifier(loop)] = NIOLoopBound(LoopContext(eventLoop: loop, configuration: configuration), eventLoop: loop)
+        }
+        self.loops = loops
+    }
+
+    func context(for loop: any EventLoop) -> LoopContext {
+        loops[ObjectIdentifier(loop)]!.value
+    }
+
+    /// The admin endpoints' responder.
+    var admin: AdminResponder { AdminResponder(gateway: self) }
+
+    // MARK: counters
+
+    func connectionOpened() { openConnections.wrappingIncrement(ordering: .relaxed) }
+    func connectionClosed() { openConnections.wrappingDecrement(ordering: .relaxed) }
+    func requestStarted() { inFlight.wrappingIncrement(ordering: .relaxed) }
+
+    /// Client connections open right now.
+    public var openConnectionCount: Int { openConnections.load(ordering: .relaxed) }
+
+    /// Requests being proxied right now.
+    public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    func requestFinished(exchange: Exchange, loop: LoopContext) {
+        inFlight.wrappingDecrement(ordering: .relaxed)
+        totalRequests.wrappingIncrement(ordering: .relaxed)
+        if let log = loop.accessLog {
+            let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e6
+            log.append(
+                "method=\(exchange.method.rawValue) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.entry.service) route=\(AccessLogBuffer.value(exchange.entry.template.raw)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes) outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
+            )
+        }
+    }
+
+    func localResponse(method: HTTPMethod, path: String, status: Int, requestID: String, started: NIODeadline, loop: LoopContext) {
+        totalRequests.wrappingIncrement(ordering: .relaxed)
+        if let log = loop.accessLog {
+            let ms = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+            log.append("method=\(method.rawValue) path=\(AccessLogBuffer.value(path)) status=\(status) service=- duration_ms=\(String(format: ms)) request_id=\(requestID)")
+        }
+    }
+
+    // MARK: balancing
+
+    /// Picks a target among `candidates` not yet tried, with the service's balancer.
+    func pick(from candidates: [UpstreamTarget], excluding tried: [String], service: String, loop: LoopContext) -> UpstreamTarget? {
+        let usable = tried.isEmpty ? candidates : candidates.filter { !tried.contains($0.key) }
+        guard !usable.isEmpty else { return nil }
+        if usable.count == 1 { return usable[0] }
+        var balancer = loop.balancers[service] ?? makeBalancer(for: service)
+        let i = balancer.pick(from: usable.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight, inFlight: 0) })
+        loop.balancers[service] = balancer
+        return usable[max(0, min(i, usable.count - 1))]
+    }
+
+    func makeBalancer(for service: String) -> any LoadBalancer {
+        let name = state.snapshot.balancerOverrides[service] ?? configuration.loadBalancer
+        return balancers.make(name) ?? balancers.make(configuration.loadBalancer) ?? RoundRobinBalancer()
+    }
+
+    func balancerFinished(_ target: UpstreamTarget, loop: LoopContext) {
+        loop.balancers[target.service]?.requestFinished(target.instanceID)
+    }
+
+    func noteOutcome(target: UpstreamTarget?, success: Bool) {
+        guard let target, let outcomes else { return }
+        outcomes.observe(target: target, success: success)
+    }
+}
+
+/// Told about each upstream attempt's outcome (passive health checking plugs in here).
+public protocol OutcomeObserver: Sendable {
+    func observe(target: UpstreamTarget, success: Bool)
+}
+
+/// Named balancer constructors: the built-in ones plus any a library user registers.
+public struct BalancerFactory: Sendable {
+    var makers: [String: @Sendable () -> any LoadBalancer]
+
+    public init() {
+        makers = ["round-robin": { RoundRobinBalancer() }]
+    }
+
+    /// Adds (or replaces) a balancer available by `name`.
+    public mutating func register(_ name: String, _ make: @escaping @Sendable () -> any LoadBalancer) {
+        makers[name] = make
+    }
+
+    public func make(_ name: String) -> (any LoadBalancer)? { makers[name]?() }
+
+    public var names: [String] { makers.keys.sorted() }
+}
+
+extension String {
+    init(format value: Double) {
+        let thousandths = Int((value * 1000).rounded())
+        let frac = String(thousandths % 1000).leftPadded(to: 3)
+        self = "\(thousandths / 1000).\(frac)"
+    }
+}

@@ -1,0 +1,35 @@
+/// Every setting of the gateway, with the defaults of DESIGN.md.
+public struct GatewayConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// Event-loop threads serving connections (0: one per core).
+    public var threads = 0
+    /// Upstream connect timeout and time allowed between upstream reads (→ 504).
+    public var upstreamTimeout: Duration = .seconds(5)
+    /// Largest request body accepted (→ 413), streamed and counted, never buffered.
+    public var maxBodyBytes: Int64 = 2 * 1024 * 1024 * 1024
+    /// Largest request head (request line + headers) accepted (→ 431).
+    public var maxHeaderBytes = 32 * 1024
+    /// Longest request target accepted (→ 414).
+    public var maxURIBytes = 8 * 1024
+    /// Time a client has to send a complete request head (→ 408 and close).
+    public var headerReadTimeout: Duration = .seconds(10)
+    /// Idle keep-alive client connections are closed after this long.
+    public var idleTimeout: Duration = .seconds(60)
+    /// On SIGTERM, how long in-flight requests may take before connections are cut.
+    public var drainTimeout: Duration = .seconds(30)
+    /// Idle pooled upstream connections per instance and event loop.
+    public var maxIdleUpstreamConnections = 128
+    /// Request bodies up to this size are kept so a retry can replay them.
+    public var retryBufferBytes = 64 * 1024
+    /// How many different instances one request may try.
+    public var maxAttempts = 3
+    /// Write one logfmt access-log line per request to stdout.
+    public var accessLog = true
+    /// Add `X-Tapper-Instance` (service/instance) to responses.
+    public var exposeInstanceHeader = true
+    /// Gateway-wide default balancer.
+    public var loadBalancer = "round-robin"
+
+    public init() {}
+}

@@ -1,0 +1,70 @@
+import NIOConcurrencyHelpers
+import TapperCore
+
+/// The gateway's shared, swappable view of the world: the current routing snapshot and how
+/// fresh it is. Readers take a lock only long enough to copy a reference.
+public final class GatewayState: Sendable {
+    /// How discovery is doing, for `/_tapper/status`.
+    public struct DiscoveryStatus: Sendable {
+        /// Where the catalog comes from (a URL or "embedded").
+        public var source: String
+        public var reachable: Bool
+        /// When the current table was built.
+        public var tableBuiltAt: ContinuousClock.Instant
+        /// Last time the registry answered.
+        public var lastContact: ContinuousClock.Instant?
+        public var lastError: String?
+    }
+
+    private let snapshotBox: NIOLockedValueBox<RoutingSnapshot>
+    private let statusBox: NIOLockedValueBox<DiscoveryStatus>
+    private let changeListeners = NIOLockedValueBox<[@Sendable (RoutingSnapshot) -> Void]>([])
+
+    public init(source: String) {
+        snapshotBox = NIOLockedValueBox(.empty)
+        statusBox = NIOLockedValueBox(DiscoveryStatus(source: source, reachable: false, tableBuiltAt: .now))
+    }
+
+    /// The routing snapshot requests should use now.
+    public var snapshot: RoutingSnapshot { snapshotBox.withLockedValue { $0 } }
+
+    public var discoveryStatus: DiscoveryStatus { statusBox.withLockedValue { $0 } }
+
+    /// Installs a new catalog (if it differs) and records a successful contact.
+    public func install(_ catalog: CatalogSnapshot) {
+        let now = ContinuousClock.now
+        var installed: RoutingSnapshot?
+        let current = snapshotBox.withLockedValue { $0.catalog }
+        if current != catalog || current.index == 0 {
+            let fresh = RoutingSnapshot(catalog: catalog)
+            snapshotBox.withLockedValue { $0 = fresh }
+            installed = fresh
+        }
+        statusBox.withLockedValue { s in
+            s.reachable = true
+            s.lastContact = now
+            s.lastError = nil
+            if installed != nil { s.tableBuiltAt = now }
+        }
+        if let installed {
+            for listener in changeListeners.withLockedValue({ $0 }) { listener(installed) }
+        }
+    }
+
+    /// Records that the registry could not be reached; routing keeps the last table.
+    /// - Returns: true when this is the first failure after a success (log it once).
+    @discardableResult
+    public func markUnreachable(_ error: String) -> Bool {
+        statusBox.withLockedValue { s in
+            let first = s.reachable || s.lastError == nil
+            s.reachable = false
+            s.lastError = error
+            return first
+        }
+    }
+
+    /// Calls `listener` after each installed change (health checkers use it).
+    public func onChange(_ listener: @escaping @Sendable (RoutingSnapshot) -> Void) {
+        changeListeners.withLockedValue { $0.append(listener) }
+    }
+}

@@ -1,0 +1,33 @@
+/// Fast, unique-enough request ids: a per-event-loop xorshift generator seeded from the
+/// system's random source (no syscall per request).
+struct RequestIDGenerator {
+    var state: (UInt64, UInt64)
+
+    init() {
+        var rng = SystemRandomNumberGenerator()
+        state = (rng.next() | 1, rng.next() | 1)
+    }
+
+    mutating func next() -> UInt64 {
+        var s1 = state.0
+        let s0 = state.1
+        state.0 = s0
+        s1 ^= s1 << 23
+        state.1 = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)
+        return state.1 &+ s0
+    }
+
+    /// 32 lowercase hex digits.
+    mutating func make() -> String {
+        let a = next()
+        let b = next()
+        return String(unsafeUninitializedCapacity: 32) { buf in
+            let digits: StaticString = "0123456789abcdef"
+            digits.withUTF8Buffer { d in
+                for i in 0..<16 { buf[i] = d[Int((a >> (60 - UInt64(i) * 4)) & 0xF)] }
+                for i in 0..<16 { buf[16 + i] = d[Int((b >> (60 - UInt64(i) * 4)) & 0xF)] }
+            }
+            return 32
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import TapperCore
+
+/// Everything the data path needs from one catalog: the compiled route table and, for each of
+/// its entries, the upstream targets that may serve it. Immutable; replaced whole on change.
+public struct RoutingSnapshot: Sendable {
+    public let catalog: CatalogSnapshot
+    public let table: RouteTable
+    /// Targets per route-table entry, in entry order.
+    public let targets: [[UpstreamTarget]]
+    /// Every target by `service/instance`.
+    public let instances: [String: UpstreamTarget]
+    /// Per-service balancer overrides from registrations.
+    public let balancerOverrides: [String: String]
+
+    public init(catalog: CatalogSnapshot) {
+        self.catalog = catalog
+        let table = RouteTable(snapshot: catalog)
+        var instances: [String: UpstreamTarget] = [:]
+        var overrides: [String: String] = [:]
+        for record in catalog.allInstances {
+            guard let url = record.registration.serviceURL else { continue }
+            let t = UpstreamTarget(
+                service: record.service, instanceID: record.instanceID, url: url, weight: record.registration.weight,
+                healthEndpoint: record.registration.healthEndpoint, version: record.registration.version
+            )
+            instances[t.key] = t
+            if let lb = record.registration.loadBalancer { overrides[record.service] = lb }
+        }
+        self.table = table
+        self.instances = instances
+        self.balancerOverrides = overrides
+        self.targets = table.entries.map { entry in
+            entry.instanceIDs.compactMap { instances[entry.service + "/" + $0] }
+        }
+    }
+
+    public static let empty = RoutingSnapshot(catalog: CatalogSnapshot(index: 0, services: []))
+}

@@ -1,0 +1,90 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The gateway's listener as a `Service`: binds, serves until graceful shutdown, then stops
+/// accepting, lets in-flight requests finish within the drain timeout, and exits.
+public struct GatewayServer: Service {
+    public let gateway: Gateway
+    let logger: Logger
+    let onListening: @Sendable (Int) async -> Void
+
+    /// - Parameter onListening: receives the bound port (useful with port 0).
+    public init(gateway: Gateway, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
+        self.gateway = gateway
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let gateway = self.gateway
+        let config = gateway.configuration
+        let quiesce = ServerQuiescingHelper(group: gateway.group)
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = max(config.maxHeaderBytes, config.maxURIBytes) + 1024
+        decoderLimits.maxHeaderListSize = config.maxHeaderBytes * 2
+        decoderLimits.maxHeaderFieldCount = 1000
+        let channel = try await ServerBootstrap(group: gateway.group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 8)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let loop = gateway.context(for: channel.eventLoop)
+                    let guardHandler = ConnectionGuard()
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(guardHandler)
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: false,
+                        withOutboundHeaderValidation: true,
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: decoderLimits
+                    )
+                    try sync.addHandler(ProxyHandler(gateway: gateway, loop: loop, guardHandler: guardHandler))
+                }
+            }
+            .bind(host: config.host, port: config.port)
+            .get()
+        let port = channel.localAddress?.port ?? config.port
+        logger.notice("gateway listening on http://\(config.host):\(port)")
+        await onListening(port)
+
+        try? await gracefulShutdown()
+
+        logger.notice("gateway draining", metadata: ["in_flight": "\(gateway.requestsInFlight)", "drain_timeout": "\(config.drainTimeout)"])
+        let drained = gateway.group.next().makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drained)
+        let finished = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                (try? await drained.futureResult.get()) != nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: config.drainTimeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !finished {
+            logger.warning("drain timeout reached; closing the remaining connections", metadata: ["in_flight": "\(gateway.requestsInFlight)"])
+        }
+        for loop in gateway.group.makeIterator() {
+            let bound = gateway.loops[ObjectIdentifier(loop)]!
+            try? await loop.submit { bound.value.pool.closeAll(); bound.value.accessLog?.flush() }.get()
+        }
+        try? await channel.closeFuture.get()
+        try await gateway.group.shutdownGracefully()
+        logger.notice("gateway stopped")
+    }
+}

@@ -1,0 +1,171 @@
+"""Which of an app's routes are published, and in what form the registry accepts them."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+
+from starlette.routing import Route
+
+logger = logging.getLogger("tapper")
+
+# Starlette's built-in convertors; the registry (and the gateway's router) know exactly these.
+KNOWN_CONVERTORS = ("str", "int", "float", "uuid", "path")
+_PARAM_RE = re.compile(r"\{([^{}:]*)(?::([^{}]*))?\}")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+try:  # FastAPI >= 0.1xx keeps included routers lazily; this walks them like the OpenAPI generator does.
+    from fastapi.routing import iter_route_contexts as _iter_route_contexts
+except Exception:  # pragma: no cover - older FastAPI flattens included routers into app.routes
+    _iter_route_contexts = None
+
+try:
+    from fastapi.routing import APIRoute as _APIRoute
+except Exception:  # pragma: no cover - plain Starlette
+    _APIRoute = None
+
+
+def iter_routes(app: Any) -> Iterator[Tuple[Any, Any]]:
+    """Yields (route_like, original_route) for every route of the app, with included routers expanded.
+
+    `route_like` has the effective `path`, `methods`, `endpoint` and `include_in_schema`.
+    """
+    routes = list(getattr(app.router, "routes", []) or [])
+    if _iter_route_contexts is not None:
+        for ctx in _iter_route_contexts(routes):
+            yield ctx, getattr(ctx, "original_route", ctx)
+    else:  # pragma: no cover
+        for r in routes:
+            yield r, r
+
+
+def has_route(app: Any, path: str) -> bool:
+    for ctx, _ in iter_routes(app):
+        if getattr(ctx, "path", None) == path:
+            return True
+    return False
+
+
+def endpoint_in_app(app: Any, func: Any) -> bool:
+    for ctx, original in iter_routes(app):
+        if getattr(ctx, "endpoint", None) is func or getattr(original, "endpoint", None) is func:
+            return True
+    return False
+
+
+def _clean_template(path: str) -> Tuple[Optional[str], Optional[str]]:
+    """Returns (template, None) if the registry will accept `path`, possibly after mapping unknown
+    convertors to `str`, or (None, reason) if the route cannot be published."""
+    if not path.startswith("/"):
+        return None, "does not start with '/'"
+    if _CONTROL_RE.search(path) or any(c in path for c in " ?#\\"):
+        return None, "contains a space, '?', '#', '\\' or a control character"
+    segments = path[1:].split("/")
+    out: List[str] = []
+    names: Set[str] = set()
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == "":
+            if not last:
+                return None, "has an empty path segment ('//')"
+            out.append(seg)
+            continue
+        if seg in (".", ".."):
+            return None, "has a '.' or '..' segment"
+        if "{" not in seg and "}" not in seg:
+            out.append(seg)
+            continue
+        m = _PARAM_RE.fullmatch(seg)
+        if not m:
+            return None, f"has a parameter that is not a whole path segment ({seg!r}); the gateway cannot route it"
+        name, conv = m.group(1), m.group(2)
+        if not _IDENT_RE.fullmatch(name):
+            return None, f"has a parameter name {name!r} that is not an identifier"
+        if name in names:
+            return None, f"repeats the parameter {name!r}"
+        names.add(name)
+        if conv is None:
+            out.append("{%s}" % name)
+            continue
+        if conv not in KNOWN_CONVERTORS:
+            logger.warning(
+                "tapper: route %s uses the custom convertor %r; publishing it as {%s} (one path segment)",
+                path, conv, name,
+            )
+            conv = "str"
+        if conv == "path" and not last:
+            return None, "has a {name:path} parameter that is not the last segment"
+        out.append("{%s:%s}" % (name, conv))
+    return "/" + "/".join(out), None
+
+
+def _shape(template: str) -> str:
+    def erase(m: "re.Match[str]") -> str:
+        return "{:%s}" % (m.group(2) or "str")
+
+    return _PARAM_RE.sub(erase, template)
+
+
+def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str, Any]]:
+    """The routes to publish: FastAPI/Starlette routes with include_in_schema=True, minus the docs,
+    OpenAPI and health routes and anything the gateway reserves. Routes with the same template are
+    merged into one entry with the union of their methods."""
+    excluded = {health_endpoint}
+    for attr in ("docs_url", "redoc_url", "openapi_url", "swagger_ui_oauth2_redirect_url"):
+        value = getattr(app, attr, None)
+        if isinstance(value, str) and value:
+            excluded.add(value)
+    docs_url = getattr(app, "docs_url", None)
+    if isinstance(docs_url, str) and docs_url:
+        excluded.add(docs_url + "/oauth2-redirect")
+
+    merged: Dict[str, Dict[str, Any]] = {}
+    order: List[str] = []
+    for ctx, original in iter_routes(app):
+        if not isinstance(original, Route):  # Mount, WebSocketRoute, Host, frontend groups, ...
+            continue
+        if not getattr(ctx, "include_in_schema", False):
+            continue
+        path = getattr(ctx, "path", None)
+        if not isinstance(path, str) or path in excluded:
+            continue
+        template, problem = _clean_template(path)
+        if template is None:
+            logger.warning("tapper: not publishing route %s: it %s", path, problem)
+            continue
+        public = prefix + template
+        first = public[1:].split("/", 1)[0]
+        if public == "/health" or first == "_tapper":
+            logger.warning(
+                "tapper: not publishing route %s: %s is reserved for the gateway (/health and /_tapper/)",
+                path, public,
+            )
+            continue
+        raw_methods = getattr(ctx, "methods", None)
+        if raw_methods:
+            methods = {str(m).upper() for m in raw_methods}
+            is_api_route = _APIRoute is not None and isinstance(original, _APIRoute)
+            if not is_api_route and "GET" in methods:
+                methods.discard("HEAD")  # Starlette adds HEAD to every GET route implicitly
+            if not methods:
+                continue
+            any_method = False
+        else:
+            methods = set()
+            any_method = True  # e.g. an HTTPEndpoint class: any method
+        key = _shape(template)
+        entry = merged.get(key)
+        if entry is None:
+            merged[key] = {"path": template, "methods": methods, "any": any_method}
+            order.append(key)
+        else:
+            entry["methods"] |= methods
+            entry["any"] = entry["any"] or any_method
+    out: List[Dict[str, Any]] = []
+    for key in order:
+        entry = merged[key]
+        methods_list: List[str] = [] if entry["any"] else sorted(entry["methods"])
+        out.append({"methods": methods_list, "path": entry["path"]})
+    return out
