@@ -6,6 +6,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The data path (route matching and proxying) runs without dynamic exclusivity checks: they
+/// cost several percent of CPU per request and these modules are single-owner by design
+/// (state is either immutable, event-loop bound or behind a lock).
+let hotPathSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
 let testSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -37,7 +42,7 @@ let package = Package(
         .target(
             name: "TapperCore",
             dependencies: [],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "TapperRegistry",
@@ -49,7 +54,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "TapperClient",
@@ -103,6 +108,10 @@ let package = Package(
             dependencies: [
                 "TapperCore",
                 "TapperRegistry",
+                "TapperClient",
+                "TapperGateway",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

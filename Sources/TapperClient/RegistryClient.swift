@@ -15,7 +15,7 @@ public struct RegistryClient: Sendable {
     ///   - token: bearer token for writes.
     ///   - httpClient: defaults to the shared client.
     ///   - timeout: per-request timeout (blocking queries add their `wait`).
-    public init(baseURL: String = RegistryClient.defaultURL, token: String? = nil, httpClient: HTTPClient = .shared, timeout: Duration = .seconds(5)) {
+    public init(baseURL: String = RegistryClient.defaultURL, token: String? = nil, httpClient: HTTPClient = TapperHTTPClient.shared, timeout: Duration = .seconds(5)) {
         transport = HTTPJSONClient(baseURL: baseURL, token: token, http: httpClient, timeout: timeout, role: "registry", startHint: "tapper registry serve")
     }
 

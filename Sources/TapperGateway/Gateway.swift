@@ -38,7 +38,10 @@ public final class Gateway: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = NIOLoopBound(LoopContext(eventLoop: loop, configuration: configuration), eventLoop: loop)
+            // Loop-bound state must be created on its loop.
+            loops[ObjectIdentifier(loop)] = try! loop.submit {
+                NIOLoopBound(LoopContext(eventLoop: loop, configuration: configuration), eventLoop: loop)
+            }.wait()
         }
         self.loops = loops
     }

@@ -21,13 +21,17 @@ public struct RouteTable: Sendable {
         /// Instance ids of `service` that declared this route, sorted.
         public var instanceIDs: [String]
         public var isPublic: Bool
+        /// How many leading path segments are the service's `prefix`; the gateway removes them
+        /// before forwarding, so the service sees its own route paths.
+        public var prefixSegments: Int
 
-        public init(service: String, template: RouteTemplate, methods: [String], instanceIDs: [String], isPublic: Bool) {
+        public init(service: String, template: RouteTemplate, methods: [String], instanceIDs: [String], isPublic: Bool, prefixSegments: Int = 0) {
             self.service = service
             self.template = template
             self.methods = methods
             self.instanceIDs = instanceIDs
             self.isPublic = isPublic
+            self.prefixSegments = prefixSegments
         }
     }
 
@@ -104,7 +108,12 @@ public struct RouteTable: Sendable {
         for record in ordered {
             for route in record.registration.routes {
                 guard let template = try? RouteTemplate(parsing: record.registration.prefix + route.path) else { continue }
-                builder.add(service: record.service, instanceID: record.instanceID, template: template, methods: route.methods, isPublic: route.isPublic)
+                let prefix = record.registration.prefix
+                let prefixSegments = prefix.isEmpty ? 0 : prefix.split(separator: "/").count
+                builder.add(
+                    service: record.service, instanceID: record.instanceID, template: template, methods: route.methods, isPublic: route.isPublic,
+                    prefixSegments: prefixSegments
+                )
             }
         }
         self = builder.build(index: snapshot.index)
@@ -131,7 +140,9 @@ extension RouteTable {
         /// Adds one instance's route. Returns false (and records a conflict) when another
         /// service owns the same method and template shape; nothing of the route is added then.
         @discardableResult
-        public mutating func add(service: String, instanceID: String, template: RouteTemplate, methods: [String], isPublic: Bool = false) -> Bool {
+        public mutating func add(
+            service: String, instanceID: String, template: RouteTemplate, methods: [String], isPublic: Bool = false, prefixSegments: Int = 0
+        ) -> Bool {
             let shape = template.shape
             let wanted = methods.isEmpty ? ["*"] : methods
             for m in wanted {
@@ -150,7 +161,10 @@ extension RouteTable {
                     entries[idx].isPublic = entries[idx].isPublic || isPublic
                 } else {
                     entries.append(
-                        Entry(service: service, template: template, methods: m == "*" ? [] : [m], instanceIDs: [instanceID], isPublic: isPublic)
+                        Entry(
+                            service: service, template: template, methods: m == "*" ? [] : [m], instanceIDs: [instanceID], isPublic: isPublic,
+                            prefixSegments: prefixSegments
+                        )
                     )
                     owners[key] = entries.count - 1
                     methodsByShape[shape, default: []].insert(m)

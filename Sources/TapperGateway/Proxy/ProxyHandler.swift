@@ -34,6 +34,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var timerArmed = false
     private var requestsServed = 0
     private var quiescing = false
+    /// Pipelined request parts that arrived while an earlier request was still being answered.
+    private var queued: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 0)
+    private var draining = false
 
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
@@ -72,6 +75,22 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Graceful shutdown: idle connections close now, busy ones after their response.
+            quiescing = true
+            switch state {
+            case .idle:
+                state = .closed
+                context.close(promise: nil)
+            case .proxying(let exchange):
+                if !exchange.responseStarted { exchange.keepAlive = false }
+            case .discarding:
+                state = .discarding(closeAfter: true)
+            case .closed:
+                break
+            }
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -150,6 +169,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: backpressure
 
     func read(context: ChannelHandlerContext) {
+        if !queued.isEmpty {
+            readPending = true
+            return
+        }
         if case .proxying(let exchange) = state {
             if let upstream = exchange.upstream {
                 if !upstream.isWritable {
@@ -185,7 +208,21 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: client → gateway
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty && !draining {
+            queued.append(part)
+            return
+        }
+        if case .head = part, !state.isIdle {
+            // A pipelined request: answer it after the current one, in order.
+            queued.append(part)
+            return
+        }
+        handle(part)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             guardHandler.headReceived()
             startRequest(head)
@@ -317,7 +354,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             if expectContinue { headers.remove(name: "expect") }
             if chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
             let hasBody = chunked || (contentLength ?? 0) > 0
-            var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+            let upstreamURI = match.entry.prefixSegments > 0 ? Self.strip(segments: match.entry.prefixSegments, from: uri) : uri
+            var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamURI, headers: headers)
             upstreamHead.headers = headers
             let exchange = Exchange(
                 requestHead: upstreamHead, clientVersion: head.version, method: head.method, keepAlive: keepAlive, requestID: requestID,
@@ -331,6 +369,24 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             connect(exchange)
         }
+    }
+
+    /// Removes the first `n` path segments (the service prefix) from a request target, keeping
+    /// the rest byte for byte: `/api/users/1?x` without 1 segment is `/users/1?x`.
+    static func strip(segments n: Int, from uri: String) -> String {
+        var seen = 0
+        for i in uri.utf8.indices.dropFirst() {
+            let b = uri.utf8[i]
+            if b == UInt8(ascii: "/") || b == UInt8(ascii: "?") {
+                seen += 1
+                if seen == n {
+                    let rest = uri[i...]
+                    return rest.hasPrefix("/") ? String(rest) : "/" + rest
+                }
+                if b == UInt8(ascii: "?") { break }
+            }
+        }
+        return "/"
     }
 
     private func clientBody(_ buffer: ByteBuffer, _ exchange: Exchange) {
@@ -552,10 +608,25 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func finishedRequest() {
+        if quiescing {
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
         state = .idle
         guardHandler.awaitNextHead()
         setDeadline(gateway.configuration.idleTimeout)
-        resumeClientReads()
+        if !queued.isEmpty && !draining {
+            // Replay pipelined parts until one of them starts a new exchange.
+            draining = true
+            while let part = queued.first, state.isOpen {
+                if case .head = part, !state.isIdle { break }
+                queued.removeFirst()
+                handle(part)
+            }
+            draining = false
+        }
+        if queued.isEmpty { resumeClientReads() }
     }
 
     /// Answers the current exchange with a gateway error (nothing was sent to the client yet).
@@ -625,6 +696,11 @@ extension ProxyHandler.State {
     var isOpen: Bool {
         if case .closed = self { return false }
         return true
+    }
+
+    var isIdle: Bool {
+        if case .idle = self { return true }
+        return false
     }
 }
 

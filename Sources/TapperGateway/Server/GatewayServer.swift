@@ -44,9 +44,13 @@ public struct GatewayServer: Service {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(guardHandler)
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true,
+                        // The proxy handler queues pipelined requests itself: NIO's pipelining helper
+                        // stops and restarts socket reads around every request (two epoll_ctl calls).
+                        withPipeliningAssistance: false,
                         withErrorHandling: false,
-                        withOutboundHeaderValidation: true,
+                        // Response heads are built from parsed upstream heads (already validated by
+                        // the decoder) plus values the gateway controls.
+                        withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits
                     )

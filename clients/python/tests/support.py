@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -126,12 +127,18 @@ class Proc:
             raise AssertionError(f"{self.name} did not exit within {timeout}s\n{self.describe()}") from None
 
     def kill(self) -> None:
+        """Kills the process and anything it started (it leads its own session/process group)."""
+        if self.popen.returncode is None:  # not reaped yet, so the group id cannot have been reused
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         if self.alive():
             self.popen.kill()
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                pass
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
         self._out.close()
         self._err.close()
 

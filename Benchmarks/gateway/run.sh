@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Gateway data-path benchmark: tapper vs nginx vs HAProxy, in ONE run, on 127.0.0.1.
+#
+# Backend: two nginx instances answering `return 200` with a small JSON body.
+# Proxies, each with ONE worker/thread (what tapper uses here, --threads 1):
+#   nginx  proxy_pass to an upstream block with keepalive 64, 1 worker, access_log off
+#   haproxy  nbthread 1, http-reuse always, option http-keep-alive
+#   tapper   gateway serve --threads 1 --no-access-log (embedded registry)
+# wrk runs pinned to CPU 0; proxies and backends share CPU 1 (taskset), so the proxy's CPU
+# cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
+#
+# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"]
+# Prints req/s, p50, p99 per target and connection count, CPU µs per request of each proxy
+# process (from /proc/PID/stat utime+stime over the run), and the tapper/nginx and
+# tapper/HAProxy ratios.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=10
+REPS=3
+CONNS="64 256"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --conns) CONNS=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx)
+command -v haproxy >/dev/null || need+=(haproxy)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "building tapper (release)" >&2
+swift build -c release --product tapper >/dev/null
+TAPPER=$(swift build -c release --show-bin-path)/tapper
+
+WORK=$(mktemp -d /tmp/tapper-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+NCPU=$(nproc)
+LOADCPU=0
+SERVERCPU=$(( NCPU > 1 ? 1 : 0 ))
+
+B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093
+
+wait_http() { # url
+  local deadline=$((SECONDS + 20))
+  until curl -fs -o /dev/null "$1"; do
+    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
+cat > "$WORK/nginx-backend/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx-backend/nginx.pid;
+error_log $WORK/nginx-backend/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$B1; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+  server { listen 127.0.0.1:$B2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+}
+CONF
+cat > "$WORK/nginx-proxy/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx-proxy/nginx.pid;
+error_log $WORK/nginx-proxy/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAPROXY
+  default_backend be
+backend be
+  balance roundrobin
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+CONF
+
+taskset -c $SERVERCPU nginx -c "$WORK/nginx-backend/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-backend/error.log" & PIDS+=($!)
+taskset -c $SERVERCPU nginx -c "$WORK/nginx-proxy/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-proxy/error.log" & PIDS+=($!); NGINX_PID=$!
+taskset -c $SERVERCPU haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
+taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
+
+wait_http "http://127.0.0.1:$B1/"
+wait_http "http://127.0.0.1:$REG/v1/health"
+for b in $B1 $B2; do
+  "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 --registry "http://127.0.0.1:$REG" >/dev/null
+done
+wait_http "http://127.0.0.1:$TAPPER_PORT/users/1"
+wait_http "http://127.0.0.1:$NGINX/users/1"
+wait_http "http://127.0.0.1:$HAPROXY/users/1"
+
+# nginx runs a master and a worker: measure the worker.
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+declare -A RPS P50 P99 CPU
+run_one() { # name port pid conns
+  local name=$1 port=$2 pid=$3 c=$4
+  local before after out
+  before=${pid:+$(cpu_ticks "$pid")}
+  out=$(taskset -c $LOADCPU wrk -t1 -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$port/users/1")
+  after=${pid:+$(cpu_ticks "$pid")}
+  local rps p50 p99 reqs non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+  if [ -n "$non2xx" ]; then echo "WARNING: $name had $non2xx non-2xx responses" >&2; fi
+  RPS[$name,$c]+="$rps "
+  P50[$name,$c]+="$(to_ms "$p50") "
+  P99[$name,$c]+="$(to_ms "$p99") "
+  if [ -n "$pid" ]; then
+    CPU[$name,$c]+="$(awk -v t=$((after - before)) -v hz="$TICK" -v r="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / r }') "
+  fi
+}
+to_ms() { # wrk prints 1.23ms / 456.78us / 1.02s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2] + a[NR/2+1]) / 2 }'; }
+
+# Warm-up.
+for p in $TAPPER_PORT $NGINX $HAPROXY; do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
+
+for c in $CONNS; do
+  for r in $(seq "$REPS"); do
+    echo "connections $c, repetition $r/$REPS" >&2
+    run_one direct $B1 "" "$c"
+    run_one nginx $NGINX "$NGINX_WORKER" "$c"
+    run_one haproxy $HAPROXY "$HAPROXY_PID" "$c"
+    run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
+  done
+done
+
+echo
+echo "Gateway benchmark: $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
+printf "%-8s %6s %12s %10s %10s %12s\n" target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
+for c in $CONNS; do
+  for name in direct nginx haproxy tapper; do
+    rps=$(echo "${RPS[$name,$c]}" | median)
+    p50=$(echo "${P50[$name,$c]}" | median)
+    p99=$(echo "${P99[$name,$c]}" | median)
+    cpu=$( [ -n "${CPU[$name,$c]:-}" ] && echo "${CPU[$name,$c]}" | median || echo "-")
+    printf "%-8s %6s %12s %10s %10s %12s\n" "$name" "$c" "$rps" "$p50" "$p99" "$cpu"
+  done
+done
+echo
+for c in $CONNS; do
+  t=$(echo "${RPS[tapper,$c]}" | median); n=$(echo "${RPS[nginx,$c]}" | median); h=$(echo "${RPS[haproxy,$c]}" | median)
+  tp=$(echo "${P99[tapper,$c]}" | median); np=$(echo "${P99[nginx,$c]}" | median); hp=$(echo "${P99[haproxy,$c]}" | median)
+  tc=$(echo "${CPU[tapper,$c]}" | median); nc=$(echo "${CPU[nginx,$c]}" | median); hc=$(echo "${CPU[haproxy,$c]}" | median)
+  awk -v c="$c" -v t="$t" -v n="$n" -v h="$h" -v tp="$tp" -v np="$np" -v hp="$hp" -v tc="$tc" -v nc="$nc" -v hc="$hc" 'BEGIN {
+    printf "c=%s  req/s tapper/nginx %.2f  tapper/haproxy %.2f | p99 tapper/nginx %.2f  tapper/haproxy %.2f | CPU/req tapper/nginx %.2f  tapper/haproxy %.2f\n", c, t/n, t/h, tp/np, tp/hp, tc/nc, tc/hc }'
+done
