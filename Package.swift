@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TapperGatewayTests",
-            dependencies: ["TapperGateway", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: ["TapperGateway", "TapperClient", "TapperRegistry", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: testSettings
         ),
         .testTarget(

@@ -11,6 +11,12 @@ public struct HTTPReply: Sendable {
 
     public var text: String { String(decoding: body, as: UTF8.self) }
 
+    public init(status: Int, headers: HTTPHeaders, body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     /// The body as a JSON object.
     public func json() throws -> [String: Any] {
         guard let o = try JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw TestFailure("not a JSON object: \(text)") }

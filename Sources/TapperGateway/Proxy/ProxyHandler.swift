@@ -31,7 +31,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var readPending = false
     private var peerIP = ""
     private var deadline = NIODeadline.distantFuture
-    private var timerArmed = false
+    /// When the pending timer task fires; nil when none is scheduled.
+    private var scheduledFor: NIODeadline?
     private var requestsServed = 0
     private var quiescing = false
     /// Pipelined request parts that arrived while an earlier request was still being answered.
@@ -124,16 +125,22 @@ final class ProxyHandler: ChannelDuplexHandler {
         armTimer()
     }
 
+    /// Schedules a timer task only when none is pending at or before the deadline: moving the
+    /// deadline later (the common case, on every request) costs no scheduling at all.
     private func armTimer() {
-        guard !timerArmed, state.isOpen else { return }
-        timerArmed = true
-        context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            self?.timerFired()
+        guard state.isOpen else { return }
+        if let pending = scheduledFor, pending <= deadline { return }
+        let fireAt = deadline
+        scheduledFor = fireAt
+        context.eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) { [weak self] in
+            self?.timerFired(scheduled: fireAt)
         }
     }
 
-    private func timerFired() {
-        timerArmed = false
+    private func timerFired(scheduled: NIODeadline) {
+        // A later task replaced this one when the deadline moved earlier.
+        guard scheduledFor == scheduled else { return }
+        scheduledFor = nil
         guard state.isOpen else { return }
         let now = NIODeadline.now()
         if now < deadline {

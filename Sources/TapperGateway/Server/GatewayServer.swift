@@ -25,7 +25,7 @@ public struct GatewayServer: Service {
         let quiesce = ServerQuiescingHelper(group: gateway.group)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderFieldSize = max(config.maxHeaderBytes, config.maxURIBytes) + 1024
-        decoderLimits.maxHeaderListSize = config.maxHeaderBytes * 2
+        decoderLimits.maxHeaderListSize = config.maxHeaderBytes * 2 + config.maxURIBytes
         decoderLimits.maxHeaderFieldCount = 1000
         let channel = try await ServerBootstrap(group: gateway.group)
             .serverChannelOption(.backlog, value: 4096)
