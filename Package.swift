@@ -148,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TapperClient", "TapperTesting"],
+            dependencies: ["TapperClient", "TapperTesting", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: testSettings
         ),
     ]
