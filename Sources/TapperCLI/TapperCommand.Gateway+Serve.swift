@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TapperClient
+import TapperCore
 import TapperGateway
 import TapperRegistry
 import UnixSignals
@@ -72,6 +73,33 @@ extension TapperCommand.Gateway {
         @Flag(help: "Do not write an access-log line per request.")
         public var noAccessLog = false
 
+        @Option(help: ArgumentHelp("Seconds between active health probes of each instance.", valueName: "seconds"))
+        public var healthInterval: Double = 10
+
+        @Option(help: ArgumentHelp("Seconds a health probe may take.", valueName: "seconds"))
+        public var healthTimeout: Double = 2
+
+        @Option(help: ArgumentHelp("Failed probes in a row before an instance is taken out.", valueName: "n"))
+        public var healthFall: Int = 3
+
+        @Option(help: ArgumentHelp("Passed probes in a row before it is taken back.", valueName: "n"))
+        public var healthRise: Int = 2
+
+        @Flag(help: "Do not send active health probes (passive checks still apply).")
+        public var noHealthChecks = false
+
+        @Option(help: ArgumentHelp("Consecutive failed requests (errors or 5xx) that eject an instance.", valueName: "n"))
+        public var outlierFailures: Int = 5
+
+        @Option(help: ArgumentHelp("Seconds of the first ejection; each further one lasts longer.", valueName: "seconds"))
+        public var ejectionTime: Double = 30
+
+        @Option(help: ArgumentHelp("Largest share of a service's instances ejected at once, in percent.", valueName: "percent"))
+        public var maxEjectionPercent: Double = 50
+
+        @Flag(help: "When every instance of a service is down, route to all of them instead of answering 503.")
+        public var panicRouting = false
+
         @OptionGroup public var logging: LoggingOptions
 
         public init() {}
@@ -90,6 +118,11 @@ extension TapperCommand.Gateway {
             guard BalancerFactory().names.contains(loadBalancer) else {
                 throw ValidationError("--load-balancer must be one of \(BalancerFactory().names.joined(separator: ", "))")
             }
+            guard healthInterval > 0, healthTimeout > 0, healthFall >= 1, healthRise >= 1, outlierFailures >= 1, ejectionTime > 0,
+                (0...100).contains(maxEjectionPercent)
+            else {
+                throw ValidationError("health and outlier settings must be positive (--max-ejection-percent 0-100)")
+            }
             guard threads >= 0, maxBodySize > 0, maxHeaderSize >= 1024 else { throw ValidationError("--threads, --max-body-size and --max-header-size must be positive") }
         }
 
@@ -107,6 +140,21 @@ extension TapperCommand.Gateway {
             c.accessLog = !noAccessLog
             c.loadBalancer = loadBalancer
             return c
+        }
+
+        func healthConfiguration() -> HealthMonitor.Configuration {
+            HealthMonitor.Configuration(
+                active: .init(
+                    interval: .milliseconds(Int64(healthInterval * 1000)), timeout: .milliseconds(Int64(healthTimeout * 1000)),
+                    fallThreshold: healthFall, riseThreshold: healthRise
+                ),
+                activeChecks: !noHealthChecks,
+                outlier: .init(
+                    consecutiveFailures: outlierFailures, baseEjection: .milliseconds(Int64(ejectionTime * 1000)),
+                    maxEjectedShare: maxEjectionPercent / 100
+                ),
+                panicRouting: panicRouting
+            )
         }
 
         public func run() async throws {
@@ -133,8 +181,10 @@ extension TapperCommand.Gateway {
                 state = GatewayState(source: "embedded")
                 source = .backend(backend)
             }
-            let gateway = Gateway(configuration: gatewayConfiguration(), state: state)
+            let monitor = HealthMonitor(configuration: healthConfiguration())
+            let gateway = Gateway(configuration: gatewayConfiguration(), state: state, health: monitor, outcomes: monitor)
             services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
+            services.append(HealthChecker(monitor: monitor, state: state, logger: logger))
             services.append(GatewayServer(gateway: gateway, logger: logger))
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

@@ -92,7 +92,7 @@ public final class Gateway: Sendable {
         guard !usable.isEmpty else { return nil }
         if usable.count == 1 { return usable[0] }
         var balancer = loop.balancers[service] ?? makeBalancer(for: service)
-        let i = balancer.pick(from: usable.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight, inFlight: 0) })
+        let i = balancer.pick(from: usable.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) })
         loop.balancers[service] = balancer
         return usable[max(0, min(i, usable.count - 1))]
     }
@@ -122,7 +122,12 @@ public struct BalancerFactory: Sendable {
     var makers: [String: @Sendable () -> any LoadBalancer]
 
     public init() {
-        makers = ["round-robin": { RoundRobinBalancer() }]
+        makers = [
+            "round-robin": { RoundRobinBalancer(start: UInt.random(in: 0..<1024)) },
+            "random": { RandomBalancer(generator: SplitMix64(seed: UInt64.random(in: 0...UInt64.max))) },
+            "least-connections": { LeastConnectionsBalancer(generator: SplitMix64(seed: UInt64.random(in: 0...UInt64.max))) },
+            "weighted": { WeightedBalancer() },
+        ]
     }
 
     /// Adds (or replaces) a balancer available by `name`.

@@ -1,0 +1,145 @@
+import Synchronization
+import TapperCore
+
+/// The gateway's view of instance health: active probe results (one ``HealthStateMachine`` per
+/// instance) and passive outlier ejection (``OutlierDetector``), combined into which targets may
+/// receive traffic. Thread-safe; the data path asks it once per request.
+public final class HealthMonitor: Sendable {
+    public struct Configuration: Sendable {
+        public var active: HealthStateMachine<ContinuousClock>.Configuration
+        /// Send active probes at all.
+        public var activeChecks: Bool
+        public var outlier: OutlierDetector<ContinuousClock>.Configuration
+        /// When every instance of a service is out, route to all of them anyway (Envoy's panic
+        /// mode) instead of answering 503.
+        public var panicRouting: Bool
+
+        public init(
+            active: HealthStateMachine<ContinuousClock>.Configuration = .init(), activeChecks: Bool = true,
+            outlier: OutlierDetector<ContinuousClock>.Configuration = .init(), panicRouting: Bool = false
+        ) {
+            self.active = active
+            self.activeChecks = activeChecks
+            self.outlier = outlier
+            self.panicRouting = panicRouting
+        }
+    }
+
+    struct State: Sendable {
+        var machines: [String: HealthStateMachine<ContinuousClock>] = [:]
+        var targets: [String: UpstreamTarget] = [:]
+        var byService: [String: [String]] = [:]
+        var outlier: OutlierDetector<ContinuousClock>
+        var ejectionsTotal: [String: Int] = [:]
+        var probesInFlight: Set<String> = []
+    }
+
+    public let configuration: Configuration
+    private let state: Mutex<State>
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+        state = Mutex(State(outlier: OutlierDetector(configuration: configuration.outlier, clock: ContinuousClock())))
+    }
+
+    /// Follows the catalog: new instances start healthy, departed ones are forgotten.
+    public func sync(_ snapshot: RoutingSnapshot) {
+        let now = ContinuousClock.now
+        state.withLock { s in
+            var byService: [String: [String]] = [:]
+            for (key, target) in snapshot.instances {
+                byService[target.service, default: []].append(key)
+                if s.machines[key] == nil || s.targets[key]?.url != target.url || s.targets[key]?.healthEndpoint != target.healthEndpoint {
+                    s.machines[key] = HealthStateMachine(configuration: configuration.active, now: now)
+                }
+            }
+            s.targets = snapshot.instances
+            for key in s.machines.keys where snapshot.instances[key] == nil { s.machines[key] = nil }
+            s.byService = byService
+            s.outlier.retain(only: Set(snapshot.instances.keys))
+            s.ejectionsTotal = s.ejectionsTotal.filter { snapshot.instances[$0.key] != nil }
+        }
+    }
+
+    /// Targets whose active probes are due now; each is marked as started.
+    func dueProbes() -> [UpstreamTarget] {
+        guard configuration.activeChecks else { return [] }
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            var due: [UpstreamTarget] = []
+            for (key, var machine) in s.machines where machine.probeDue(at: now) && !s.probesInFlight.contains(key) {
+                guard let target = s.targets[key] else { continue }
+                machine.probeStarted(at: now)
+                s.machines[key] = machine
+                s.probesInFlight.insert(key)
+                due.append(target)
+            }
+            return due
+        }
+    }
+
+    /// Applies a probe result. Returns the resulting transition, if any.
+    @discardableResult
+    func probeFinished(_ key: String, success: Bool) -> HealthStateMachine<ContinuousClock>.Action {
+        state.withLock { s in
+            s.probesInFlight.remove(key)
+            guard var machine = s.machines[key] else { return .none }
+            let action = success ? machine.probeSucceeded() : machine.probeFailed()
+            s.machines[key] = machine
+            return action
+        }
+    }
+}
+
+extension HealthMonitor: DescribingHealthView {
+    public func routable(_ targets: [UpstreamTarget]) -> [UpstreamTarget] {
+        let usable = state.withLock { s in
+            targets.filter { t in
+                s.machines[t.key]?.status != .unhealthy && !s.outlier.isEjected(t.key)
+            }
+        }
+        if usable.isEmpty && configuration.panicRouting { return targets }
+        return usable
+    }
+
+    public func describe(service: String, instanceID: String) -> String? {
+        let key = service + "/" + instanceID
+        return state.withLock { s in
+            if s.outlier.isEjected(key) { return "ejected" }
+            if s.machines[key]?.status == .unhealthy { return "unhealthy" }
+            return "healthy"
+        }
+    }
+}
+
+extension HealthMonitor: OutcomeObserver {
+    /// Passive health: every real request's outcome.
+    public func observe(target: UpstreamTarget, success: Bool) {
+        state.withLock { s in
+            if success {
+                s.outlier.recordSuccess(target.key)
+            } else if case .ejected = s.outlier.recordFailure(target.key, service: s.byService[target.service] ?? [target.key]) {
+                s.ejectionsTotal[target.key, default: 0] += 1
+            }
+        }
+    }
+}
+
+extension HealthMonitor: MetricsSource {
+    public func prometheusText() -> String {
+        state.withLock { s in
+            var out = "# HELP tapper_instance_healthy 1 when the instance may receive traffic.\n# TYPE tapper_instance_healthy gauge\n"
+            for key in s.targets.keys.sorted() {
+                guard let t = s.targets[key] else { continue }
+                let up = s.machines[key]?.status != .unhealthy && !s.outlier.isEjected(key)
+                out += "tapper_instance_healthy{service=\"\(t.service)\",instance=\"\(t.instanceID)\"} \(up ? 1 : 0)\n"
+            }
+            out += "# HELP tapper_ejections_total Outlier ejections per instance.\n# TYPE tapper_ejections_total counter\n"
+            for key in s.targets.keys.sorted() {
+                guard let t = s.targets[key] else { continue }
+                out += "tapper_ejections_total{service=\"\(t.service)\",instance=\"\(t.instanceID)\"} \(s.ejectionsTotal[key] ?? 0)\n"
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import TapperTesting
+
+typealias MockClockForCore = MockClock
