@@ -11,10 +11,14 @@ struct KeepAlive: Service {
     let instanceID: String
     let registration: ServiceRegistration
     let logger: Logger
+    /// Told about the first registration (to print it).
+    let onRegistered: @Sendable (InstanceRecord, Bool) throws -> Void
 
     var interval: Duration { .milliseconds(Int64(registration.ttlSeconds * 1000 / 3)) }
 
     func run() async throws {
+        let (record, created) = try await client.register(service: service, instanceID: instanceID, registration: registration)
+        try onRegistered(record, created)
         await cancelWhenGracefulShutdown {
             var failing = false
             while !Task.isCancelled {

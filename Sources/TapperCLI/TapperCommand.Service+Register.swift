@@ -108,17 +108,26 @@ extension TapperCommand.Service {
         public func run() async throws {
             let (id, reg) = try registration()
             let client = registryOptions.client()
-            let (record, created) = try await client.register(service: name, instanceID: id, registration: reg)
-            if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try enc.encode(record), as: UTF8.self))
-            } else {
-                print("\(created ? "registered" : "updated") \(name)/\(id) at \(reg.url) with \(reg.routes.count) route\(reg.routes.count == 1 ? "" : "s") (registry \(client.authority), index \(record.modifyIndex))")
+            let name = self.name
+            let json = self.json
+            let report: @Sendable (InstanceRecord, Bool) throws -> Void = { record, created in
+                if json {
+                    let enc = JSONEncoder()
+                    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    print(String(decoding: try enc.encode(record), as: UTF8.self))
+                } else {
+                    print("\(created ? "registered" : "updated") \(name)/\(id) at \(reg.url) with \(reg.routes.count) route\(reg.routes.count == 1 ? "" : "s") (registry \(client.authority), index \(record.modifyIndex))")
+                }
             }
-            guard keepAlive else { return }
+            guard keepAlive else {
+                let (record, created) = try await client.register(service: name, instanceID: id, registration: reg)
+                try report(record, created)
+                return
+            }
+            // The first registration happens inside the service group, once SIGTERM and SIGINT
+            // are handled, so a signal right after "registered" always deregisters.
             let logger = LogSetup.logger(label: "tapper.service", options: logging)
-            let keeper = KeepAlive(client: client, service: name, instanceID: id, registration: reg, logger: logger)
+            let keeper = KeepAlive(client: client, service: name, instanceID: id, registration: reg, logger: logger, onRegistered: report)
             let group = ServiceGroup(configuration: .init(services: [keeper], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

@@ -44,6 +44,11 @@ public final class Gateway: Sendable {
             }.wait()
         }
         self.loops = loops
+        if let monitor = health as? HealthMonitor {
+            // Health follows the catalog whether or not active probes run.
+            state.onChange { monitor.sync($0) }
+            monitor.sync(state.snapshot)
+        }
     }
 
     func context(for loop: any EventLoop) -> LoopContext {

@@ -26,8 +26,6 @@ public struct HealthChecker: Service {
 
     public func run() async throws {
         let monitor = self.monitor
-        state.onChange { monitor.sync($0) }
-        monitor.sync(state.snapshot)
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 while !Task.isCancelled {
