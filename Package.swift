@@ -129,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TapperRegistryTests",
-            dependencies: ["TapperRegistry", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TapperRegistry", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: testSettings
         ),
         .testTarget(
