@@ -59,6 +59,12 @@ extension TapperCommand.Service {
         @Option(name: .customLong("meta"), help: ArgumentHelp("Metadata as key=value (repeatable).", valueName: "key=value"))
         public var metadata: [String] = []
 
+        @Flag(help: "Read the routes from the service's OpenAPI 3.x document (FastAPI's /openapi.json).")
+        public var openapi = false
+
+        @Option(help: ArgumentHelp("Where the OpenAPI document is, relative to --url.", valueName: "path"))
+        public var openapiPath: String = "/openapi.json"
+
         @Flag(help: "Stay in the foreground: heartbeat, re-register when needed, deregister on exit.")
         public var keepAlive = false
 
@@ -106,7 +112,20 @@ extension TapperCommand.Service {
         public func validate() throws { _ = try registration() }
 
         public func run() async throws {
-            let (id, reg) = try registration()
+            let (id, flagged) = try registration()
+            var reg = flagged
+            if openapi {
+                let found = try await OpenAPIRoutes.fetch(serviceURL: url, path: openapiPath, skipping: [healthEndpoint])
+                var merged = reg
+                merged.routes = reg.routes + found.filter { spec in !reg.routes.contains { $0.path == spec.path } }
+                do {
+                    try merged.validate()
+                } catch {
+                    throw CLIError("the OpenAPI document of \(url) has a route the registry cannot take: \(error)")
+                }
+                reg = merged
+            }
+            let registration = reg
             let client = registryOptions.client()
             let name = self.name
             let json = self.json
@@ -116,18 +135,19 @@ extension TapperCommand.Service {
                     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                     print(String(decoding: try enc.encode(record), as: UTF8.self))
                 } else {
-                    print("\(created ? "registered" : "updated") \(name)/\(id) at \(reg.url) with \(reg.routes.count) route\(reg.routes.count == 1 ? "" : "s") (registry \(client.authority), index \(record.modifyIndex))")
+                    let n = registration.routes.count
+                    print("\(created ? "registered" : "updated") \(name)/\(id) at \(registration.url) with \(n) route\(n == 1 ? "" : "s") (registry \(client.authority), index \(record.modifyIndex))")
                 }
             }
             guard keepAlive else {
-                let (record, created) = try await client.register(service: name, instanceID: id, registration: reg)
+                let (record, created) = try await client.register(service: name, instanceID: id, registration: registration)
                 try report(record, created)
                 return
             }
             // The first registration happens inside the service group, once SIGTERM and SIGINT
             // are handled, so a signal right after "registered" always deregisters.
             let logger = LogSetup.logger(label: "tapper.service", options: logging)
-            let keeper = KeepAlive(client: client, service: name, instanceID: id, registration: reg, logger: logger, onRegistered: report)
+            let keeper = KeepAlive(client: client, service: name, instanceID: id, registration: registration, logger: logger, onRegistered: report)
             let group = ServiceGroup(configuration: .init(services: [keeper], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

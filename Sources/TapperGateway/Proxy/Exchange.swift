@@ -22,6 +22,9 @@ final class Exchange {
     var connecting = false
     var freshConnection = true
     var lastFailureWasTimeout = false
+    /// A reused keep-alive connection failed before any response byte: the same instance may
+    /// get one more try on a fresh connection if no other instance is left.
+    var retrySameInstanceFresh = false
 
     /// Body received before an upstream was attached.
     var pending: [ByteBuffer] = []

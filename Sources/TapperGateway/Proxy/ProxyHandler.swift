@@ -438,14 +438,23 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: upstream connection
 
     private func connect(_ exchange: Exchange) {
-        guard let target = gateway.pick(from: exchange.candidates, excluding: exchange.tried, service: exchange.entry.service, loop: loop) else {
+        var picked = gateway.pick(from: exchange.candidates, excluding: exchange.tried, service: exchange.entry.service, loop: loop)
+        var freshOnly = false
+        if picked == nil, exchange.retrySameInstanceFresh, let last = exchange.target {
+            // Every other instance is tried: a keep-alive connection the instance had closed
+            // earns one more attempt on a fresh connection to it.
+            exchange.retrySameInstanceFresh = false
+            picked = last
+            freshOnly = true
+        }
+        guard let target = picked else {
             return respondError(exchange, status: exchange.lastFailureWasTimeout ? .gatewayTimeout : .badGateway, code: "upstream_unavailable", message: "no instance of '\(exchange.entry.service)' could be reached")
         }
         exchange.target = target
-        exchange.tried.append(target.key)
+        if !exchange.tried.contains(target.key) { exchange.tried.append(target.key) }
         exchange.attempts += 1
         let key = target.url.authority
-        if let pooled = loop.pool.takeIdle(key) {
+        if !freshOnly, let pooled = loop.pool.takeIdle(key) {
             attach(pooled, to: exchange, fresh: false)
             return
         }
@@ -570,9 +579,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         let idempotent = exchange.method.isIdempotent
         if exchange.canReplay && exchange.attempts < gateway.configuration.maxAttempts && (idempotent || !exchange.freshConnection && exchange.noBodySent) {
             exchange.rewindForRetry()
-            if !exchange.freshConnection, let t = exchange.target {
-                exchange.tried.removeAll { $0 == t.key }
-            }
+            // The failed instance stays excluded (other pooled connections to it are likely
+            // stale too); it gets one fresh connection only if no other instance is left.
+            if !exchange.freshConnection { exchange.retrySameInstanceFresh = true }
             connect(exchange)
             return
         }

@@ -22,16 +22,15 @@ REPO = Path(__file__).resolve().parents[3]
 TAPPER_BIN = Path(os.environ.get("TAPPER_BIN") or REPO / ".build" / "debug" / "tapper")
 LISTENING_RE = re.compile(r"registry listening on http://127\.0\.0\.1:(\d+)")
 
-QUICKSTART = '''\
-from fastapi import FastAPI
-from tapper import Service
-app = FastAPI()
+def _readme_quickstart() -> str:
+    """The Quick Start `main.py`, read from README.md so the tests run it exactly as printed."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    marker = text.index("<!-- quickstart: main.py")
+    start = text.index("```python\n", marker) + len("```python\n")
+    return text[start:text.index("```", start)]
 
-@Service(name="user-service", version="1.0.0", description="User management service")
-@app.get("/users/{user_id}")
-async def get_user(user_id: int):
-    return {"user_id": user_id, "name": "Jane Doe"}
-'''
+
+QUICKSTART = _readme_quickstart()
 
 
 # -- polling ---------------------------------------------------------------------------------

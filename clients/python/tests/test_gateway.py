@@ -130,6 +130,10 @@ def test_quickstart_is_routable_through_the_gateway(gateway: Gateway, procs: Pro
     wait_routable(gateway, "/users/1")
     assert get_json(gateway.url + "/users/1") == {"user_id": 1, "name": "Jane Doe"}
     with http() as c:
+        # The README's POST route echoes its JSON body through the gateway.
+        r = c.post(gateway.url + "/users/", json={"name": "Ann", "roles": ["admin", "ops"]})
+        assert r.status_code == 200
+        assert r.json() == {"name": "Ann", "roles": ["admin", "ops"]}
         # Not a route of the app: the gateway answers 404 itself, in its error shape.
         r = c.get(gateway.url + "/nowhere")
         assert r.status_code == 404

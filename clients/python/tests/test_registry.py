@@ -134,7 +134,10 @@ def test_quickstart_registers_its_route(procs: Procs, registry: Registry) -> Non
     record = registry.wait_instance("user-service", f"127.0.0.1-{app.port}")
 
     assert record["url"] == f"http://127.0.0.1:{app.port}"
-    assert record["routes"] == [{"methods": ["GET"], "path": "/users/{user_id}"}]
+    assert sorted(record["routes"], key=lambda r: r["path"]) == [
+        {"methods": ["POST"], "path": "/users/"},
+        {"methods": ["GET"], "path": "/users/{user_id}"},
+    ]
     assert record["version"] == "1.0.0"
     assert record["description"] == "User management service"
     assert record["health_endpoint"] == "/health"
