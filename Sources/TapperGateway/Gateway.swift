@@ -1,4 +1,5 @@
 import Atomics
+import CoreMetrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -18,6 +19,7 @@ public final class Gateway: Sendable {
     let totalRequests = ManagedAtomic<Int>(0)
     let startedAt = ContinuousClock.now
     let outcomes: (any OutcomeObserver)?
+    public let metrics = GatewayMetrics()
 
     /// - Parameters:
     ///   - configuration: settings.
@@ -60,9 +62,17 @@ public final class Gateway: Sendable {
 
     // MARK: counters
 
-    func connectionOpened() { openConnections.wrappingIncrement(ordering: .relaxed) }
-    func connectionClosed() { openConnections.wrappingDecrement(ordering: .relaxed) }
-    func requestStarted() { inFlight.wrappingIncrement(ordering: .relaxed) }
+    func connectionOpened() {
+        metrics.openConnections.record(openConnections.wrappingIncrementThenLoad(ordering: .relaxed))
+    }
+
+    func connectionClosed() {
+        metrics.openConnections.record(openConnections.wrappingDecrementThenLoad(ordering: .relaxed))
+    }
+
+    func requestStarted() {
+        metrics.inFlight.record(inFlight.wrappingIncrementThenLoad(ordering: .relaxed))
+    }
 
     /// Client connections open right now.
     public var openConnectionCount: Int { openConnections.load(ordering: .relaxed) }
@@ -71,8 +81,26 @@ public final class Gateway: Sendable {
     public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
 
     func requestFinished(exchange: Exchange, loop: LoopContext) {
-        inFlight.wrappingDecrement(ordering: .relaxed)
+        metrics.inFlight.record(inFlight.wrappingDecrementThenLoad(ordering: .relaxed))
         totalRequests.wrappingIncrement(ordering: .relaxed)
+        let key = GatewayMetrics.RequestKey(
+            service: exchange.entry.service, route: exchange.entry.template.raw, method: exchange.method.rawValue, statusClass: max(0, exchange.status / 100)
+        )
+        if let counter = loop.requestCounters[key] {
+            counter.increment()
+        } else {
+            let counter = metrics.requests(key)
+            loop.requestCounters[key] = counter
+            counter.increment()
+        }
+        let nanos = (NIODeadline.now() - exchange.started).nanoseconds
+        if let timer = loop.latencyTimers[exchange.entry.service] {
+            timer.recordNanoseconds(nanos)
+        } else {
+            let timer = metrics.upstreamLatency(service: exchange.entry.service)
+            loop.latencyTimers[exchange.entry.service] = timer
+            timer.recordNanoseconds(nanos)
+        }
         if let log = loop.accessLog {
             let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e6
             log.append(

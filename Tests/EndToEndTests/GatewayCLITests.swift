@@ -61,6 +61,22 @@ func peakRSSMiB(_ pid: Int32) -> Double? {
         await #expect(throws: (any Error).self) { _ = try await httpRequest(.GET, url + "/slow/1", timeout: .seconds(2)) }
     }
 
+    @Test func accessLogHasOneLogfmtLinePerRequest() async throws {
+        let up = try await FakeUpstream()
+        defer { Task { await up.stop() } }
+        let p = try TapperProcess(["gateway", "serve", "--port", "0", "--registry-port", "0"])
+        defer { p.signal(SIGKILL) }
+        let registryPort = try await p.waitForListeningPort("embedded registry listening on http://")
+        let gatewayPort = try await p.waitForListeningPort("gateway listening on http://")
+        try await register("http://127.0.0.1:\(registryPort)", "users", up, ["GET /users/{id}"])
+        try await poll("the route is live") { try await httpRequest(.GET, "http://127.0.0.1:\(gatewayPort)/users/7", headers: [("X-Request-ID", "log-me")]).status == 200 }
+        let line = try await p.waitForOutput { out, _ in out.split(separator: "\n").first { $0.contains("request_id=log-me") }.map(String.init) }
+        for field in ["method=GET", "path=/users/7", "status=200", "service=users", "route=/users/{id}", "duration_ms="] {
+            #expect(line.contains(field), "\(line)")
+        }
+        await p.stop()
+    }
+
     @Test func oneGibibyteUpAndDownWithFlatGatewayMemory() async throws {
         let up = try await FakeUpstream()
         defer { Task { await up.stop() } }

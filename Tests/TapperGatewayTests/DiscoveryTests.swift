@@ -79,8 +79,17 @@ import TapperTesting
             let status = try await httpRequest(.GET, gw.url + "/_tapper/status").json()
             let services = try #require(status["services"] as? [[String: Any]])
             #expect(services.first?["healthy"] as? Int == 1)
-            let metrics = try await httpRequest(.GET, gw.url + "/_tapper/metrics")
-            #expect(metrics.text.contains("tapper_requests_in_flight"))
+            for i in 0..<3 { _ = try await httpRequest(.GET, gw.url + "/users/\(i)") }
+            let metrics = try await httpRequest(.GET, gw.url + "/_tapper/metrics").text
+            #expect(metrics.contains("tapper_requests_in_flight"))
+            #expect(metrics.contains("tapper_open_connections"))
+            let requestLines = metrics.split(separator: "\n").filter { $0.hasPrefix("tapper_requests_total{") }
+            // Labelled by the route template, never the raw path.
+            let line = try #require(requestLines.first { $0.contains(#"route="/users/{id}""#) }, "\(metrics)")
+            #expect(line.contains(#"status="2xx""#) && line.contains(#"method="GET""#) && line.contains(#"service="users""#))
+            #expect(line.hasSuffix(" 3"))
+            #expect(!metrics.contains("/users/1"))
+            #expect(metrics.contains("tapper_upstream_duration_seconds_bucket"))
         }
     }
 }

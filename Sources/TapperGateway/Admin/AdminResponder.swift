@@ -202,18 +202,8 @@ extension Gateway {
 
     /// Prometheus text exposition of the gateway's metrics.
     func metricsText() -> String {
-        if let metrics = (outcomes as? any MetricsSource) ?? (health as? any MetricsSource) { return metrics.prometheusText() + basicMetrics() }
-        return basicMetrics()
-    }
-
-    func basicMetrics() -> String {
-        """
-        # TYPE tapper_requests_in_flight gauge
-        tapper_requests_in_flight \(requestsInFlight)
-        # TYPE tapper_open_connections gauge
-        tapper_open_connections \(openConnectionCount)
-
-        """
+        let health = ((outcomes as? any MetricsSource) ?? (self.health as? any MetricsSource))?.prometheusText() ?? ""
+        return metrics.text() + health
     }
 }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import TapperCore
 
@@ -9,8 +10,9 @@ final class LoopContext {
     var balancers: [String: any LoadBalancer] = [:]
     var requestIDs = RequestIDGenerator()
     var accessLog: AccessLogBuffer?
-    /// The routing snapshot index the balancers were built for.
-    var balancerIndex: UInt64 = 0
+    /// Metric handles already looked up on this loop.
+    var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
+    var latencyTimers: [String: CoreMetrics.Timer] = [:]
 
     init(eventLoop: any EventLoop, configuration: GatewayConfiguration) {
         self.eventLoop = eventLoop

@@ -1,0 +1,54 @@
+import CoreMetrics
+import Prometheus
+
+/// The gateway's metrics, through swift-metrics with a swift-prometheus backend that is private to
+/// this gateway (no global bootstrap), exposed at `/_tapper/metrics`.
+///
+/// Labels use the route template, never the raw path, so cardinality stays bounded by the
+/// route table. Metric handles are cached per event loop (``LoopContext``), so the data path
+/// only increments.
+public final class GatewayMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+    let inFlight: CoreMetrics.Gauge
+    let openConnections: CoreMetrics.Gauge
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(250), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        ]
+        self.registry = registry
+        self.factory = factory
+        inFlight = CoreMetrics.Gauge(label: "tapper_requests_in_flight", dimensions: [], factory: factory)
+        openConnections = CoreMetrics.Gauge(label: "tapper_open_connections", dimensions: [], factory: factory)
+    }
+
+    struct RequestKey: Hashable {
+        var service: String
+        var route: String
+        var method: String
+        var statusClass: Int
+    }
+
+    func requests(_ key: RequestKey) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(
+            label: "tapper_requests_total",
+            dimensions: [("service", key.service), ("route", key.route), ("method", key.method), ("status", "\(key.statusClass)xx")],
+            factory: factory
+        )
+    }
+
+    func upstreamLatency(service: String) -> CoreMetrics.Timer {
+        CoreMetrics.Timer(label: "tapper_upstream_duration_seconds", dimensions: [("service", service)], factory: factory)
+    }
+
+    /// The Prometheus text exposition.
+    public func text() -> String {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+}
