@@ -32,6 +32,18 @@ public final class HealthMonitor: Sendable {
         var outlier: OutlierDetector<ContinuousClock>
         var ejectionsTotal: [String: Int] = [:]
         var probesInFlight: Set<String> = []
+        /// Instances that are (or recently were) unhealthy or ejected. Kept small so the data
+        /// path can skip all per-target work when it is empty.
+        var unroutable: Set<String> = []
+
+        func isStillOut(_ key: String) -> Bool {
+            machines[key]?.status == .unhealthy || outlier.isEjected(key)
+        }
+
+        /// Drops entries whose ejection ran out and whose probes pass again.
+        mutating func refreshUnroutable() {
+            unroutable = unroutable.filter { isStillOut($0) }
+        }
     }
 
     public let configuration: Configuration
@@ -55,8 +67,10 @@ public final class HealthMonitor: Sendable {
             }
             s.targets = snapshot.instances
             for key in s.machines.keys where snapshot.instances[key] == nil { s.machines[key] = nil }
+            for key in s.unroutable where s.machines[key]?.status != .unhealthy && !s.outlier.isEjected(key) { s.unroutable.remove(key) }
             s.byService = byService
             s.outlier.retain(only: Set(snapshot.instances.keys))
+            s.unroutable = s.unroutable.filter { snapshot.instances[$0] != nil }
             s.ejectionsTotal = s.ejectionsTotal.filter { snapshot.instances[$0.key] != nil }
         }
     }
@@ -86,6 +100,8 @@ public final class HealthMonitor: Sendable {
             guard var machine = s.machines[key] else { return .none }
             let action = success ? machine.probeSucceeded() : machine.probeFailed()
             s.machines[key] = machine
+            if action == .markUnhealthy { s.unroutable.insert(key) }
+            s.refreshUnroutable()
             return action
         }
     }
@@ -93,10 +109,10 @@ public final class HealthMonitor: Sendable {
 
 extension HealthMonitor: DescribingHealthView {
     public func routable(_ targets: [UpstreamTarget]) -> [UpstreamTarget] {
-        let usable = state.withLock { s in
-            targets.filter { t in
-                s.machines[t.key]?.status != .unhealthy && !s.outlier.isEjected(t.key)
-            }
+        let usable = state.withLock { s -> [UpstreamTarget] in
+            // Fast path: nothing is down (the common case) — no new array.
+            if s.unroutable.isEmpty { return targets }
+            return targets.filter { !s.unroutable.contains($0.key) || !s.isStillOut($0.key) }
         }
         if usable.isEmpty && configuration.panicRouting { return targets }
         return usable
@@ -118,8 +134,10 @@ extension HealthMonitor: OutcomeObserver {
         state.withLock { s in
             if success {
                 s.outlier.recordSuccess(target.key)
+                if !s.unroutable.isEmpty { s.refreshUnroutable() }
             } else if case .ejected = s.outlier.recordFailure(target.key, service: s.byService[target.service] ?? [target.key]) {
                 s.ejectionsTotal[target.key, default: 0] += 1
+                s.unroutable.insert(target.key)
             }
         }
     }
