@@ -55,9 +55,17 @@ final class UpstreamPool {
         }
     }
 
-    func closeAll() {
-        for list in idle.values { for h in list { h.close() } }
+    /// Closes every idle connection; the futures complete when they are closed.
+    func closeAll() -> [EventLoopFuture<Void>] {
+        var closed: [EventLoopFuture<Void>] = []
+        for list in idle.values {
+            for h in list {
+                if let channel = h.context?.channel { closed.append(channel.closeFuture) }
+                h.close()
+            }
+        }
         idle.removeAll()
+        return closed
     }
 
     /// Opens a new connection on this loop and calls `completion` on it.

@@ -83,9 +83,16 @@ public struct GatewayServer: Service {
         if !finished {
             logger.warning("drain timeout reached; closing the remaining connections", metadata: ["in_flight": "\(gateway.requestsInFlight)"])
         }
+        // Close pooled upstream connections and wait until they are gone, so nothing is left
+        // to run on the event loops when they shut down.
         for loop in gateway.group.makeIterator() {
             let bound = gateway.loops[ObjectIdentifier(loop)]!
-            try? await loop.submit { bound.value.pool.closeAll(); bound.value.accessLog?.flush() }.get()
+            let closing = try? await loop.flatSubmit {
+                let futures = bound.value.pool.closeAll()
+                bound.value.accessLog?.flush()
+                return EventLoopFuture.andAllComplete(futures, on: loop)
+            }.get()
+            _ = closing
         }
         try? await channel.closeFuture.get()
         try await gateway.group.shutdownGracefully()
