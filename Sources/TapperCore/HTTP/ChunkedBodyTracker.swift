@@ -1,0 +1,120 @@
+/// Follows a chunked body byte by byte without copying it, so a proxy can forward the raw
+/// bytes and still know exactly where the message ends (and refuse malformed framing, a
+/// smuggling vector). Chunk extensions are skipped; trailers are passed over and must be
+/// well-formed header lines.
+public struct ChunkedBodyTracker: Sendable, Hashable {
+    enum State: Sendable, Hashable {
+        case size(value: UInt64, digits: Int)
+        case extensions
+        case sizeLF
+        case data(remaining: UInt64)
+        case dataCR
+        case dataLF
+        case trailerLineStart
+        case trailerName
+        case trailerLine
+        case trailerLF
+        case finalLF
+        case done
+    }
+
+    public enum Failure: Error, Sendable, Hashable {
+        case malformed(String)
+        case chunkTooLarge
+    }
+
+    var state: State = .size(value: 0, digits: 0)
+    /// Body payload bytes seen so far (not counting framing).
+    public private(set) var payloadBytes: UInt64 = 0
+
+    public init() {}
+
+    public var isComplete: Bool { state == .done }
+
+    /// Consumes bytes; returns how many belong to this message (the rest, if any, starts the
+    /// next message on the connection).
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Int {
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            switch state {
+            case .done:
+                return i
+            case .size(let value, let digits):
+                if let h = Self.hex(b) {
+                    guard digits < 15 else { throw .chunkTooLarge }
+                    state = .size(value: value << 4 | UInt64(h), digits: digits + 1)
+                } else if digits > 0 && (b == UInt8(ascii: ";") || b == UInt8(ascii: " ") || b == UInt8(ascii: "\t")) {
+                    state = .extensions
+                    pendingSize = value
+                } else if digits > 0 && b == UInt8(ascii: "\r") {
+                    pendingSize = value
+                    state = .sizeLF
+                } else {
+                    throw .malformed("invalid chunk size")
+                }
+            case .extensions:
+                if b == UInt8(ascii: "\r") {
+                    state = .sizeLF
+                } else if b == UInt8(ascii: "\n") || b < 0x09 || (b > 0x09 && b < 0x20) || b == 0x7F {
+                    throw .malformed("invalid chunk extension")
+                }
+            case .sizeLF:
+                guard b == UInt8(ascii: "\n") else { throw .malformed("chunk size line must end with CRLF") }
+                state = pendingSize == 0 ? .trailerLineStart : .data(remaining: pendingSize)
+            case .data(let remaining):
+                let n = UInt64(min(UInt64(bytes.count - i), remaining))
+                payloadBytes += n
+                i += Int(n)
+                state = remaining == n ? .dataCR : .data(remaining: remaining - n)
+                continue
+            case .dataCR:
+                guard b == UInt8(ascii: "\r") else { throw .malformed("chunk data must end with CRLF") }
+                state = .dataLF
+            case .dataLF:
+                guard b == UInt8(ascii: "\n") else { throw .malformed("chunk data must end with CRLF") }
+                state = .size(value: 0, digits: 0)
+            case .trailerLineStart:
+                if b == UInt8(ascii: "\r") {
+                    state = .finalLF
+                } else if HTTPHeadParser.isTokenByte(b) {
+                    state = .trailerName
+                } else {
+                    throw .malformed("invalid trailer")
+                }
+            case .trailerName:
+                if b == UInt8(ascii: ":") {
+                    state = .trailerLine
+                } else if !HTTPHeadParser.isTokenByte(b) {
+                    throw .malformed("invalid trailer field name")
+                }
+            case .trailerLine:
+                if b == UInt8(ascii: "\r") {
+                    state = .trailerLF
+                } else if b == UInt8(ascii: "\n") || (b < 0x20 && b != 0x09) || b == 0x7F {
+                    throw .malformed("invalid trailer")
+                }
+            case .trailerLF:
+                guard b == UInt8(ascii: "\n") else { throw .malformed("trailer lines must end with CRLF") }
+                state = .trailerLineStart
+            case .finalLF:
+                guard b == UInt8(ascii: "\n") else { throw .malformed("chunked body must end with CRLF") }
+                state = .done
+                return i + 1
+            }
+            i += 1
+        }
+        return i
+    }
+
+    var pendingSize: UInt64 = 0
+
+    static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
