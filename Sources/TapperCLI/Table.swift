@@ -1,14 +1,16 @@
 /// Aligned plain-text tables for human output.
 enum Table {
-    static func render(_ rows: [[String]]) -> String {
+    /// Aligns columns; `color` may decorate a padded cell (escape codes do not count as width).
+    static func render(_ rows: [[String]], color: (Int, String) -> String = { $1 }) -> String {
         guard let first = rows.first else { return "" }
         var widths = Array(repeating: 0, count: first.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         var out = ""
-        for r in rows {
+        for (rowIndex, r) in rows.enumerated() {
             var line = ""
             for (i, c) in r.enumerated() {
-                line += i == r.count - 1 ? c : c.padding(to: widths[i] + 2)
+                let cell = i == r.count - 1 ? c : c.padding(to: widths[i] + 2)
+                line += rowIndex == 0 ? cell : color(i, cell)
             }
             out += line + "\n"
         }

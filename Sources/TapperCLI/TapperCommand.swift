@@ -14,7 +14,7 @@ public struct TapperCommand: AsyncParsableCommand {
             Start with 'tapper registry serve', then register services with 'tapper service register'.
             """,
         version: TapperCommand.version,
-        subcommands: [Registry.self, Gateway.self, Service.self]
+        subcommands: [Registry.self, Gateway.self, Service.self, Status.self, Route.self]
     )
 
     public init() {}

@@ -97,83 +97,28 @@ struct AdminResponder {
 
     // MARK: /_tapper/status
 
-    struct StatusBody: Encodable {
-        struct Registry: Encodable {
-            var source: String
-            var reachable: Bool
-            var lastError: String?
-            var lastContactAgeSeconds: Double?
-            enum CodingKeys: String, CodingKey {
-                case source, reachable
-                case lastError = "last_error"
-                case lastContactAgeSeconds = "last_contact_age_seconds"
-            }
-        }
-        struct Gateway: Encodable {
-            var tableIndex: UInt64
-            var tableAgeSeconds: Double
-            var stale: Bool
-            var registry: Registry
-            var requestsInFlight: Int
-            var openConnections: Int
-            var uptimeSeconds: Double
-            enum CodingKeys: String, CodingKey {
-                case tableIndex = "table_index"
-                case tableAgeSeconds = "table_age_seconds"
-                case stale, registry
-                case requestsInFlight = "requests_in_flight"
-                case openConnections = "open_connections"
-                case uptimeSeconds = "uptime_seconds"
-            }
-        }
-        struct Instance: Encodable {
-            var id: String
-            var url: String
-            var version: String
-            var state: String
-            var weight: Int
-            var heartbeatAgeSeconds: Double?
-            var expiresInSeconds: Double?
-            enum CodingKeys: String, CodingKey {
-                case id, url, version, state, weight
-                case heartbeatAgeSeconds = "last_heartbeat_age_seconds"
-                case expiresInSeconds = "expires_in_seconds"
-            }
-        }
-        struct Service: Encodable {
-            var name: String
-            var versions: [String]
-            var healthy: Int
-            var total: Int
-            var routes: Int
-            var instances: [Instance]
-        }
-        var view = "gateway"
-        var gateway: Gateway
-        var services: [Service]
-    }
-
-    func status() -> StatusBody {
+    func status() -> StatusReport {
         let snapshot = gateway.state.snapshot
         let d = gateway.state.discoveryStatus
         let now = ContinuousClock.now
         let routesPerService = Dictionary(grouping: snapshot.table.entries, by: \.service).mapValues { Set($0.map(\.template.raw)).count }
-        let services = snapshot.catalog.services.map { s -> StatusBody.Service in
+        let services = snapshot.catalog.services.map { s -> StatusReport.Service in
             let targets = s.instances.compactMap { snapshot.instances[s.name + "/" + $0.instanceID] }
             let routable = Set(gateway.health.routable(targets).map(\.instanceID))
             let instances = s.instances.map { i in
-                StatusBody.Instance(
+                StatusReport.Instance(
                     id: i.instanceID, url: i.registration.url, version: i.registration.version,
                     state: gateway.instanceState(service: s.name, instanceID: i.instanceID, routable: routable.contains(i.instanceID)),
                     weight: i.registration.weight, heartbeatAgeSeconds: i.heartbeatAgeSeconds, expiresInSeconds: i.expiresInSeconds
                 )
             }
-            return StatusBody.Service(
+            return StatusReport.Service(
                 name: s.name, versions: Array(Set(s.instances.map(\.registration.version))).sorted(), healthy: routable.count,
                 total: s.instances.count, routes: routesPerService[s.name] ?? 0, instances: instances
             )
         }
-        return StatusBody(
+        return StatusReport(
+            view: "gateway",
             gateway: .init(
                 tableIndex: snapshot.table.index,
                 tableAgeSeconds: seconds(d.tableBuiltAt.duration(to: now)),

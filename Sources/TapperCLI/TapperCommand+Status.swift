@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import TapperClient
+import TapperCore
+
+extension TapperCommand {
+    /// `tapper status`
+    public struct Status: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Show services, instances and their health.",
+            discussion: """
+                Asks the gateway (--gateway, $TAPPER_GATEWAY_URL, default http://127.0.0.1:8000) for health as it \
+                routes; when no gateway answers it shows the registry's view instead and says so.
+
+                Exit status: 0 every service has a healthy instance and none is unhealthy or ejected; \
+                1 degraded (the reasons are printed: a service without a healthy instance, an unhealthy or \
+                ejected instance, or a gateway that lost its registry); 2 neither gateway nor registry reachable.
+
+                --json prints the StatusReport schema: {"view": "gateway"|"registry", "gateway": {...}|null, \
+                "services": [{"name", "versions", "healthy", "total", "routes", "instances": [{"id", "url", \
+                "version", "state", "weight", "last_heartbeat_age_seconds", "expires_in_seconds"}]}], \
+                "status": "ok"|"degraded", "problems": [...]}.
+                """
+        )
+
+        @Option(help: ArgumentHelp("Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).", valueName: "url"))
+        public var gateway: String?
+
+        @Option(help: ArgumentHelp("Only this service.", valueName: "name"))
+        public var service: String?
+
+        @Flag(help: "Print JSON for scripts.")
+        public var json = false
+
+        @Flag(help: "Print nothing; only the exit status tells.")
+        public var quiet = false
+
+        @Flag(help: "Redraw whenever the catalog changes (blocking query), until Ctrl-C.")
+        public var watch = false
+
+        @OptionGroup public var registryOptions: RegistryOptions
+
+        public init() {}
+
+        var gatewayURL: String {
+            gateway ?? ProcessInfo.processInfo.environment["TAPPER_GATEWAY_URL"] ?? GatewayClient.defaultURL
+        }
+
+        struct Output: Encodable {
+            var report: StatusReport
+            var status: String
+            var problems: [String]
+
+            func encode(to encoder: any Encoder) throws {
+                try report.encode(to: encoder)
+                var c = encoder.container(keyedBy: Keys.self)
+                try c.encode(status, forKey: .status)
+                try c.encode(problems, forKey: .problems)
+            }
+            enum Keys: String, CodingKey { case status, problems }
+        }
+
+        /// Fetches the best available view: the gateway's, else the registry's.
+        func fetch() async -> StatusReport? {
+            if let report = try? await GatewayClient(baseURL: gatewayURL, timeout: .seconds(2)).status() { return report }
+            if let catalog = try? await registryOptions.client().catalog() { return StatusReport(registryView: catalog) }
+            return nil
+        }
+
+        public func run() async throws {
+            if watch {
+                var index: UInt64? = nil
+                while !Task.isCancelled {
+                    let code = try await once(clear: true)
+                    _ = code
+                    // Wait for a catalog change (or 5 s, so health changes show too).
+                    let client = registryOptions.client()
+                    if let i = index {
+                        index = (try? await client.catalog(index: i, wait: .seconds(5)))?.index ?? i
+                    } else {
+                        index = (try? await client.catalog())?.index ?? 0
+                    }
+                }
+                return
+            }
+            let code = try await once(clear: false)
+            if code != 0 { throw ExitCode(code) }
+        }
+
+        func once(clear: Bool) async throws -> Int32 {
+            guard var report = await fetch() else {
+                if !quiet {
+                    let message = "nothing reachable: no gateway at \(GatewayClient(baseURL: gatewayURL).authority) and no registry at \(registryOptions.client().authority); start 'tapper gateway serve'"
+                    if json {
+                        print(#"{"status": "unreachable", "problems": ["\#(message)"], "services": [], "view": null, "gateway": null}"#)
+                    } else {
+                        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+                    }
+                }
+                return 2
+            }
+            if let service { report.services = report.services.filter { $0.name == service } }
+            let problems = report.problems
+            let code: Int32 = problems.isEmpty ? 0 : 1
+            if quiet { return code }
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try enc.encode(Output(report: report, status: problems.isEmpty ? "ok" : "degraded", problems: problems)), as: UTF8.self))
+                return code
+            }
+            let style = Style.forStandardOutput()
+            if clear && style.color { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            print(render(report, problems: problems, style: style), terminator: "")
+            return code
+        }
+
+        func render(_ report: StatusReport, problems: [String], style: Style) -> String {
+            var out = ""
+            if let g = report.gateway {
+                out += "gateway \(GatewayClient(baseURL: gatewayURL).authority): table #\(g.tableIndex), \(Table.age(g.tableAgeSeconds)) old, registry \(g.registry.source) "
+                out += g.registry.reachable ? style.green("reachable") : style.red("unreachable")
+                out += ", \(g.requestsInFlight) in flight\n"
+            } else {
+                out += style.yellow("no gateway answered at \(GatewayClient(baseURL: gatewayURL).authority); showing the registry's view (no health checks)") + "\n"
+            }
+            if report.services.isEmpty {
+                out += "no services registered\n"
+            } else {
+                var rows = [["SERVICE", "VERSION", "HEALTHY", "ROUTES", "INSTANCE", "URL", "STATE", "HEARTBEAT"]]
+                for s in report.services {
+                    for (n, i) in s.instances.enumerated() {
+                        rows.append([
+                            n == 0 ? s.name : "", n == 0 ? s.versions.joined(separator: ",") : "", n == 0 ? "\(s.healthy)/\(s.total)" : "",
+                            n == 0 ? String(s.routes) : "", i.id, i.url, i.state, i.heartbeatAgeSeconds.map { Table.age($0) + " ago" } ?? "-",
+                        ])
+                    }
+                }
+                out += Table.render(rows, color: { column, value in
+                    guard column == 6 else { return value }
+                    switch value.trimmingCharacters(in: .whitespaces) {
+                    case "healthy", "registered": return style.green(value)
+                    case "expiring": return style.yellow(value)
+                    default: return style.red(value)
+                    }
+                })
+            }
+            if problems.isEmpty {
+                out += style.green("ok") + "\n"
+            } else {
+                out += style.red("degraded") + ":\n" + problems.map { "  - \($0)\n" }.joined()
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import TapperClient
+import TapperCore
+
+extension TapperCommand.Route {
+    /// `tapper route test METHOD PATH`
+    public struct Test: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "test",
+            abstract: "Show which service and instance a request would reach, and why.",
+            discussion: """
+                Resolves METHOD PATH against the live route table (built from the registry's catalog with the \
+                gateway's own code), without sending anything: the matched template, its service and version, \
+                the path parameters, the instances (healthy ones per the gateway when it answers) and why this \
+                route won over the other matching templates. 404 and 405 say what is registered nearby. \
+                --send sends the request through the gateway and shows what answered.
+
+                Exit status: 0 a route matched (with --send: the gateway answered < 400); 1 no route (404/405), \
+                or the sent request got a 4xx/5xx; 2 registry or gateway unreachable.
+                """
+        )
+
+        @Argument(help: "HTTP method, e.g. GET.")
+        public var method: String
+
+        @Argument(help: "Request path, with an optional query string.")
+        public var path: String
+
+        @Flag(help: "Send the request through the gateway.")
+        public var send = false
+
+        @Option(name: .customShort("H"), help: ArgumentHelp("A request header for --send, 'Name: value' (repeatable).", valueName: "header"))
+        public var headers: [String] = []
+
+        @Option(name: [.customShort("d"), .customLong("data")], help: ArgumentHelp("Request body for --send; @FILE reads a file.", valueName: "data"))
+        public var data: String?
+
+        @Option(help: ArgumentHelp("Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).", valueName: "url"))
+        public var gateway: String?
+
+        @Flag(help: "Print JSON.")
+        public var json = false
+
+        @OptionGroup public var registryOptions: RegistryOptions
+
+        public init() {}
+
+        public func validate() throws {
+            guard path.hasPrefix("/") else { throw ValidationError("PATH must start with '/', got '\(path)'") }
+            for h in headers where !h.contains(":") { throw ValidationError("-H '\(h)' must look like 'Name: value'") }
+        }
+
+        var gatewayURL: String {
+            gateway ?? ProcessInfo.processInfo.environment["TAPPER_GATEWAY_URL"] ?? GatewayClient.defaultURL
+        }
+
+        struct Report: Encodable {
+            struct Candidate: Encodable {
+                var service: String
+                var template: String
+                var method: String
+                var reason: String?
+            }
+            struct Instance: Encodable {
+                var id: String
+                var url: String
+                var state: String
+            }
+            struct Sent: Encodable {
+                var status: Int
+                var milliseconds: Double
+                var instance: String?
+                var body: String
+            }
+            var method: String
+            var path: String
+            var result: String
+            var service: String?
+            var version: String?
+            var template: String?
+            var parameters: [String: String]
+            var instances: [Instance]
+            var candidates: [Candidate]
+            var allowed: [String]
+            var nearby: [String]
+            var sent: Sent?
+        }
+
+        public func run() async throws {
+            let method = self.method.uppercased()
+            let pathOnly = String(path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let catalog: CatalogSnapshot
+            do {
+                catalog = try await registryOptions.client().catalog()
+            } catch {
+                throw CLIError("\(error)")
+            }
+            let gatewayStatus = try? await GatewayClient(baseURL: gatewayURL, timeout: .seconds(2)).status()
+            let table = RouteTable(snapshot: catalog)
+            var report = Report(
+                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, parameters: [:], instances: [],
+                candidates: [], allowed: [], nearby: [], sent: nil
+            )
+            var matched = false
+            switch table.resolve(method: method, path: pathOnly) {
+            case .matched(let m):
+                matched = true
+                report.result = "matched"
+                report.service = m.entry.service
+                report.template = m.entry.template.raw
+                report.parameters = Dictionary(m.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+                let records = catalog.service(named: m.entry.service)?.instances.filter { m.entry.instanceIDs.contains($0.instanceID) } ?? []
+                report.version = Array(Set(records.map(\.registration.version))).sorted().joined(separator: ",")
+                let states = Dictionary(
+                    (gatewayStatus?.services.first { $0.name == m.entry.service }?.instances ?? []).map { ($0.id, $0.state) },
+                    uniquingKeysWith: { a, _ in a }
+                )
+                report.instances = records.map { Report.Instance(id: $0.instanceID, url: $0.registration.url, state: states[$0.instanceID] ?? (gatewayStatus == nil ? "registered" : "unknown")) }
+                let explanation = table.explain(path: pathOnly)
+                report.candidates = explanation.candidates.enumerated().map { i, e in
+                    Report.Candidate(service: e.service, template: e.template.raw, method: e.methods.first ?? "*", reason: i == 0 ? nil : explanation.reasons[i - 1])
+                }
+            case .methodNotAllowed(let allowed):
+                report.result = "method_not_allowed"
+                report.allowed = allowed
+                report.candidates = table.explain(path: pathOnly).candidates.map { Report.Candidate(service: $0.service, template: $0.template.raw, method: $0.methods.first ?? "*") }
+            case .notFound:
+                report.nearby = table.nearby(path: pathOnly).map { "\($0.methods.first ?? "*") \($0.template.raw) (\($0.service))" }
+            }
+            var exitCode: Int32 = matched ? 0 : 1
+            if send {
+                var body: Data? = nil
+                if let data {
+                    if data.hasPrefix("@") {
+                        guard let d = FileManager.default.contents(atPath: String(data.dropFirst())) else { throw CLIError("cannot read \(data.dropFirst())") }
+                        body = d
+                    } else {
+                        body = Data(data.utf8)
+                    }
+                }
+                let pairs = headers.map { h -> (String, String) in
+                    let i = h.firstIndex(of: ":")!
+                    return (String(h[..<i]).trimmingCharacters(in: .whitespaces), String(h[h.index(after: i)...]).trimmingCharacters(in: .whitespaces))
+                }
+                let started = ContinuousClock.now
+                let reply = try await GatewayClient(baseURL: gatewayURL).send(method: method, path: path, headers: pairs, body: body)
+                let elapsed = ContinuousClock.now - started
+                let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                let instance = reply.headers.first { $0.0.lowercased() == "x-tapper-instance" }?.1
+                report.sent = Report.Sent(status: reply.status, milliseconds: (ms * 10).rounded() / 10, instance: instance, body: String(decoding: reply.body, as: UTF8.self))
+                exitCode = reply.status < 400 ? 0 : 1
+            }
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            } else {
+                print(render(report), terminator: "")
+            }
+            if exitCode != 0 { throw ExitCode(exitCode) }
+        }
+
+        func render(_ r: Report) -> String {
+            let style = Style.forStandardOutput()
+            var out = ""
+            switch r.result {
+            case "matched":
+                out += "\(r.method) \(r.path) → \(style.bold(r.service ?? "")) \(r.version ?? "") via \(r.template ?? "")\n"
+                if !r.parameters.isEmpty {
+                    out += "  parameters: " + r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " ") + "\n"
+                }
+                let routable = r.instances.filter { $0.state == "healthy" || $0.state == "registered" }
+                if let next = routable.first {
+                    out += "  instance: \(next.id) (\(next.url)) — balancer picks among \(routable.count) of \(r.instances.count) instances\n"
+                } else {
+                    out += style.red("  no healthy instance: the gateway would answer 503") + "\n"
+                }
+                for i in r.instances { out += "    \(i.id)  \(i.url)  \(i.state)\n" }
+                if r.candidates.count > 1 {
+                    out += "  why: most specific wins (literal > typed parameter > {name} > catch-all, then more segments)\n"
+                    for c in r.candidates.dropFirst() { out += "    \(c.reason ?? "") [\(c.service)]\n" }
+                } else {
+                    out += "  why: the only template matching this path\n"
+                }
+            case "method_not_allowed":
+                out += "\(r.method) \(r.path) → 405: the path matches \(r.candidates.map(\.template).joined(separator: ", ")) but not for \(r.method); allowed: \(r.allowed.joined(separator: ", "))\n"
+            default:
+                out += "\(r.method) \(r.path) → 404: no route matches"
+                out += r.nearby.isEmpty ? "; nothing registered nearby\n" : "; nearby: \(r.nearby.joined(separator: ", "))\n"
+            }
+            if let s = r.sent {
+                var body = s.body
+                if isatty(STDOUT_FILENO) == 1 && body.count > 2000 { body = String(body.prefix(2000)) + "… (\(s.body.count) bytes)" }
+                out += "sent: \(s.status) in \(s.milliseconds) ms\(s.instance.map { " from \($0)" } ?? "")\n\(body)\n"
+            }
+            return out
+        }
+    }
+}

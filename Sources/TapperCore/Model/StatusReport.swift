@@ -1,0 +1,155 @@
+/// The status of a Tapper deployment as `/_tapper/status` serves it and `tapper status --json`
+/// prints it: one stable, documented schema for scripts.
+///
+/// `view` says whose view it is: `gateway` (health as the gateway routes) or `registry` (the
+/// catalog only, when no gateway answered).
+public struct StatusReport: Codable, Sendable, Hashable {
+    public struct Registry: Codable, Sendable, Hashable {
+        public var source: String
+        public var reachable: Bool
+        public var lastError: String?
+        public var lastContactAgeSeconds: Double?
+
+        public init(source: String, reachable: Bool, lastError: String? = nil, lastContactAgeSeconds: Double? = nil) {
+            self.source = source
+            self.reachable = reachable
+            self.lastError = lastError
+            self.lastContactAgeSeconds = lastContactAgeSeconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case source, reachable
+            case lastError = "last_error"
+            case lastContactAgeSeconds = "last_contact_age_seconds"
+        }
+    }
+
+    public struct Gateway: Codable, Sendable, Hashable {
+        public var tableIndex: UInt64
+        public var tableAgeSeconds: Double
+        public var stale: Bool
+        public var registry: Registry
+        public var requestsInFlight: Int
+        public var openConnections: Int
+        public var uptimeSeconds: Double
+
+        public init(
+            tableIndex: UInt64, tableAgeSeconds: Double, stale: Bool, registry: Registry, requestsInFlight: Int, openConnections: Int,
+            uptimeSeconds: Double
+        ) {
+            self.tableIndex = tableIndex
+            self.tableAgeSeconds = tableAgeSeconds
+            self.stale = stale
+            self.registry = registry
+            self.requestsInFlight = requestsInFlight
+            self.openConnections = openConnections
+            self.uptimeSeconds = uptimeSeconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case tableIndex = "table_index"
+            case tableAgeSeconds = "table_age_seconds"
+            case stale, registry
+            case requestsInFlight = "requests_in_flight"
+            case openConnections = "open_connections"
+            case uptimeSeconds = "uptime_seconds"
+        }
+    }
+
+    public struct Instance: Codable, Sendable, Hashable {
+        public var id: String
+        public var url: String
+        public var version: String
+        /// `healthy`, `unhealthy`, `ejected` (gateway view), `registered` or `expiring` (registry view).
+        public var state: String
+        public var weight: Int
+        public var heartbeatAgeSeconds: Double?
+        public var expiresInSeconds: Double?
+
+        public init(id: String, url: String, version: String, state: String, weight: Int, heartbeatAgeSeconds: Double?, expiresInSeconds: Double?) {
+            self.id = id
+            self.url = url
+            self.version = version
+            self.state = state
+            self.weight = weight
+            self.heartbeatAgeSeconds = heartbeatAgeSeconds.map(StatusReport.round3)
+            self.expiresInSeconds = expiresInSeconds.map(StatusReport.round3)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, url, version, state, weight
+            case heartbeatAgeSeconds = "last_heartbeat_age_seconds"
+            case expiresInSeconds = "expires_in_seconds"
+        }
+    }
+
+    public struct Service: Codable, Sendable, Hashable {
+        public var name: String
+        public var versions: [String]
+        public var healthy: Int
+        public var total: Int
+        public var routes: Int
+        public var instances: [Instance]
+
+        public init(name: String, versions: [String], healthy: Int, total: Int, routes: Int, instances: [Instance]) {
+            self.name = name
+            self.versions = versions
+            self.healthy = healthy
+            self.total = total
+            self.routes = routes
+            self.instances = instances
+        }
+    }
+
+    public var view: String
+    public var gateway: Gateway?
+    public var services: [Service]
+
+    public init(view: String, gateway: Gateway?, services: [Service]) {
+        self.view = view
+        self.gateway = gateway
+        self.services = services
+    }
+
+    static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+
+    /// The registry's view of a catalog: every instance counts as healthy (the registry does not
+    /// probe), `expiring` when less than a third of its TTL is left.
+    public init(registryView catalog: CatalogSnapshot) {
+        view = "registry"
+        gateway = nil
+        services = catalog.services.map { s in
+            let instances = s.instances.map { i -> Instance in
+                let ttl = i.registration.ttlSeconds
+                let expiring = (i.expiresInSeconds ?? ttl) < ttl / 3
+                return Instance(
+                    id: i.instanceID, url: i.registration.url, version: i.registration.version, state: expiring ? "expiring" : "registered",
+                    weight: i.registration.weight, heartbeatAgeSeconds: i.heartbeatAgeSeconds, expiresInSeconds: i.expiresInSeconds
+                )
+            }
+            let routes = Set(s.instances.flatMap { i in i.registration.routes.map { i.registration.prefix + $0.path } }).count
+            return Service(
+                name: s.name, versions: Array(Set(s.instances.map(\.registration.version))).sorted(), healthy: instances.count,
+                total: instances.count, routes: routes, instances: instances
+            )
+        }
+    }
+
+    /// The verdict scripts rely on: 0 healthy, 1 degraded (with the reasons), per `tapper status`.
+    public var problems: [String] {
+        var out: [String] = []
+        for s in services {
+            if s.healthy == 0 {
+                out.append("service '\(s.name)' has no healthy instance")
+            } else {
+                for i in s.instances where i.state == "unhealthy" || i.state == "ejected" {
+                    out.append("instance '\(i.id)' of '\(s.name)' is \(i.state)")
+                }
+            }
+        }
+        if let g = gateway, !g.registry.reachable {
+            out.append("the gateway cannot reach its registry (\(g.registry.source)); it routes with a table \(Int(g.tableAgeSeconds)) s old")
+        }
+        return out
+    }
+}
