@@ -27,7 +27,7 @@ extension TapperCommand {
         @Option(help: ArgumentHelp("Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).", valueName: "url"))
         public var gateway: String?
 
-        @Option(help: ArgumentHelp("Only this service.", valueName: "name"))
+        @Option(help: ArgumentHelp("Only this service.", valueName: "name"), completion: LiveCompletions.serviceNames)
         public var service: String?
 
         @Flag(help: "Print JSON for scripts.")

@@ -9,10 +9,10 @@ extension TapperCommand.Service {
             abstract: "Remove a service instance from the registry."
         )
 
-        @Argument(help: "Service name.")
+        @Argument(help: "Service name.", completion: LiveCompletions.serviceNames)
         public var name: String
 
-        @Argument(help: "Instance id.")
+        @Argument(help: "Instance id.", completion: LiveCompletions.instanceIDs)
         public var instanceId: String
 
         @OptionGroup public var registryOptions: RegistryOptions

@@ -23,7 +23,7 @@ extension TapperCommand.Service {
                 """
         )
 
-        @Argument(help: "Service name (a DNS label: lowercase letters, digits, '-').")
+        @Argument(help: "Service name (a DNS label: lowercase letters, digits, '-').", completion: LiveCompletions.serviceNames)
         public var name: String
 
         @Option(help: ArgumentHelp("Where the instance is reachable, e.g. http://127.0.0.1:8002.", valueName: "url"))

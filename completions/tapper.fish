@@ -1,0 +1,219 @@
+function __tapper_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __tapper_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __tapper_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __tapper_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __tapper_parse_tokens -S
+    set -l unparsed_tokens (__tapper_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'tapper'
+        __tapper_parse_subcommand 0 'version' 'h/help'
+        switch $unparsed_tokens[1]
+        case 'registry'
+            __tapper_parse_subcommand 0 'version' 'h/help'
+            switch $unparsed_tokens[1]
+            case 'serve'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'max-body-bytes=' 'log-level=' 'version' 'h/help'
+            end
+        case 'gateway'
+            __tapper_parse_subcommand 0 'version' 'h/help'
+            switch $unparsed_tokens[1]
+            case 'serve'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
+            end
+        case 'service'
+            __tapper_parse_subcommand 0 'version' 'h/help'
+            switch $unparsed_tokens[1]
+            case 'register'
+                __tapper_parse_subcommand 1 'url=' 'instance-id=' 'version=' 'description=' 'prefix=' 'health-endpoint=' 'tag=+' 'route=+' 'ttl=' 'weight=' 'meta=+' 'openapi' 'openapi-path=' 'keep-alive' 'json' 'registry=' 'token=' 'log-level=' 'version' 'h/help'
+            case 'deregister'
+                __tapper_parse_subcommand 2 'registry=' 'token=' 'version' 'h/help'
+            case 'list'
+                __tapper_parse_subcommand 0 'json' 'registry=' 'token=' 'version' 'h/help'
+            end
+        case 'status'
+            __tapper_parse_subcommand 0 'gateway=' 'service=' 'json' 'quiet' 'watch' 'registry=' 'token=' 'version' 'h/help'
+        case 'route'
+            __tapper_parse_subcommand 0 'version' 'h/help'
+            switch $unparsed_tokens[1]
+            case 'test'
+                __tapper_parse_subcommand 2 'send' 'H=+' 'd/data=' 'gateway=' 'json' 'registry=' 'token=' 'version' 'h/help'
+            end
+        case 'help'
+            __tapper_parse_subcommand -r 1 'version'
+        end
+    end
+end
+
+function __tapper_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __tapper_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __tapper_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __tapper_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__tapper_tokens -p)
+    if test -z "$(__tapper_tokens -t)"
+        set -l index (count (__tapper_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'tapper' -f
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'registry' -d 'Run the service registry.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'gateway' -d 'Run the API gateway.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'service' -d 'Register, deregister and list services.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'status' -d 'Show services, instances and their health.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'route' -d 'Inspect routing.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper registry" -eq 1' -fa 'serve' -d 'Serve the registry API.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" host' -l 'host' -d 'Address to listen on.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" port' -l 'port' -d 'Port to listen on (0 picks a free port).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" backend' -l 'backend' -d 'Where registrations are kept: \'memory\'.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" data-dir' -l 'data-dir' -d 'Keep the memory backend\'s registrations in DIR across restarts.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" token-file' -l 'token-file' -d 'File holding the bearer token required for writes (re-read when it changes).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" max-body-bytes' -l 'max-body-bytes' -d 'Largest accepted request body in bytes.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" log-level' -l 'log-level' -d 'Log level: trace, debug, info, notice, warning, error or critical.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper gateway" -eq 1' -fa 'serve' -d 'Route requests to healthy service instances.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" host' -l 'host' -d 'Address to listen on.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" port' -l 'port' -d 'Port to listen on (0 picks a free port).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" registry' -l 'registry' -d 'Follow this registry (http://…) instead of running an embedded one.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" registry-port' -l 'registry-port' -d 'Port of the embedded registry\'s API (ignored with --registry; 0 picks a free port).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" data-dir' -l 'data-dir' -d 'Keep the embedded registry\'s registrations in DIR across restarts.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" token-file' -l 'token-file' -d 'Token file for the embedded registry\'s writes, or the remote registry\'s reads.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" discovery-interval' -l 'discovery-interval' -d 'Seconds between full resyncs with the registry.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" timeout' -l 'timeout' -d 'Upstream connect and response timeout in seconds (→ 504).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" load-balancer' -l 'load-balancer' -d 'Default load balancer.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" threads' -l 'threads' -d 'Event-loop threads (0: one per core).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" max-body-size' -l 'max-body-size' -d 'Largest request body in bytes (→ 413).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" max-header-size' -l 'max-header-size' -d 'Largest request head in bytes (→ 431).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" header-timeout' -l 'header-timeout' -d 'Seconds a client has to send its request head (→ 408).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" idle-timeout' -l 'idle-timeout' -d 'Seconds before an idle client connection is closed.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" drain-timeout' -l 'drain-timeout' -d 'Seconds in-flight requests get to finish on SIGTERM.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" no-access-log' -l 'no-access-log' -d 'Do not write an access-log line per request.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" health-interval' -l 'health-interval' -d 'Seconds between active health probes of each instance.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" health-timeout' -l 'health-timeout' -d 'Seconds a health probe may take.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" health-fall' -l 'health-fall' -d 'Failed probes in a row before an instance is taken out.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" health-rise' -l 'health-rise' -d 'Passed probes in a row before it is taken back.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" no-health-checks' -l 'no-health-checks' -d 'Do not send active health probes (passive checks still apply).'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" outlier-failures' -l 'outlier-failures' -d 'Consecutive failed requests (errors or 5xx) that eject an instance.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" ejection-time' -l 'ejection-time' -d 'Seconds of the first ejection; each further one lasts longer.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" max-ejection-percent' -l 'max-ejection-percent' -d 'Largest share of a service\'s instances ejected at once, in percent.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" panic-routing' -l 'panic-routing' -d 'When every instance of a service is down, route to all of them instead of answering 503.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" log-level' -l 'log-level' -d 'Log level: trace, debug, info, notice, warning, error or critical.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper service" -eq 1' -fa 'register' -d 'Register a service instance with the registry.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper service" -eq 1' -fa 'deregister' -d 'Remove a service instance from the registry.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper service" -eq 1' -fa 'list' -d 'List registered services and their instances.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper service register" -eq 1' -fka '(__tapper_custom_completion ---completion service register -- positional@0 (count (__tapper_tokens -pc)) (__tapper_tokens -tC))'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" url' -l 'url' -d 'Where the instance is reachable, e.g. http://127.0.0.1:8002.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" instance-id' -l 'instance-id' -d 'Instance id (default: derived from the URL\'s host and port).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" version' -l 'version' -d 'Service version.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" description' -l 'description' -d 'Human-readable description.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" prefix' -l 'prefix' -d 'Path prefix prepended to every route, e.g. /api.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" health-endpoint' -l 'health-endpoint' -d 'Path the gateway probes for health.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register"' -l 'tag' -d 'A tag (repeatable).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register"' -l 'route' -d 'A route, \'METHODS /path/{param}\' (repeatable).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" ttl' -l 'ttl' -d 'Seconds the registration lives without a heartbeat.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" weight' -l 'weight' -d 'Relative weight for the weighted balancer (1-1000).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register"' -l 'meta' -d 'Metadata as key=value (repeatable).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" openapi' -l 'openapi' -d 'Read the routes from the service\'s OpenAPI 3.x document (FastAPI\'s /openapi.json).'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" openapi-path' -l 'openapi-path' -d 'Where the OpenAPI document is, relative to --url.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" keep-alive' -l 'keep-alive' -d 'Stay in the foreground: heartbeat, re-register when needed, deregister on exit.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" json' -l 'json' -d 'Print the stored record as JSON.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" registry' -l 'registry' -d 'Registry URL (default: $TAPPER_REGISTRY_URL or http://127.0.0.1:8001).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" token' -l 'token' -d 'Bearer token for registry writes (default: $TAPPER_TOKEN).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" log-level' -l 'log-level' -d 'Log level: trace, debug, info, notice, warning, error or critical.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper service deregister" -eq 1' -fka '(__tapper_custom_completion ---completion service deregister -- positional@0 (count (__tapper_tokens -pc)) (__tapper_tokens -tC))'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper service deregister" -eq 2' -fka '(__tapper_custom_completion ---completion service deregister -- positional@1 (count (__tapper_tokens -pc)) (__tapper_tokens -tC))'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service deregister" registry' -l 'registry' -d 'Registry URL (default: $TAPPER_REGISTRY_URL or http://127.0.0.1:8001).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service deregister" token' -l 'token' -d 'Bearer token for registry writes (default: $TAPPER_TOKEN).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service deregister" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service deregister" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service list" json' -l 'json' -d 'Print the catalog as JSON.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service list" registry' -l 'registry' -d 'Registry URL (default: $TAPPER_REGISTRY_URL or http://127.0.0.1:8001).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service list" token' -l 'token' -d 'Bearer token for registry writes (default: $TAPPER_TOKEN).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service list" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service list" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" gateway' -l 'gateway' -d 'Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" service' -l 'service' -d 'Only this service.' -rfka '(__tapper_custom_completion ---completion status -- --service (count (__tapper_tokens -pc)) (__tapper_tokens -tC))'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" json' -l 'json' -d 'Print JSON for scripts.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" quiet' -l 'quiet' -d 'Print nothing; only the exit status tells.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" watch' -l 'watch' -d 'Redraw whenever the catalog changes (blocking query), until Ctrl-C.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" registry' -l 'registry' -d 'Registry URL (default: $TAPPER_REGISTRY_URL or http://127.0.0.1:8001).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" token' -l 'token' -d 'Bearer token for registry writes (default: $TAPPER_TOKEN).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper status" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper route" -eq 1' -fa 'test' -d 'Show which service and instance a request would reach, and why.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" send' -l 'send' -d 'Send the request through the gateway.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test"' -s 'H' -d 'A request header for --send, \'Name: value\' (repeatable).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" d data' -s 'd' -l 'data' -d 'Request body for --send; @FILE reads a file.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" gateway' -l 'gateway' -d 'Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" json' -l 'json' -d 'Print JSON.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" registry' -l 'registry' -d 'Registry URL (default: $TAPPER_REGISTRY_URL or http://127.0.0.1:8001).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" token' -l 'token' -d 'Bearer token for registry writes (default: $TAPPER_TOKEN).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper help" version' -l 'version' -d 'Show the version.'
