@@ -530,13 +530,19 @@ _tapper_route() {
 
 _tapper_route_test() {
     repeating_flags=()
-    non_repeating_flags=(--send --json --version -h --help)
+    non_repeating_flags=(--only-failures --send --json --version -h --help)
     repeating_options=(-H)
-    non_repeating_options=(-d --data --gateway --registry --token)
+    non_repeating_options=(--file --fail-under -d --data --gateway --registry --token)
     __tapper_offer_flags_options 2
 
     # Offer option value completions
     case "${prev}" in
+    '--file')
+        return
+        ;;
+    '--fail-under')
+        return
+        ;;
     '-H')
         return
         ;;

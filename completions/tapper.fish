@@ -50,7 +50,7 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'test'
-                __tapper_parse_subcommand 2 'send' 'H=+' 'd/data=' 'gateway=' 'json' 'registry=' 'token=' 'version' 'h/help'
+                __tapper_parse_subcommand 2 'file=' 'only-failures' 'fail-under=' 'send' 'H=+' 'd/data=' 'gateway=' 'json' 'registry=' 'token=' 'version' 'h/help'
             end
         case 'help'
             __tapper_parse_subcommand -r 1 'version'
@@ -207,6 +207,9 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route" version' -l 'version' -d 'Show the version.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper route" -eq 1' -fa 'test' -d 'Show which service and instance a request would reach, and why.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" file' -l 'file' -d 'Check a YAML table of cases (method, path, service, params, status) instead.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" only-failures' -l 'only-failures' -d 'With --file: print only the failing cases.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" fail-under' -l 'fail-under' -d 'With --file: fail when fewer than PCT percent of the registered routes are exercised.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" send' -l 'send' -d 'Send the request through the gateway.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test"' -s 'H' -d 'A request header for --send, \'Name: value\' (repeatable).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" d data' -s 'd' -l 'data' -d 'Request body for --send; @FILE reads a file.' -rfka ''

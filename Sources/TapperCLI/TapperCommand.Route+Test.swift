@@ -22,10 +22,19 @@ extension TapperCommand.Route {
         )
 
         @Argument(help: "HTTP method, e.g. GET.")
-        public var method: String
+        public var method: String?
 
         @Argument(help: "Request path, with an optional query string.")
-        public var path: String
+        public var path: String?
+
+        @Option(help: ArgumentHelp("Check a YAML table of cases (method, path, service, params, status) instead.", valueName: "routes.yaml"))
+        public var file: String?
+
+        @Flag(help: "With --file: print only the failing cases.")
+        public var onlyFailures = false
+
+        @Option(help: ArgumentHelp("With --file: fail when fewer than PCT percent of the registered routes are exercised.", valueName: "pct"))
+        public var failUnder: Double?
 
         @Flag(help: "Send the request through the gateway.")
         public var send = false
@@ -47,6 +56,11 @@ extension TapperCommand.Route {
         public init() {}
 
         public func validate() throws {
+            if file != nil {
+                guard method == nil && path == nil && !send else { throw ValidationError("--file takes no METHOD PATH and no --send") }
+                return
+            }
+            guard let path, method != nil else { throw ValidationError("give METHOD PATH, or --file routes.yaml") }
             guard path.hasPrefix("/") else { throw ValidationError("PATH must start with '/', got '\(path)'") }
             for h in headers where !h.contains(":") { throw ValidationError("-H '\(h)' must look like 'Name: value'") }
         }
@@ -88,7 +102,12 @@ extension TapperCommand.Route {
         }
 
         public func run() async throws {
-            let method = self.method.uppercased()
+            if let file {
+                try await RouteCheck(file: file, onlyFailures: onlyFailures, failUnder: failUnder, json: json, registry: registryOptions).run()
+                return
+            }
+            let method = (self.method ?? "").uppercased()
+            let path = self.path ?? "/"
             let pathOnly = String(path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
             let catalog: CatalogSnapshot
             do {

@@ -101,6 +101,43 @@ import TapperTesting
         #expect(missing.status == 1)
         #expect(missing.stdout.contains("404") && missing.stdout.contains("nearby"))
 
+        // A table of cases with one deliberate failure.
+        let yaml = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(UUID().uuidString).yaml").path
+        try """
+            - method: GET
+              path: /users/42
+              service: users
+              params: {user_id: "42"}
+            - method: GET
+              path: /users/me
+              service: users
+            - method: GET
+              path: /users/bob
+              service: orders
+            - method: DELETE
+              path: /users/1
+              status: 405
+            - method: GET
+              path: /nowhere
+              status: 404
+            """.write(toFile: yaml, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: yaml) }
+        let checked = try await tapper(["route", "test", "--file", yaml], live)
+        #expect(checked.status == 1)
+        #expect(checked.stdout.contains("FAIL GET /users/bob: expected service 'orders', got 'users'"), "\(checked.stdout)")
+        #expect(checked.stdout.contains("5 cases, 1 failed; coverage 100.0% (3 of 3 routes)"), "\(checked.stdout)")
+        let failures = try await tapper(["route", "test", "--file", yaml, "--only-failures"], live)
+        #expect(!failures.stdout.contains("PASS"))
+        try """
+            - method: GET
+              path: /users/42
+              service: users
+            """.write(toFile: yaml, atomically: true, encoding: .utf8)
+        let partial = try await tapper(["route", "test", "--file", yaml, "--fail-under", "50"], live)
+        #expect(partial.status == 1)
+        #expect(partial.stdout.contains("coverage 33.3% (1 of 3 routes)"))
+        #expect(try await tapper(["route", "test", "--file", yaml, "--fail-under", "30"], live).status == 0)
+
         try await poll("the gateway routes it") { try await tapper(["route", "test", "GET", "/users/42?x=1", "--send", "-H", "X-Test: yes"], live).status == 0 }
         let sent = try await tapper(["route", "test", "GET", "/users/42?x=1", "--send", "-H", "X-Test: yes"], live)
         #expect(sent.stdout.contains("sent: 200"))
