@@ -20,6 +20,14 @@ public struct GatewayServer: Service {
     }
 
     public func run() async throws {
+        try await serveUntilDrained()
+        // The quiescing helper (owned by serveUntilDrained) is gone by now: its deinit completes a
+        // promise on an event loop, which must happen before the loops shut down.
+        try await gateway.group.shutdownGracefully()
+        logger.notice("gateway stopped")
+    }
+
+    private func serveUntilDrained() async throws {
         let gateway = self.gateway
         let config = gateway.configuration
         let quiesce = ServerQuiescingHelper(group: gateway.group)
@@ -95,7 +103,5 @@ public struct GatewayServer: Service {
             _ = closing
         }
         try? await channel.closeFuture.get()
-        try await gateway.group.shutdownGracefully()
-        logger.notice("gateway stopped")
     }
 }
