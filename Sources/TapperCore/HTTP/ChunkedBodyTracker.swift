@@ -41,7 +41,7 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
             case .done:
                 return i
             case .size(let value, let digits):
-                if let h = Self.hex(b) {
+                if let h = PercentDecoding.hex(b) {
                     guard digits < 15 else { throw .chunkTooLarge }
                     state = .size(value: value << 4 | UInt64(h), digits: digits + 1)
                 } else if digits > 0 && (b == UInt8(ascii: ";") || b == UInt8(ascii: " ") || b == UInt8(ascii: "\t")) {
@@ -77,7 +77,7 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
             case .trailerLineStart:
                 if b == UInt8(ascii: "\r") {
                     state = .finalLF
-                } else if HTTPHeadParser.isTokenByte(b) {
+                } else if TextRules.isTokenCharacter(b) {
                     state = .trailerName
                 } else {
                     throw .malformed("invalid trailer")
@@ -85,7 +85,7 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
             case .trailerName:
                 if b == UInt8(ascii: ":") {
                     state = .trailerLine
-                } else if !HTTPHeadParser.isTokenByte(b) {
+                } else if !TextRules.isTokenCharacter(b) {
                     throw .malformed("invalid trailer field name")
                 }
             case .trailerLine:
@@ -108,13 +108,4 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
     }
 
     var pendingSize: UInt64 = 0
-
-    static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
 }

@@ -236,7 +236,7 @@ public struct HTTPHeadParser: Sendable {
 
         mutating func token() -> Range<Int>? {
             let start = index
-            while let b = peek(), HTTPHeadParser.isTokenByte(b) { index += 1 }
+            while let b = peek(), TextRules.isTokenCharacter(b) { index += 1 }
             return index > start ? start..<index : nil
         }
 
@@ -254,20 +254,6 @@ public struct HTTPHeadParser: Sendable {
         /// The head's end is known before parsing starts, so any failure here is malformed input.
         func fail(_ reason: String) -> Result<Head, Failure> {
             .failure(.malformed(reason))
-        }
-    }
-
-    @inline(__always)
-    static func isTokenByte(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
         }
     }
 }
