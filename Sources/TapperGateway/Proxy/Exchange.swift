@@ -13,13 +13,11 @@ final class Exchange {
     let path: String
     let entry: RouteTable.Entry
     let candidates: [UpstreamTarget]
-    let hasBody: Bool
 
     var target: UpstreamTarget?
     var upstream: UpstreamHandler?
     var tried: [String] = []
     var attempts = 0
-    var connecting = false
     var freshConnection = true
     var lastFailureWasTimeout = false
     /// A reused keep-alive connection failed before any response byte: the same instance may
@@ -47,7 +45,7 @@ final class Exchange {
 
     init(
         requestHead: HTTPRequestHead, clientVersion: HTTPVersion, method: HTTPMethod, keepAlive: Bool, requestID: String, started: NIODeadline,
-        path: String, entry: RouteTable.Entry, candidates: [UpstreamTarget], hasBody: Bool, retryBufferBytes: Int
+        path: String, entry: RouteTable.Entry, candidates: [UpstreamTarget], retryBufferBytes: Int
     ) {
         self.requestHead = requestHead
         self.clientVersion = clientVersion
@@ -58,7 +56,6 @@ final class Exchange {
         self.path = path
         self.entry = entry
         self.candidates = candidates
-        self.hasBody = hasBody
         self.retryBufferBytes = retryBufferBytes
     }
 

@@ -33,7 +33,6 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var deadline = NIODeadline.distantFuture
     /// When the pending timer task fires; nil when none is scheduled.
     private var scheduledFor: NIODeadline?
-    private var requestsServed = 0
     private var quiescing = false
     /// Pipelined request parts that arrived while an earlier request was still being answered.
     private var queued: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 0)
@@ -268,7 +267,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard case .idle = state else { return }
         let config = gateway.configuration
         let started = NIODeadline.now()
-        requestsServed += 1
         setDeadline(config.idleTimeout)
 
         var requestID = head.headers.first(name: "x-request-id") ?? ""
@@ -360,13 +358,12 @@ final class ProxyHandler: ChannelDuplexHandler {
             let expectContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
             if expectContinue { headers.remove(name: "expect") }
             if chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-            let hasBody = chunked || (contentLength ?? 0) > 0
             let upstreamURI = match.entry.prefixSegments > 0 ? Self.strip(segments: match.entry.prefixSegments, from: uri) : uri
             var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamURI, headers: headers)
             upstreamHead.headers = headers
             let exchange = Exchange(
                 requestHead: upstreamHead, clientVersion: head.version, method: head.method, keepAlive: keepAlive, requestID: requestID,
-                started: started, path: String(path), entry: match.entry, candidates: candidates, hasBody: hasBody,
+                started: started, path: String(path), entry: match.entry, candidates: candidates,
                 retryBufferBytes: config.retryBufferBytes
             )
             state = .proxying(exchange)
@@ -458,13 +455,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             attach(pooled, to: exchange, fresh: false)
             return
         }
-        exchange.connecting = true
         loop.pool.connect(host: target.url.connectHost, port: target.url.port, key: key) { [weak self] result in
             guard let self else {
                 if case .success(let h) = result { h.close() }
                 return
             }
-            exchange.connecting = false
             guard case .proxying(let current) = self.state, current === exchange else {
                 if case .success(let h) = result { self.loop.pool.release(h) }
                 return
@@ -593,7 +588,6 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func completeExchange(_ exchange: Exchange) {
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            upstream.completedRequests += 1
             if exchange.upstreamKeepAlive && upstream.isActive {
                 loop.pool.release(upstream)
             } else {

@@ -16,8 +16,6 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var context: ChannelHandlerContext?
     private var readPending = false
     private(set) var isActive = true
-    /// Requests completed on this connection (0 = fresh, so a failure means the instance is unreachable).
-    var completedRequests = 0
     weak var pool: UpstreamPool?
 
     init(poolKey: String) {
