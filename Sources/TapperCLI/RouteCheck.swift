@@ -95,9 +95,7 @@ struct RouteCheck {
             untested: untested, results: onlyFailures ? results.filter { !$0.passed } : results
         )
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try enc.encode(summary), as: UTF8.self))
+            try JSONOutput.print(summary)
         } else {
             let style = Style.forStandardOutput()
             for r in summary.results {

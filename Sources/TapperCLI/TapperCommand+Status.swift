@@ -105,9 +105,7 @@ extension TapperCommand {
             let code: Int32 = problems.isEmpty ? 0 : 1
             if quiet { return code }
             if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try enc.encode(Output(report: report, status: problems.isEmpty ? "ok" : "degraded", problems: problems)), as: UTF8.self))
+                try JSONOutput.print(Output(report: report, status: problems.isEmpty ? "ok" : "degraded", problems: problems))
                 return code
             }
             let style = Style.forStandardOutput()

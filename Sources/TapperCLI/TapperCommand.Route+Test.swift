@@ -171,9 +171,7 @@ extension TapperCommand.Route {
                 exitCode = reply.status < 400 ? 0 : 1
             }
             if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try enc.encode(report), as: UTF8.self))
+                try JSONOutput.print(report)
             } else {
                 print(render(report), terminator: "")
             }

@@ -22,9 +22,7 @@ extension TapperCommand.Service {
         public func run() async throws {
             let snapshot = try await registryOptions.client().catalog()
             if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try enc.encode(snapshot), as: UTF8.self))
+                try JSONOutput.print(snapshot)
                 return
             }
             if snapshot.services.isEmpty {

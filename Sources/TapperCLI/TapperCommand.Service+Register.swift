@@ -131,9 +131,7 @@ extension TapperCommand.Service {
             let json = self.json
             let report: @Sendable (InstanceRecord, Bool) throws -> Void = { record, created in
                 if json {
-                    let enc = JSONEncoder()
-                    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    print(String(decoding: try enc.encode(record), as: UTF8.self))
+                    try JSONOutput.print(record)
                 } else {
                     let n = registration.routes.count
                     print("\(created ? "registered" : "updated") \(name)/\(id) at \(registration.url) with \(n) route\(n == 1 ? "" : "s") (registry \(client.authority), index \(record.modifyIndex))")
