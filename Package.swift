@@ -90,9 +90,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CReadline",
+            providers: [.apt(["libreadline-dev"])]
+        ),
         .target(
             name: "TapperCLI",
             dependencies: [
+                "CReadline",
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",

@@ -12,6 +12,11 @@ public enum TapperMain {
         // Line-buffer stdout even when it is a pipe, so scripts and supervisors see each line
         // as it happens (e.g. "registered …" from --keep-alive).
         setvbuf(stdout, nil, _IOLBF, 0)
-        await TapperCommand.main()
+        // Bare `tapper` on a terminal opens the shell; anywhere else it prints the help as before.
+        if CommandLine.arguments.count == 1 && isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 {
+            await TapperCommand.main(["shell"])
+        } else {
+            await TapperCommand.main()
+        }
     }
 }

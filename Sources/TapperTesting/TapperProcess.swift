@@ -67,6 +67,9 @@ public final class TapperProcess: @unchecked Sendable {
     }
 
     public var stdout: String { stdoutBuffer.value }
+
+    /// True once both output pipes reached end of file (everything the process wrote is captured).
+    public var readersFinished: Bool { readers.allSatisfy(\.isFinished) }
     public var stderr: String { stderrBuffer.value }
     public var pid: Int32 { process.processIdentifier }
 
