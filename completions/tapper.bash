@@ -173,13 +173,13 @@ _tapper() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    registry|gateway|service|status|route|help)
+    registry|gateway|service|status|route|shell|help)
         # Offer subcommand argument completions
         "_tapper_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'registry gateway service status route help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'registry gateway service status route shell help' -- "${cur}"))
         ;;
     esac
 }
@@ -556,6 +556,24 @@ _tapper_route_test() {
         return
         ;;
     '--token')
+        return
+        ;;
+    esac
+}
+
+_tapper_shell() {
+    repeating_flags=()
+    non_repeating_flags=(--no-history --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--registry --gateway)
+    __tapper_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--registry')
+        return
+        ;;
+    '--gateway')
         return
         ;;
     esac

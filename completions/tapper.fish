@@ -52,6 +52,8 @@ function __tapper_parse_tokens -S
             case 'test'
                 __tapper_parse_subcommand 2 'file=' 'only-failures' 'fail-under=' 'send' 'H=+' 'd/data=' 'gateway=' 'json' 'registry=' 'token=' 'version' 'h/help'
             end
+        case 'shell'
+            __tapper_parse_subcommand 0 'registry=' 'gateway=' 'no-history' 'version' 'h/help'
         case 'help'
             __tapper_parse_subcommand -r 1 'version'
         end
@@ -114,6 +116,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tappe
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'service' -d 'Register, deregister and list services.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'status' -d 'Show services, instances and their health.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'route' -d 'Inspect routing.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'shell' -d 'Interactive shell: every command without the word \'tapper\', with completion and history.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry" version' -l 'version' -d 'Show the version.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry" h help' -s 'h' -l 'help' -d 'Show help information.'
@@ -219,4 +222,9 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" token' -l 'token' -d 'Bearer token for registry writes (default: $TAPPER_TOKEN).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" version' -l 'version' -d 'Show the version.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper route test" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper shell" registry' -l 'registry' -d 'Registry URL (default: $TAPPER_REGISTRY_URL or http://127.0.0.1:8001).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper shell" gateway' -l 'gateway' -d 'Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper shell" no-history' -l 'no-history' -d 'Do not read or write the history file.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper shell" version' -l 'version' -d 'Show the version.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper shell" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper help" version' -l 'version' -d 'Show the version.'
