@@ -62,6 +62,28 @@ import TapperTesting
         #expect(nothing.stderr.contains("nothing reachable"))
     }
 
+    /// `status --watch` redraws when the catalog changes: it waits on the registry's blocking
+    /// query (5 s), so a change shows up well before the next periodic redraw would.
+    @Test func statusWatchRedrawsOnChange() async throws {
+        let up = try await FakeUpstream(name: "a")
+        defer { Task { await up.stop() } }
+        let live = try await start()
+        defer { live.gateway.signal(SIGKILL) }
+        #expect(try await tapper(["service", "register", "users", "--url", up.url, "--route", "GET /users/{id}"], live).status == 0)
+        let watch = try TapperProcess(["status", "--watch"], environment: live.env)
+        defer { watch.signal(SIGKILL) }
+        try await poll("the first drawing", timeout: .seconds(10)) { watch.stdout.contains("users") }
+        // Let the watch park on the blocking query: the index it waits after is the current one.
+        try await poll("the watch is waiting", timeout: .seconds(10)) { watch.stdout.components(separatedBy: "SERVICE").count >= 3 }
+        let drawings = watch.stdout.components(separatedBy: "SERVICE").count
+        let start = ContinuousClock.now
+        #expect(try await tapper(["service", "register", "orders", "--url", up.url, "--route", "GET /orders/{id}"], live).status == 0)
+        try await poll("the change is drawn", timeout: .seconds(10)) { watch.stdout.contains("orders") }
+        let waited = ContinuousClock.now - start
+        #expect(waited < .seconds(4), "redrawn after \(waited): the watch did not wake on the change")
+        #expect(watch.stdout.components(separatedBy: "SERVICE").count == drawings + 1, "one redraw per change, no busy loop")
+    }
+
     @Test func statusFallsBackToTheRegistryView() async throws {
         let registry = try TapperProcess(["registry", "serve", "--port", "0"])
         defer { registry.signal(SIGKILL) }
