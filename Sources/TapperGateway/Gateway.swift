@@ -84,7 +84,7 @@ public final class Gateway: Sendable {
         metrics.inFlight.record(inFlight.wrappingDecrementThenLoad(ordering: .relaxed))
         totalRequests.wrappingIncrement(ordering: .relaxed)
         let key = GatewayMetrics.RequestKey(
-            service: exchange.entry.service, route: exchange.entry.template.raw, method: exchange.method.rawValue, statusClass: max(0, exchange.status / 100)
+            service: exchange.entry.service, route: exchange.entry.template.raw, method: exchange.method, statusClass: max(0, exchange.status / 100)
         )
         if let counter = loop.requestCounters[key] {
             counter.increment()
@@ -104,29 +104,40 @@ public final class Gateway: Sendable {
         if let log = loop.accessLog {
             let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e6
             log.append(
-                "method=\(exchange.method.rawValue) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.entry.service) route=\(AccessLogBuffer.value(exchange.entry.template.raw)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes) outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
+                "method=\(exchange.method) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.entry.service) route=\(AccessLogBuffer.value(exchange.entry.template.raw)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes) outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
             )
         }
     }
 
-    func localResponse(method: HTTPMethod, path: String, status: Int, requestID: String, started: NIODeadline, loop: LoopContext) {
+    func localResponse(method: String, path: String, status: Int, requestID: String, started: NIODeadline, loop: LoopContext) {
         totalRequests.wrappingIncrement(ordering: .relaxed)
         if let log = loop.accessLog {
             let ms = Double((NIODeadline.now() - started).nanoseconds) / 1e6
-            log.append("method=\(method.rawValue) path=\(AccessLogBuffer.value(path)) status=\(status) service=- duration_ms=\(String(format: ms)) request_id=\(requestID)")
+            log.append("method=\(method) path=\(AccessLogBuffer.value(path)) status=\(status) service=- duration_ms=\(String(format: ms)) request_id=\(requestID)")
         }
     }
 
     // MARK: balancing
 
-    /// Picks a target among `candidates` not yet tried, with the service's balancer.
-    func pick(from candidates: [UpstreamTarget], excluding tried: [String], service: String, loop: LoopContext) -> UpstreamTarget? {
-        let usable = tried.isEmpty ? candidates : candidates.filter { !tried.contains($0.key) }
+    /// Picks a candidate of `exchange` not yet tried, with the service's balancer.
+    /// - Returns: the candidate's index in `exchange.candidates`, or nil when all were tried.
+    func pick(for exchange: Exchange, loop: LoopContext) -> Int? {
+        let candidates = exchange.candidates
+        let service = exchange.entry.service
+        if exchange.tried.isEmpty {
+            // The common case: nothing to filter, and the balancer input is precomputed.
+            if candidates.count == 1 { return 0 }
+            if candidates.isEmpty { return nil }
+            if loop.balancers[service] == nil { loop.balancers[service] = makeBalancer(for: service) }
+            let i = loop.balancers[service]!.pick(from: exchange.balancerCandidates)
+            return max(0, min(i, candidates.count - 1))
+        }
+        var usable: [Int] = []
+        for i in candidates.indices where !exchange.tried.contains(i) { usable.append(i) }
         guard !usable.isEmpty else { return nil }
         if usable.count == 1 { return usable[0] }
-        var balancer = loop.balancers[service] ?? makeBalancer(for: service)
-        let i = balancer.pick(from: usable.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) })
-        loop.balancers[service] = balancer
+        if loop.balancers[service] == nil { loop.balancers[service] = makeBalancer(for: service) }
+        let i = loop.balancers[service]!.pick(from: usable.map { exchange.balancerCandidates[$0] })
         return usable[max(0, min(i, usable.count - 1))]
     }
 

@@ -130,4 +130,24 @@ import TapperCore
         let t = b.build()
         #expect(matched(t.resolve(method: "GET", path: "/svc9999/items/5"))?.0 == "s49")
     }
+
+    @Test func resolveEntryAgreesWithResolve() throws {
+        let t = try table([
+            ("users", "/users/{user_id}", ["GET"]), ("me", "/users/me", ["GET"]), ("ids", "/x/{id:int}", ["DELETE"]),
+            ("files", "/files/{rest:path}", ["GET"]), ("meta", "/files/{name}/meta", ["GET"]), ("any", "/any", []), ("root", "/", ["GET"]),
+        ])
+        let paths = ["/", "/users/me", "/users/42", "/users/", "/users", "/x/1", "/x/y", "/files/a/b/c", "/files/a/meta", "/any", "/nope", "/users/%ZZ", "/users/caf%C3%A9", ""]
+        for method in ["GET", "HEAD", "POST", "DELETE"] {
+            for path in paths {
+                let full = t.resolve(method: method, path: path)
+                let entry = t.resolveEntry(method: method, path: path)
+                switch (full, entry) {
+                case (.matched(let m), .matched(let i)): #expect(m.entryIndex == i, "\(method) \(path)")
+                case (.methodNotAllowed(let a), .methodNotAllowed(let b)): #expect(a == b, "\(method) \(path)")
+                case (.notFound, .notFound): break
+                default: Issue.record("\(method) \(path): \(full) vs \(entry)")
+                }
+            }
+        }
+    }
 }

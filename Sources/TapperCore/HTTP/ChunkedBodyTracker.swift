@@ -34,6 +34,13 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
     /// Consumes bytes; returns how many belong to this message (the rest, if any, starts the
     /// next message on the connection).
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Int {
+        try consume(bytes) { _ in }
+    }
+
+    /// Consumes bytes like ``consume(_:)`` and reports where the chunk payload lies in `bytes`
+    /// (for a proxy that has to remove the chunked framing, e.g. towards an HTTP/1.0 client).
+    /// - Parameter payload: called with each range of `bytes` that is body payload, in order.
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer, payload: (Range<Int>) -> Void) throws(Failure) -> Int {
         var i = 0
         while i < bytes.count {
             let b = bytes[i]
@@ -65,6 +72,7 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
             case .data(let remaining):
                 let n = UInt64(min(UInt64(bytes.count - i), remaining))
                 payloadBytes += n
+                if n > 0 { payload(i..<i + Int(n)) }
                 i += Int(n)
                 state = remaining == n ? .dataCR : .data(remaining: remaining - n)
                 continue

@@ -285,7 +285,7 @@ extension UnsafeRawBufferPointer {
     }
 
     /// Calls `body` with each comma-separated token of `range`, trimmed.
-    func forEachToken(in range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    public func forEachToken(in range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var start = range.lowerBound
         var i = range.lowerBound
         func emit(_ s: Int, _ e: Int) {

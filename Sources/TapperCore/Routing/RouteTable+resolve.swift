@@ -25,18 +25,59 @@ extension RouteTable {
         return .methodNotAllowed(allowed: search.allowed.sorted())
     }
 
+    /// The outcome of ``resolveEntry(method:path:)``: like ``Resolution`` without the
+    /// parameter values.
+    public enum EntryResolution: Sendable {
+        /// The index of the matched entry in ``entries``.
+        case matched(entryIndex: Int)
+        case methodNotAllowed(allowed: [String])
+        case notFound
+    }
+
+    /// Resolves a request like ``resolve(method:path:)`` but only finds the entry: no parameter
+    /// values are collected, so a match allocates nothing beyond the decoded segments. This is
+    /// what the gateway's data path needs on every request.
+    /// - Parameters:
+    ///   - method: the request method, upper case.
+    ///   - path: the path part of the request target, still percent-encoded (no query).
+    public func resolveEntry(method: String, path: some StringProtocol) -> EntryResolution {
+        guard path.first == "/" else { return .notFound }
+        let raw = Substring(path).dropFirst()
+        let utf8 = raw.utf8
+        var decoded: [String] = []
+        decoded.reserveCapacity(8)
+        var start = utf8.startIndex
+        var i = utf8.startIndex
+        while true {
+            if i == utf8.endIndex || utf8[i] == UInt8(ascii: "/") {
+                guard let d = PercentDecoding.decode(raw[start..<i]) else { return .notFound }
+                decoded.append(d)
+                if i == utf8.endIndex { break }
+                start = utf8.index(after: i)
+            }
+            i = utf8.index(after: i)
+        }
+        var search = Search(table: self, method: method, segments: decoded, capturing: false)
+        if let (entryIndex, _) = search.run() { return .matched(entryIndex: entryIndex) }
+        if search.allowed.isEmpty { return .notFound }
+        return .methodNotAllowed(allowed: search.allowed.sorted())
+    }
+
     /// Depth-first search in precedence order; collects allowed methods from path-only matches.
     struct Search {
         let table: RouteTable
         let method: String
         let segments: [String]
+        /// Whether parameter values are collected.
+        let capturing: Bool
         var captures: [String] = []
         var allowed: Set<String> = []
 
-        init(table: RouteTable, method: String, segments: [String]) {
+        init(table: RouteTable, method: String, segments: [String], capturing: Bool = true) {
             self.table = table
             self.method = method
             self.segments = segments
+            self.capturing = capturing
         }
 
         mutating func run() -> (Int, [String])? {
@@ -66,15 +107,14 @@ extension RouteTable {
                 return found
             }
             for (convertor, child) in n.parameters where convertor.accepts(segment) {
-                captures.append(segment)
+                if capturing { captures.append(segment) }
                 if let found = visit(node: Int(child), at: position + 1) { return found }
-                captures.removeLast()
+                if capturing { captures.removeLast() }
             }
             if n.catchAll >= 0 {
-                let rest = segments[position...].joined(separator: "/")
-                captures.append(rest)
+                if capturing { captures.append(segments[position...].joined(separator: "/")) }
                 if let e = endpointMatch(n.catchAll) { return (e, captures) }
-                captures.removeLast()
+                if capturing { captures.removeLast() }
             }
             return nil
         }

@@ -1,22 +1,40 @@
 import NIOCore
-import NIOHTTP1
 import TapperCore
 
 /// One proxied request/response: everything the ``ProxyHandler`` tracks about it.
 final class Exchange {
-    let requestHead: HTTPRequestHead
-    let clientVersion: HTTPVersion
-    let method: HTTPMethod
+    /// How response body bytes go from the upstream to the client.
+    enum ResponseMode {
+        /// As they arrive (Content-Length, or chunked towards an HTTP/1.1 client).
+        case passThrough
+        /// A close-delimited upstream body towards an HTTP/1.1 client: the gateway adds chunked
+        /// framing so the client connection can stay open.
+        case addChunking
+        /// A chunked upstream body towards an HTTP/1.0 client: the framing is removed and the
+        /// connection closes at the end.
+        case removeChunking(ChunkedBodyTracker)
+    }
+
+    /// The upstream request head, serialized (request line, filtered headers, gateway headers).
+    let requestHead: ByteBuffer
+    let clientMinorVersion: Int
+    /// The request method as sent, e.g. `GET`.
+    let method: String
+    let isHEAD: Bool
+    let isIdempotent: Bool
     var keepAlive: Bool
     let requestID: String
     let started: NIODeadline
     let path: String
     let entry: RouteTable.Entry
     let candidates: [UpstreamTarget]
+    /// ``candidates`` as balancer input, precomputed by the routing snapshot.
+    let balancerCandidates: [BalancerCandidate]
 
     var target: UpstreamTarget?
     var upstream: UpstreamHandler?
-    var tried: [String] = []
+    /// Indices into ``candidates`` already tried.
+    var tried = TriedSet()
     var attempts = 0
     var freshConnection = true
     var lastFailureWasTimeout = false
@@ -38,25 +56,37 @@ final class Exchange {
     var requestBodyBytes: Int64 = 0
     var responseStarted = false
     var responseComplete = false
+    var responseMode = ResponseMode.passThrough
     var upstreamKeepAlive = true
     var status = 0
     var responseBytes = 0
     var outcome = "ok"
 
     init(
-        requestHead: HTTPRequestHead, clientVersion: HTTPVersion, method: HTTPMethod, keepAlive: Bool, requestID: String, started: NIODeadline,
-        path: String, entry: RouteTable.Entry, candidates: [UpstreamTarget], retryBufferBytes: Int
+        requestHead: ByteBuffer, clientMinorVersion: Int, method: String, keepAlive: Bool, requestID: String, started: NIODeadline,
+        path: String, entry: RouteTable.Entry, candidates: [UpstreamTarget], balancerCandidates: [BalancerCandidate], retryBufferBytes: Int
     ) {
         self.requestHead = requestHead
-        self.clientVersion = clientVersion
+        self.clientMinorVersion = clientMinorVersion
         self.method = method
+        self.isHEAD = method == "HEAD"
+        self.isIdempotent = Self.idempotent(method)
         self.keepAlive = keepAlive
         self.requestID = requestID
         self.started = started
         self.path = path
         self.entry = entry
         self.candidates = candidates
+        self.balancerCandidates = balancerCandidates
         self.retryBufferBytes = retryBufferBytes
+    }
+
+    /// RFC 9110 idempotent methods.
+    static func idempotent(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE": return true
+        default: return false
+        }
     }
 
     /// Keeps a copy of a body chunk for a possible retry, until the body outgrows the limit.
@@ -83,6 +113,26 @@ final class Exchange {
         requestSent = false
         pending = replay
         pendingBytes = replayBytes
+    }
+}
+
+/// A set of small non-negative integers (candidate indices) that allocates nothing below 64.
+struct TriedSet {
+    private var low: UInt64 = 0
+    private var high: [Int] = []
+
+    var isEmpty: Bool { low == 0 && high.isEmpty }
+
+    func contains(_ i: Int) -> Bool {
+        i < 64 ? low & (1 << UInt64(i)) != 0 : high.contains(i)
+    }
+
+    mutating func insert(_ i: Int) {
+        if i < 64 {
+            low |= 1 << UInt64(i)
+        } else if !high.contains(i) {
+            high.append(i)
+        }
     }
 }
 

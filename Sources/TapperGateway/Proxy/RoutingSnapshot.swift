@@ -7,6 +7,9 @@ public struct RoutingSnapshot: Sendable {
     public let table: RouteTable
     /// Targets per route-table entry, in entry order.
     public let targets: [[UpstreamTarget]]
+    /// ``targets`` as balancer input, per entry: built once here so that picking an instance
+    /// allocates nothing while every instance is routable.
+    public let balancerCandidates: [[BalancerCandidate]]
     /// Every target by `service/instance`.
     public let instances: [String: UpstreamTarget]
     /// Per-service balancer overrides from registrations.
@@ -29,9 +32,11 @@ public struct RoutingSnapshot: Sendable {
         self.table = table
         self.instances = instances
         self.balancerOverrides = overrides
-        self.targets = table.entries.map { entry in
+        let targets = table.entries.map { entry in
             entry.instanceIDs.compactMap { instances[entry.service + "/" + $0] }
         }
+        self.targets = targets
+        self.balancerCandidates = targets.map { list in list.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) } }
     }
 
     public static let empty = RoutingSnapshot(catalog: CatalogSnapshot(index: 0, services: []))

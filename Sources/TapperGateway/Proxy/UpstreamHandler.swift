@@ -1,13 +1,25 @@
 import NIOCore
-import NIOHTTP1
+import TapperCore
 
-/// The last handler of an upstream connection's pipeline. It hands response parts to the
-/// ``ProxyHandler`` currently using the connection, and holds back reads while that client
-/// cannot take more data (backpressure from client to upstream).
+/// The only handler of an upstream connection's pipeline: raw bytes both ways, no NIOHTTP1.
+///
+/// Requests go out as bytes the ``ProxyHandler`` already framed. Responses are split with
+/// ``HTTPHeadParser`` (strict: a response it cannot frame unambiguously fails the exchange) and
+/// their body bytes handed on as slices of the read buffer, chunked framing included and checked
+/// by ``ChunkedBodyTracker``. Reads are held while the client cannot take more (backpressure from
+/// client to upstream).
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Where the response being read is.
+    enum ReadState {
+        case head
+        case length(remaining: Int64)
+        case chunked(ChunkedBodyTracker)
+        case untilClose
+    }
 
     /// `host:port` of the instance, the pool key.
     let poolKey: String
@@ -17,6 +29,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private(set) var isActive = true
     weak var pool: UpstreamPool?
+    /// Set by the owner before each request: a response to HEAD has no body.
+    var requestIsHEAD = false
+    private var readState = ReadState.head
+    /// Unparsed bytes of a response head that arrived in pieces.
+    private var partial: ByteBuffer?
+
+    static let limits = HTTPHeadParser.Limits(maxHeadBytes: 64 * 1024, maxTargetBytes: 8 * 1024, maxHeaderCount: 1000)
 
     init(poolKey: String) {
         self.poolKey = poolKey
@@ -32,8 +51,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func send(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// Prepares for the next response on this connection.
+    func startExchange(isHEAD: Bool) {
+        requestIsHEAD = isHEAD
+        readState = .head
+        partial = nil
+    }
+
+    func send(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {
@@ -47,13 +73,94 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if let owner {
-            owner.upstreamRead(part, from: self)
-        } else {
+        var buffer = unwrapInboundIn(data)
+        guard owner != nil else {
             // Data on an idle pooled connection is a protocol error: drop the connection.
             close()
+            return
         }
+        if var earlier = partial {
+            partial = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        while buffer.readableBytes > 0, let owner, isActive {
+            switch readState {
+            case .head:
+                let parsed = buffer.withUnsafeReadableBytes {
+                    HTTPHeadParser.parse($0, kind: .response, limits: Self.limits, requestMethodWasHEAD: requestIsHEAD)
+                }
+                switch parsed {
+                case .success(let head):
+                    let headBytes = buffer.readSlice(length: head.length)!
+                    if head.status < 200 {
+                        // 1xx: informational (the gateway answers `Expect` itself); skip it.
+                        continue
+                    }
+                    switch head.framing {
+                    case .none: readState = .head
+                    case .contentLength(let n): readState = .length(remaining: n)
+                    case .chunked: readState = .chunked(ChunkedBodyTracker())
+                    case .untilClose: readState = .untilClose
+                    }
+                    owner.upstreamHead(head, headBytes, from: self)
+                    if case .head = readState, self.owner === owner {
+                        responseFinished(owner, leftover: buffer.readableBytes)
+                        return
+                    }
+                case .failure(.incomplete):
+                    partial = buffer
+                    return
+                case .failure:
+                    fail(owner)
+                    return
+                }
+            case .length(let remaining):
+                let n = Int(min(Int64(buffer.readableBytes), remaining))
+                let slice = buffer.readSlice(length: n)!
+                readState = remaining == Int64(n) ? .head : .length(remaining: remaining - Int64(n))
+                owner.upstreamBody(slice, from: self)
+                if case .head = readState, self.owner === owner {
+                    responseFinished(owner, leftover: buffer.readableBytes)
+                    return
+                }
+            case .chunked(var tracker):
+                let consumed: Int
+                do {
+                    consumed = try buffer.withUnsafeReadableBytes { raw throws(ChunkedBodyTracker.Failure) in try tracker.consume(raw) }
+                } catch {
+                    fail(owner)
+                    return
+                }
+                let slice = buffer.readSlice(length: consumed)!
+                readState = tracker.isComplete ? .head : .chunked(tracker)
+                owner.upstreamBody(slice, from: self)
+                if tracker.isComplete, self.owner === owner {
+                    responseFinished(owner, leftover: buffer.readableBytes)
+                    return
+                }
+            case .untilClose:
+                let slice = buffer.readSlice(length: buffer.readableBytes)!
+                owner.upstreamBody(slice, from: self)
+            }
+        }
+    }
+
+    /// A complete response was handed on. Bytes after it (the upstream answered something it was
+    /// not asked) make the connection unusable.
+    private func responseFinished(_ owner: ProxyHandler, leftover: Int) {
+        readState = .head
+        owner.upstreamEnd(from: self)
+        if leftover > 0 { close() }
+    }
+
+    /// A response that cannot be framed: the exchange fails as if the connection had closed.
+    private func fail(_ owner: ProxyHandler) {
+        self.owner = nil
+        let wasActive = isActive
+        isActive = false
+        owner.upstreamClosed(self, error: UpstreamProtocolError())
+        if wasActive { context?.close(promise: nil) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -63,6 +170,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         if let owner {
+            if case .untilClose = readState {
+                // A close-delimited body ends with the connection.
+                readState = .head
+                owner.upstreamEnd(from: self)
+                self.owner = nil
+                return
+            }
             self.owner = nil
             owner.upstreamClosed(self, error: nil)
         } else {
@@ -103,6 +217,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 }
+
+/// An upstream response the gateway could not frame (malformed head or chunked body).
+struct UpstreamProtocolError: Error {}
 
 @available(*, unavailable)
 extension UpstreamHandler: Sendable {}

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Keep-alive upstream connections of one event loop, per instance (`host:port`).
@@ -19,9 +18,11 @@ final class UpstreamPool {
     }
 
     /// A pooled connection to `key`, most recently used first, or nil.
+    ///
+    /// The lists are changed in place through the dictionary: copying a list out and writing it
+    /// back made every take and release copy the whole array (and retain each connection in it).
     func takeIdle(_ key: String) -> UpstreamHandler? {
-        while var list = idle[key], let h = list.popLast() {
-            idle[key] = list
+        while let h = idle[key]?.popLast() {
             if h.isActive { return h }
         }
         return nil
@@ -31,20 +32,17 @@ final class UpstreamPool {
     func release(_ handler: UpstreamHandler) {
         guard handler.isActive else { return }
         handler.owner = nil
-        var list = idle[handler.poolKey, default: []]
-        if list.count >= maxIdlePerKey {
+        if let count = idle[handler.poolKey]?.count, count >= maxIdlePerKey {
             handler.close()
             return
         }
-        list.append(handler)
-        idle[handler.poolKey] = list
+        idle[handler.poolKey, default: []].append(handler)
         handler.resumeReads()
     }
 
     func remove(_ handler: UpstreamHandler) {
-        guard var list = idle[handler.poolKey], let i = list.firstIndex(where: { $0 === handler }) else { return }
-        list.remove(at: i)
-        idle[handler.poolKey] = list
+        guard let i = idle[handler.poolKey]?.firstIndex(where: { $0 === handler }) else { return }
+        idle[handler.poolKey]?.remove(at: i)
     }
 
     /// Closes every idle connection to instances not in `keep` (after a catalog change).
@@ -75,7 +73,6 @@ final class UpstreamPool {
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler(poolKey: key))
                 }
             }

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOExtras
-import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
@@ -31,10 +30,6 @@ public struct GatewayServer: Service {
         let gateway = self.gateway
         let config = gateway.configuration
         let quiesce = ServerQuiescingHelper(group: gateway.group)
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = max(config.maxHeaderBytes, config.maxURIBytes) + 1024
-        decoderLimits.maxHeaderListSize = config.maxHeaderBytes * 2 + config.maxURIBytes
-        decoderLimits.maxHeaderFieldCount = 1000
         let channel = try await ServerBootstrap(group: gateway.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -48,21 +43,8 @@ public struct GatewayServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = gateway.context(for: channel.eventLoop)
-                    let guardHandler = ConnectionGuard()
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(guardHandler)
-                    try sync.configureHTTPServerPipeline(
-                        // The proxy handler queues pipelined requests itself: NIO's pipelining helper
-                        // stops and restarts socket reads around every request (two epoll_ctl calls).
-                        withPipeliningAssistance: false,
-                        withErrorHandling: false,
-                        // Response heads are built from parsed upstream heads (already validated by
-                        // the decoder) plus values the gateway controls.
-                        withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: decoderLimits
-                    )
-                    try sync.addHandler(ProxyHandler(gateway: gateway, loop: loop, guardHandler: guardHandler))
+                    // Raw bytes in and out: the proxy handler parses and frames HTTP/1.1 itself.
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(gateway: gateway, loop: loop))
                 }
             }
             .bind(host: config.host, port: config.port)
