@@ -209,9 +209,9 @@ _tapper_registry() {
 
 _tapper_registry_serve() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--protect-reads --version -h --help)
     repeating_options=()
-    non_repeating_options=(--host --port --backend --data-dir --token-file --max-body-bytes --log-level)
+    non_repeating_options=(--host --port --backend --data-dir --token-file --read-token-file --max-body-bytes --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -229,6 +229,9 @@ _tapper_registry_serve() {
         return
         ;;
     '--token-file')
+        return
+        ;;
+    '--read-token-file')
         return
         ;;
     '--max-body-bytes')

@@ -26,7 +26,7 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'max-body-bytes=' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'read-token-file=' 'protect-reads' 'max-body-bytes=' 'log-level=' 'version' 'h/help'
             end
         case 'gateway'
             __tapper_parse_subcommand 0 'version' 'h/help'
@@ -126,6 +126,8 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" backend' -l 'backend' -d 'Where registrations are kept: \'memory\'.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" data-dir' -l 'data-dir' -d 'Keep the memory backend\'s registrations in DIR across restarts.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" token-file' -l 'token-file' -d 'File holding the bearer token required for writes (re-read when it changes).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" read-token-file' -l 'read-token-file' -d 'File holding a read-only bearer token: reads only, a write with it gets 403 (re-read when it changes).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" protect-reads' -l 'protect-reads' -d 'Reads need a token too (the write token or the read-only one); GET /v1/health stays open.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" max-body-bytes' -l 'max-body-bytes' -d 'Largest accepted request body in bytes.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" log-level' -l 'log-level' -d 'Log level: trace, debug, info, notice, warning, error or critical.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" version' -l 'version' -d 'Show the version.'

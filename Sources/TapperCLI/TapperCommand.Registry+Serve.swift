@@ -35,6 +35,12 @@ extension TapperCommand.Registry {
         @Option(help: ArgumentHelp("File holding the bearer token required for writes (re-read when it changes).", valueName: "file"))
         public var tokenFile: String?
 
+        @Option(help: ArgumentHelp("File holding a read-only bearer token: reads only, a write with it gets 403 (re-read when it changes).", valueName: "file"))
+        public var readTokenFile: String?
+
+        @Flag(help: "Reads need a token too (the write token or the read-only one); GET /v1/health stays open.")
+        public var protectReads = false
+
         @Option(help: "Largest accepted request body in bytes.")
         public var maxBodyBytes: Int = 1 << 20
 
@@ -48,25 +54,37 @@ extension TapperCommand.Registry {
                 throw ValidationError("--backend '\(backend)' is not supported by this build; use 'memory'")
             }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-            if let tokenFile, TokenSource.read(file: tokenFile) == nil {
-                throw ValidationError("--token-file '\(tokenFile)' cannot be read or is empty")
+            for (flag, file) in [("--token-file", tokenFile), ("--read-token-file", readTokenFile)] {
+                if let file, TokenSource.read(file: file) == nil { throw ValidationError("\(flag) '\(file)' cannot be read or is empty") }
+            }
+            let writeToken = tokenFile != nil || !(ProcessInfo.processInfo.environment["TAPPER_TOKEN"] ?? "").isEmpty
+            if readTokenFile != nil && !writeToken {
+                throw ValidationError("--read-token-file needs a write token too (--token-file or TAPPER_TOKEN); otherwise writes would stay open")
+            }
+            if protectReads && !writeToken && readTokenFile == nil {
+                throw ValidationError("--protect-reads needs a token: --token-file or TAPPER_TOKEN (and optionally --read-token-file)")
             }
         }
 
         public func run() async throws {
             let logger = LogSetup.logger(label: "tapper.registry", options: logging)
             let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
+            let readToken = TokenSource(file: readTokenFile, environment: nil)
             if !RegistryServer.isLoopback(host) && !token.isConfigured {
                 logger.warning("registry listens on \(host) without a token: anyone who can reach it can register services; set --token-file or TAPPER_TOKEN")
             }
             let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
             let server = RegistryServer(
                 backend: backend,
-                configuration: .init(host: host, port: port, maxBodyBytes: maxBodyBytes, token: { token.current() })
+                configuration: .init(
+                    host: host, port: port, maxBodyBytes: maxBodyBytes, token: { token.current() }, readToken: { readToken.current() },
+                    protectReads: protectReads
+                )
             )
             let host = self.host
+            let protectReads = self.protectReads
             let app = server.application(logger: logger) { port in
-                logger.notice("registry listening on http://\(host):\(port) (backend: \(backend.displayName)\(token.isConfigured ? ", writes need the token" : ""))")
+                logger.notice("registry listening on http://\(host):\(port) (backend: \(backend.displayName)\(token.isConfigured ? ", writes need the token" : "")\(protectReads ? ", reads need a token" : ""))")
             }
             let group = ServiceGroup(
                 configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

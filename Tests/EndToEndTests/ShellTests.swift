@@ -39,12 +39,16 @@ import TapperTesting
             service register users --url \(up.url) --route 'GET /users/{user_id}'
             service list
             route test GET /users/7
+            help status
             """)
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("registered users/127.0.0.1-"), "\(ok.stdout)")
         #expect(ok.stdout.contains("SERVICE") && ok.stdout.contains("users"))
         #expect(ok.stdout.contains("GET /users/7 → users") && ok.stdout.contains("parameters: user_id=7"), "\(ok.stdout)")
         #expect(!ok.stdout.contains("tapper>") && !ok.stdout.contains("shell —"), "a script run prints no prompt or banner")
+        // `help COMMAND` is the CLI's own help for it.
+        let cliHelp = try await TapperProcess.run(["status", "--help"], environment: live.env)
+        #expect(ok.stdout.contains(cliHelp.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "help status differs from tapper status --help")
 
         // The first failure decides the status; later lines still run.
         let failing = try await shell("""

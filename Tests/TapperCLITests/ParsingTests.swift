@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Testing
 import TapperCLI
 import TapperCore
@@ -43,5 +44,18 @@ import TapperCore
 
     @Test func serveRejectsUnknownBackends() {
         #expect(throws: (any Error).self) { try TapperCommand.parseAsRoot(["registry", "serve", "--backend", "zookeeper://x"]) }
+    }
+
+    @Test func readProtectionNeedsAWriteToken() throws {
+        let file = "/tmp/tapper-read-token-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("r".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // A read-only token without a write token would leave writes open: refused.
+        #expect(throws: (any Error).self) { try TapperCommand.parseAsRoot(["registry", "serve", "--read-token-file", file]) }
+        // --protect-reads needs some token.
+        #expect(throws: (any Error).self) { try TapperCommand.parseAsRoot(["registry", "serve", "--protect-reads"]) }
+        #expect(throws: (any Error).self) { try TapperCommand.parseAsRoot(["registry", "serve", "--protect-reads", "--token-file", "/nonexistent"]) }
+        let ok = try TapperCommand.parseAsRoot(["registry", "serve", "--protect-reads", "--token-file", file, "--read-token-file", file])
+        #expect((ok as? TapperCommand.Registry.Serve)?.protectReads == true)
     }
 }

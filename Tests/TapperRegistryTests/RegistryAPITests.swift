@@ -157,6 +157,32 @@ import TapperTesting
         }
     }
 
+    @Test func protectedReadsAndTheReadOnlyToken() async throws {
+        let config = RegistryServer.Configuration(token: { "w-token" }, readToken: { "r-token" }, protectReads: true)
+        try await withLiveRegistry(configuration: config) { url, _ in
+            let path = "\(url)/v1/services/users/instances/a"
+            let write = [("Authorization", "Bearer w-token")]
+            let read = [("Authorization", "Bearer r-token")]
+            #expect(try await httpRequest(.PUT, path, body: jsonBody(Self.registration), headers: write).status == 201)
+            // Reads: no token → 401 naming reads; either token → 200; a wrong one → 401.
+            let anonymous = try await httpRequest(.GET, "\(url)/v1/catalog")
+            #expect(anonymous.status == 401)
+            #expect(anonymous.text.contains("for reads"))
+            #expect(try await httpRequest(.GET, "\(url)/v1/catalog", headers: [("Authorization", "Bearer nope")]).status == 401)
+            #expect(try await httpRequest(.GET, "\(url)/v1/catalog", headers: read).status == 200)
+            #expect(try await httpRequest(.GET, "\(url)/v1/services/users", headers: write).status == 200)
+            // The health probe stays open.
+            #expect(try await httpRequest(.GET, "\(url)/v1/health").status == 200)
+            // The read-only token cannot write, and nothing changed.
+            let denied = try await httpRequest(.DELETE, path, headers: read)
+            #expect(denied.status == 403)
+            #expect(!denied.text.contains("r-token") && !denied.text.contains("w-token"))
+            let heartbeat = try await httpRequest(.PUT, "\(path)/heartbeat", headers: read)
+            #expect(heartbeat.status == 403)
+            #expect(try await httpRequest(.GET, path.replacingOccurrences(of: "/instances/a", with: ""), headers: read).json()["name"] as? String == "users")
+        }
+    }
+
     @Test func blockingQueryWakesOnChangeAndTimesOut() async throws {
         try await withLiveRegistry { url, backend in
             let memory = try #require(backend as? MemoryBackend)

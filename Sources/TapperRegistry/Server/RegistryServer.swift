@@ -14,8 +14,12 @@ public struct RegistryServer: Sendable {
         public var port: Int
         /// Largest accepted request body, in bytes.
         public var maxBodyBytes: Int
-        /// The write token, read on each request (nil: writes are open).
+        /// The write token, read on each request (nil: writes are open). It grants reads too.
         public var token: @Sendable () -> String?
+        /// A read-only token, read on each request: reads only (a write with it gets 403).
+        public var readToken: @Sendable () -> String?
+        /// Reads (everything but `GET /v1/health`) need the write or the read-only token.
+        public var protectReads: Bool
         /// Longest `wait` a blocking query may ask for.
         public var maxWait: Duration
         /// Idle keep-alive connections are closed after this long.
@@ -26,6 +30,8 @@ public struct RegistryServer: Sendable {
             port: Int = 8001,
             maxBodyBytes: Int = 1 << 20,
             token: @escaping @Sendable () -> String? = { nil },
+            readToken: @escaping @Sendable () -> String? = { nil },
+            protectReads: Bool = false,
             maxWait: Duration = .seconds(600),
             idleTimeout: Duration = .seconds(75)
         ) {
@@ -33,6 +39,8 @@ public struct RegistryServer: Sendable {
             self.port = port
             self.maxBodyBytes = maxBodyBytes
             self.token = token
+            self.readToken = readToken
+            self.protectReads = protectReads
             self.maxWait = maxWait
             self.idleTimeout = idleTimeout
         }
@@ -50,7 +58,7 @@ public struct RegistryServer: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorShapeMiddleware())
-        router.add(middleware: TokenAuthMiddleware(token: configuration.token))
+        router.add(middleware: TokenAuthMiddleware(token: configuration.token, readToken: configuration.readToken, protectReads: configuration.protectReads))
         let api = RegistryAPI(backend: backend, configuration: configuration)
         router.put("/v1/services/:service/instances/:instance", use: api.register)
         router.put("/v1/services/:service/instances/:instance/heartbeat", use: api.heartbeat)
