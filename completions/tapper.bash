@@ -269,8 +269,8 @@ _tapper_gateway() {
 _tapper_gateway_serve() {
     repeating_flags=()
     non_repeating_flags=(--no-access-log --no-health-checks --panic-routing --version -h --help)
-    repeating_options=()
-    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --threads --max-body-size --max-header-size --header-timeout --idle-timeout --drain-timeout --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
+    repeating_options=(--trusted-proxies)
+    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --admin-token-file --threads --max-body-size --max-header-size --header-timeout --idle-timeout --drain-timeout --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -300,6 +300,12 @@ _tapper_gateway_serve() {
         return
         ;;
     '--load-balancer')
+        return
+        ;;
+    '--trusted-proxies')
+        return
+        ;;
+    '--admin-token-file')
         return
         ;;
     '--threads')

@@ -32,7 +32,7 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'trusted-proxies=+' 'admin-token-file=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
             end
         case 'service'
             __tapper_parse_subcommand 0 'version' 'h/help'
@@ -144,6 +144,8 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" discovery-interval' -l 'discovery-interval' -d 'Seconds between full resyncs with the registry.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" timeout' -l 'timeout' -d 'Upstream connect and response timeout in seconds (→ 504).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" load-balancer' -l 'load-balancer' -d 'Default load balancer.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve"' -l 'trusted-proxies' -d 'Proxies whose X-Forwarded-For/-Proto/-Host are believed (CIDRs or addresses, e.g. 10.0.0.0/8 ::1); from anyone else they are replaced by the peer address.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" admin-token-file' -l 'admin-token-file' -d 'File holding the bearer token /_tapper/* needs (re-read when it changes); /health stays open.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" threads' -l 'threads' -d 'Event-loop threads (0: one per core).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" max-body-size' -l 'max-body-size' -d 'Largest request body in bytes (→ 413).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" max-header-size' -l 'max-header-size' -d 'Largest request head in bytes (→ 431).' -rfka ''

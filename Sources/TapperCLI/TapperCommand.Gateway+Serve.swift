@@ -52,6 +52,18 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("Default load balancer.", valueName: "name"))
         public var loadBalancer: String = "round-robin"
 
+        @Option(
+            parsing: .upToNextOption,
+            help: ArgumentHelp(
+                "Proxies whose X-Forwarded-For/-Proto/-Host are believed (CIDRs or addresses, e.g. 10.0.0.0/8 ::1); from anyone else they are replaced by the peer address.",
+                valueName: "cidr"
+            )
+        )
+        public var trustedProxies: [String] = []
+
+        @Option(help: ArgumentHelp("File holding the bearer token /_tapper/* needs (re-read when it changes); /health stays open.", valueName: "file"))
+        public var adminTokenFile: String?
+
         @Option(help: "Event-loop threads (0: one per core).")
         public var threads: Int = 0
 
@@ -124,6 +136,19 @@ extension TapperCommand.Gateway {
                 throw ValidationError("health and outlier settings must be positive (--max-ejection-percent 0-100)")
             }
             guard threads >= 0, maxBodySize > 0, maxHeaderSize >= 1024 else { throw ValidationError("--threads, --max-body-size and --max-header-size must be positive") }
+            _ = try trustedNetworks()
+            if let adminTokenFile, TokenSource.read(file: adminTokenFile) == nil {
+                throw ValidationError("--admin-token-file '\(adminTokenFile)' cannot be read or is empty")
+            }
+        }
+
+        /// `--trusted-proxies`, each value possibly a comma-separated list.
+        func trustedNetworks() throws -> [CIDR] {
+            do {
+                return try trustedProxies.flatMap { $0.split(separator: ",") }.map { text throws(FieldError) in try CIDR(parsing: String(text), field: "--trusted-proxies") }
+            } catch {
+                throw ValidationError("\(error)")
+            }
         }
 
         func gatewayConfiguration() -> GatewayConfiguration {
@@ -139,6 +164,11 @@ extension TapperCommand.Gateway {
             c.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
             c.accessLog = !noAccessLog
             c.loadBalancer = loadBalancer
+            c.trustedProxies = (try? trustedNetworks()) ?? []
+            if let adminTokenFile {
+                let source = TokenSource(file: adminTokenFile, environment: nil)
+                c.adminToken = { source.current() }
+            }
             return c
         }
 

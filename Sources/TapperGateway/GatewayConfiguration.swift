@@ -1,3 +1,5 @@
+import TapperCore
+
 /// Every setting of the gateway, with the defaults of DESIGN.md.
 public struct GatewayConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -30,6 +32,12 @@ public struct GatewayConfiguration: Sendable {
     public var exposeInstanceHeader = true
     /// Gateway-wide default balancer.
     public var loadBalancer = "round-robin"
+    /// Peers whose `X-Forwarded-For/-Proto/-Host` are believed (appended to / kept); from anyone
+    /// else those headers are replaced with what the gateway sees. Empty: trust no one.
+    public var trustedProxies: [CIDR] = []
+    /// The bearer token `/_tapper/*` needs, read on every admin request (a rotated token file
+    /// takes effect at once); nil leaves the admin endpoints open. `/health` is always open.
+    public var adminToken: @Sendable () -> String? = { nil }
 
     public init() {}
 }

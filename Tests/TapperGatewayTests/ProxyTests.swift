@@ -35,6 +35,66 @@ func values(_ headers: [(String, String)], _ name: String) -> [String] {
         }
     }
 
+    @Test func adminEndpointsNeedTheAdminTokenAndItRotates() async throws {
+        final class Box: @unchecked Sendable {
+            let lock = NSLock()
+            var value = "first-token"
+            var current: String { lock.withLock { value } }
+        }
+        let token = Box()
+        var config = GatewayConfiguration()
+        config.adminToken = { token.current }
+        try await withLiveGateway(configuration: config) { gw in
+            // /health stays open for probes.
+            #expect(try await httpRequest(.GET, gw.url + "/health").status == 200)
+            for path in ["/_tapper/status", "/_tapper/routes", "/_tapper/metrics"] {
+                let anonymous = try await httpRequest(.GET, gw.url + path)
+                #expect(anonymous.status == 401, "\(path)")
+                #expect(anonymous.headers.first(name: "WWW-Authenticate")?.hasPrefix("Bearer") == true)
+                #expect(try await httpRequest(.GET, gw.url + path, headers: [("Authorization", "Bearer wrong")]).status == 401)
+                #expect(try await httpRequest(.GET, gw.url + path, headers: [("Authorization", "Bearer first-token")]).status == 200)
+            }
+            // Rotation: the old token stops working at once, the new one works.
+            token.lock.withLock { token.value = "second-token" }
+            let old = try await httpRequest(.GET, gw.url + "/_tapper/status", headers: [("Authorization", "Bearer first-token")])
+            #expect(old.status == 401)
+            #expect(!old.text.contains("second-token") && !old.text.contains("first-token"), "no token in the error")
+            #expect(try await httpRequest(.GET, gw.url + "/_tapper/status", headers: [("Authorization", "Bearer second-token")]).status == 200)
+        }
+    }
+
+    @Test func forwardedHeadersAreBelievedOnlyFromTrustedProxies() async throws {
+        let up = try await FakeUpstream(name: "a")
+        defer { Task { await up.stop() } }
+        let request = [
+            "GET /items/1 HTTP/1.1\r\nHost: inner.example\r\nX-Forwarded-For: 203.0.113.7, 198.51.100.2\r\n",
+            "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\nConnection: close\r\n\r\n",
+        ].joined()
+        @Sendable func forwarded(_ gw: LiveGateway) async throws -> [String: [String]] {
+            try await gw.register("items", "a", registration(up, ["GET /items/{id}"]))
+            let raw = try await RawHTTP.exchange(port: gw.port, [request])
+            let bodyStart = try #require(raw.text.range(of: "\r\n\r\n"))
+            let h = try echo(HTTPReply(status: 200, headers: [:], body: Data(raw.text[bodyStart.upperBound...].utf8))).headers
+            return ["for": values(h, "x-forwarded-for"), "proto": values(h, "x-forwarded-proto"), "host": values(h, "x-forwarded-host")]
+        }
+        // Nobody is trusted by default: a client cannot forge its address, scheme or host.
+        try await withLiveGateway { gw in
+            let h = try await forwarded(gw)
+            #expect(h["for"] == ["127.0.0.1"])
+            #expect(h["proto"] == ["http"])
+            #expect(h["host"] == ["inner.example"])
+        }
+        // A trusted proxy's chain is kept and extended.
+        var trusting = GatewayConfiguration()
+        trusting.trustedProxies = [try CIDR(parsing: "10.0.0.0/8"), try CIDR(parsing: "127.0.0.0/8")]
+        try await withLiveGateway(configuration: trusting) { gw in
+            let h = try await forwarded(gw)
+            #expect(h["for"] == ["203.0.113.7, 198.51.100.2, 127.0.0.1"])
+            #expect(h["proto"] == ["https"])
+            #expect(h["host"] == ["public.example"])
+        }
+    }
+
     @Test func headersPassHopByHopAreStrippedAndForwardedHeadersAreSet() async throws {
         let up = try await FakeUpstream(name: "a")
         defer { Task { await up.stop() } }
@@ -59,8 +119,9 @@ func values(_ headers: [(String, String)], _ name: String) -> [String] {
             for hop in ["connection", "x-secret", "keep-alive", "te", "proxy-authorization"] {
                 #expect(values(h, hop).isEmpty, "\(hop) must not reach the upstream")
             }
-            // A client naming X-Forwarded-For in Connection cannot remove the gateway's own.
-            #expect(values(h, "x-forwarded-for") == ["203.0.113.7, 127.0.0.1"])
+            // A client naming X-Forwarded-For in Connection cannot remove the gateway's own, and
+            // an untrusted client's own X-Forwarded-For is replaced by its address.
+            #expect(values(h, "x-forwarded-for") == ["127.0.0.1"])
             #expect(values(h, "x-forwarded-proto") == ["http"])
             #expect(values(h, "x-forwarded-host") == ["api.example"])
             #expect(values(h, "x-request-id") == ["abc-123"])

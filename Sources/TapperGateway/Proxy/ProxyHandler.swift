@@ -50,6 +50,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var readPending = false
     private var headStarted = false
     private var peerIP = ""
+    /// Whether the peer is a trusted proxy (`--trusted-proxies`): only then are its
+    /// `X-Forwarded-*` values kept; anyone else's are replaced by what the gateway sees.
+    private var peerTrusted = false
     private var deadline = NIODeadline.distantFuture
     /// When the pending timer task fires; nil when none is scheduled.
     private var scheduledFor: NIODeadline?
@@ -79,7 +82,10 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let ip = context.channel.remoteAddress?.ipAddress { peerIP = ip }
+        if let ip = context.channel.remoteAddress?.ipAddress {
+            peerIP = ip
+            peerTrusted = !gateway.configuration.trustedProxies.isEmpty && gateway.configuration.trustedProxies.contains(ip: ip)
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -372,12 +378,20 @@ final class ProxyHandler: ChannelDuplexHandler {
         var method = ""
         var uri = ""
         var requestID = ""
+        var authorization: String? = nil
         headBytes.withUnsafeReadableBytes { raw in
             method = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.method]), as: UTF8.self)
             uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.target]), as: UTF8.self)
             for h in head.headers where raw.equalsIgnoringCase(h.name, "x-request-id") {
                 requestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
                 break
+            }
+            // Only the admin endpoints look at credentials; proxied requests pass them on untouched.
+            if raw.count > head.target.lowerBound + 8, raw[head.target.lowerBound + 1] == UInt8(ascii: "_") {
+                for h in head.headers where raw.equalsIgnoringCase(h.name, "authorization") {
+                    authorization = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                    break
+                }
             }
         }
         if !HeaderRules.acceptableRequestID(requestID) { requestID = loop.requestIDs.make() }
@@ -413,6 +427,16 @@ final class ProxyHandler: ChannelDuplexHandler {
 
         // The gateway's own endpoints.
         if path == "/health" || path.hasPrefix("/_tapper/") {
+            if path != "/health", let expected = config.adminToken() {
+                let presented = authorization.flatMap(BearerToken.parse)
+                guard let presented, BearerToken.constantTimeEqual(presented, expected) else {
+                    return local(
+                        .unauthorized, "unauthorized",
+                        presented == nil ? "the gateway's admin endpoints need a bearer token" : "the bearer token is not valid",
+                        headers: [("WWW-Authenticate", #"Bearer realm="tapper-admin""#)]
+                    )
+                }
+            }
             let reply = gateway.admin.respond(method: HTTPMethod(rawValue: method), path: path, query: uri[path.endIndex...])
             return respondLocal(
                 status: reply.status, body: reply.body, contentType: reply.contentType, method: method, uri: uri, minor: minor,
@@ -479,7 +503,14 @@ final class ProxyHandler: ChannelDuplexHandler {
             // Header names listed in Connection are hop-by-hop too (the gateway's own excepted).
             var named: [Range<Int>] = []
             var host: Range<Int>? = nil
+            var forwardedProto: Range<Int>? = nil
+            var forwardedHost: Range<Int>? = nil
             for h in head.headers {
+                if peerTrusted && forwardedProto == nil && raw.equalsIgnoringCase(h.name, "x-forwarded-proto") && !h.value.isEmpty {
+                    forwardedProto = h.value
+                } else if peerTrusted && forwardedHost == nil && raw.equalsIgnoringCase(h.name, "x-forwarded-host") && !h.value.isEmpty {
+                    forwardedHost = h.value
+                }
                 if raw.equalsIgnoringCase(h.name, "connection") {
                     raw.forEachToken(in: h.value) { token in
                         if !raw.equalsIgnoringCase(token, "keep-alive") && !raw.equalsIgnoringCase(token, "close") && !HeaderRules.isGatewayOwned(raw, token) {
@@ -498,13 +529,21 @@ final class ProxyHandler: ChannelDuplexHandler {
                 out.writeStaticString("\r\n")
             }
             out.writeStaticString("X-Forwarded-For: ")
-            for h in head.headers where raw.equalsIgnoringCase(h.name, "x-forwarded-for") && !h.value.isEmpty {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[h.value]))
-                out.writeStaticString(", ")
+            if peerTrusted {
+                for h in head.headers where raw.equalsIgnoringCase(h.name, "x-forwarded-for") && !h.value.isEmpty {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[h.value]))
+                    out.writeStaticString(", ")
+                }
             }
             out.writeString(peerIP)
-            out.writeStaticString("\r\nX-Forwarded-Proto: http\r\n")
-            if let host {
+            if let forwardedProto {
+                out.writeStaticString("\r\nX-Forwarded-Proto: ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[forwardedProto]))
+                out.writeStaticString("\r\n")
+            } else {
+                out.writeStaticString("\r\nX-Forwarded-Proto: http\r\n")
+            }
+            if let host = forwardedHost ?? host {
                 out.writeStaticString("X-Forwarded-Host: ")
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[host]))
                 out.writeStaticString("\r\n")

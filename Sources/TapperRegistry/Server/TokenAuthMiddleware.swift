@@ -1,4 +1,5 @@
 import Hummingbird
+import TapperCore
 
 /// Bearer-token checks for the registry API.
 ///
@@ -39,26 +40,7 @@ struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         APIError(.unauthorized, code: "unauthorized", message: message, headers: [.wwwAuthenticate: #"Bearer realm="tapper-registry""#])
     }
 
-    static func bearer(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        var token = Substring(parts[1])
-        while let f = token.first, f == " " || f == "\t" { token = token.dropFirst() }
-        while let l = token.last, l == " " || l == "\t" { token = token.dropLast() }
-        return token.isEmpty ? nil : String(token)
-    }
+    static func bearer(_ header: String) -> String? { BearerToken.parse(header) }
 
-    /// Compares without an early exit, so response time does not reveal how much matched.
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) {
-            let l = i < x.count ? x[i] : 0
-            let r = i < y.count ? y[i] : 0
-            diff |= l ^ r
-        }
-        return diff == 0
-    }
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool { BearerToken.constantTimeEqual(a, b) }
 }
-
