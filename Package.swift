@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "tapper", targets: ["tapper"]),
         .library(name: "TapperCore", targets: ["TapperCore"]),
         .library(name: "TapperRegistry", targets: ["TapperRegistry"]),
+        .library(name: "TapperRegistryRedis", targets: ["TapperRegistryRedis"]),
+        .library(name: "TapperRegistryEtcd", targets: ["TapperRegistryEtcd"]),
         .library(name: "TapperClient", targets: ["TapperClient"]),
         .library(name: "TapperGateway", targets: ["TapperGateway"]),
         .library(name: "TapperCLI", targets: ["TapperCLI"]),
@@ -63,6 +65,29 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .target(
+            name: "TapperRegistryRedis",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperRegistryEtcd",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TapperClient",
             dependencies: [
                 "TapperCore",
@@ -95,6 +120,8 @@ let package = Package(
             dependencies: [
                 "TapperCore",
                 "TapperRegistry",
+                "TapperRegistryRedis",
+                "TapperRegistryEtcd",
                 "TapperClient",
                 "TapperGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -136,6 +163,15 @@ let package = Package(
         .testTarget(
             name: "TapperRegistryTests",
             dependencies: ["TapperRegistry", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "TapperBackendTests",
+            dependencies: [
+                "TapperCore", "TapperRegistry", "TapperRegistryRedis", "TapperRegistryEtcd", "TapperGateway", "TapperClient", "TapperTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(

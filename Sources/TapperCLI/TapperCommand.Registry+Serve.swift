@@ -17,6 +17,11 @@ extension TapperCommand.Registry {
                 described at /v1/openapi.json.
 
                 Writes require 'Authorization: Bearer TOKEN' when --token-file or TAPPER_TOKEN is set.
+
+                With --backend redis://… or etcd://… several registries (and gateways started with \
+                --registry redis://… or etcd://…) share one catalog. While the store is down, writes \
+                answer 503 naming it and reads serve the last snapshot marked "stale": true; everything \
+                recovers by itself when the store returns.
                 """
         )
 
@@ -26,7 +31,10 @@ extension TapperCommand.Registry {
         @Option(help: "Port to listen on (0 picks a free port).")
         public var port: Int = 8001
 
-        @Option(help: ArgumentHelp("Where registrations are kept: 'memory'.", valueName: "url"))
+        @Option(help: ArgumentHelp(
+                "Where registrations are kept: 'memory', 'redis://[user:password@]host:port[/db]' or 'etcd://host:port[,host:port…][/prefix]'.",
+                valueName: "url"
+            ))
         public var backend: String = "memory"
 
         @Option(help: ArgumentHelp("Keep the memory backend's registrations in DIR across restarts.", valueName: "dir"))
@@ -44,9 +52,8 @@ extension TapperCommand.Registry {
 
         public func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-            guard backend == "memory" else {
-                throw ValidationError("--backend '\(backend)' is not supported by this build; use 'memory'")
-            }
+            if let problem = BackendURL.problem(backend) { throw ValidationError("--backend: \(problem)") }
+            if dataDir != nil && backend.lowercased() != "memory" { throw ValidationError("--data-dir only applies to the memory backend") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
             if let tokenFile, TokenSource.read(file: tokenFile) == nil {
                 throw ValidationError("--token-file '\(tokenFile)' cannot be read or is empty")
@@ -59,7 +66,7 @@ extension TapperCommand.Registry {
             if !RegistryServer.isLoopback(host) && !token.isConfigured {
                 logger.warning("registry listens on \(host) without a token: anyone who can reach it can register services; set --token-file or TAPPER_TOKEN")
             }
-            let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
+            let backend = try BackendURL.make(backend, dataDirectory: dataDir, logger: logger)
             let server = RegistryServer(
                 backend: backend,
                 configuration: .init(host: host, port: port, maxBodyBytes: maxBodyBytes, token: { token.current() })
