@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "TapperRegistry", targets: ["TapperRegistry"]),
         .library(name: "TapperRegistryRedis", targets: ["TapperRegistryRedis"]),
         .library(name: "TapperRegistryEtcd", targets: ["TapperRegistryEtcd"]),
+        .library(name: "TapperRegistryConsul", targets: ["TapperRegistryConsul"]),
         .library(name: "TapperClient", targets: ["TapperClient"]),
         .library(name: "TapperGateway", targets: ["TapperGateway"]),
         .library(name: "TapperCLI", targets: ["TapperCLI"]),
@@ -88,6 +89,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TapperRegistryConsul",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TapperClient",
             dependencies: [
                 "TapperCore",
@@ -122,6 +135,7 @@ let package = Package(
                 "TapperRegistry",
                 "TapperRegistryRedis",
                 "TapperRegistryEtcd",
+                "TapperRegistryConsul",
                 "TapperClient",
                 "TapperGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -147,6 +161,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -168,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "TapperBackendTests",
             dependencies: [
-                "TapperCore", "TapperRegistry", "TapperRegistryRedis", "TapperRegistryEtcd", "TapperGateway", "TapperClient", "TapperTesting",
+                "TapperCore", "TapperRegistry", "TapperRegistryRedis", "TapperRegistryEtcd", "TapperRegistryConsul", "TapperGateway", "TapperClient", "TapperTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

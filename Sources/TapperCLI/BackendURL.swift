@@ -1,12 +1,13 @@
 import Logging
 import TapperRegistry
+import TapperRegistryConsul
 import TapperRegistryEtcd
 import TapperRegistryRedis
 
-/// The `--backend` / `--registry` store URLs: `memory`, `redis://…`, `etcd://…`.
+/// The `--backend` / `--registry` store URLs: `memory`, `redis://…`, `etcd://…`, `consul://…`.
 enum BackendURL {
     /// Schemes of shared stores a gateway can read directly.
-    static let storeSchemes = ["redis://", "etcd://"]
+    static let storeSchemes = ["redis://", "etcd://", "consul://"]
 
     static func isStore(_ url: String) -> Bool {
         let lower = url.lowercased()
@@ -27,10 +28,14 @@ enum BackendURL {
                 _ = try EtcdConfiguration(url: url)
                 return nil
             }
+            if lower.hasPrefix("consul://") {
+                _ = try ConsulStore(url: url, logger: Logger(label: "tapper.validate"))
+                return nil
+            }
         } catch {
             return "\(error)"
         }
-        return "'\(url)' is not a backend; use memory, redis://[user:password@]host:port[/db] or etcd://host:port[,host:port…][/prefix]"
+        return "'\(url)' is not a backend; use memory, redis://[user:password@]host:port[/db], etcd://host:port[,host:port…][/prefix] or consul://host:port"
     }
 
     /// Builds the backend for a valid URL.
@@ -38,6 +43,7 @@ enum BackendURL {
         let lower = url.lowercased()
         if lower.hasPrefix("redis://") { return try RedisBackend(redisURL: url, logger: logger) }
         if lower.hasPrefix("etcd://") { return try EtcdBackend(etcdURL: url, logger: logger) }
+        if lower.hasPrefix("consul://") { return try ConsulBackend(consulURL: url, logger: logger) }
         return try MemoryBackend(dataDirectory: dataDirectory, logger: logger)
     }
 }

@@ -18,7 +18,7 @@ extension TapperCommand.Gateway {
                 Without --registry the gateway runs an embedded registry (memory backend) and serves its API \
                 on 127.0.0.1:--registry-port, so 'tapper gateway serve' alone is a working system. With \
                 --registry http://HOST:PORT it follows that registry with blocking queries. With --registry \
-                etcd://HOST:PORT or redis://HOST:PORT it reads the registry's shared store directly (no \
+                etcd://HOST:PORT, redis://HOST:PORT or consul://HOST:PORT it reads the registry's shared store directly (no \
                 registry process needed) and follows its changes.
 
                 The gateway answers /health itself and serves /_tapper/routes, /_tapper/status and \
@@ -33,7 +33,7 @@ extension TapperCommand.Gateway {
         @Option(help: "Port to listen on (0 picks a free port).")
         public var port: Int = 8000
 
-        @Option(help: ArgumentHelp("Follow this registry (http://…) or read its store (etcd://…, redis://…) instead of running an embedded one.", valueName: "url"))
+        @Option(help: ArgumentHelp("Follow this registry (http://…) or read its store (etcd://…, redis://…, consul://…) instead of running an embedded one.", valueName: "url"))
         public var registry: String?
 
         @Option(help: "Port of the embedded registry's API (ignored with --registry; 0 picks a free port).")
@@ -113,7 +113,7 @@ extension TapperCommand.Gateway {
                 if BackendURL.isStore(registry) {
                     if let problem = BackendURL.problem(registry) { throw ValidationError("--registry: \(problem)") }
                 } else if !(lower.hasPrefix("http://") || lower.hasPrefix("https://")) {
-                    throw ValidationError("--registry must be an http://, https://, etcd:// or redis:// URL, got '\(registry)'")
+                    throw ValidationError("--registry must be an http://, https://, etcd://, redis:// or consul:// URL, got '\(registry)'")
                 }
             }
             guard timeout > 0, discoveryInterval > 0, headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {

@@ -18,8 +18,8 @@ extension TapperCommand.Registry {
 
                 Writes require 'Authorization: Bearer TOKEN' when --token-file or TAPPER_TOKEN is set.
 
-                With --backend redis://… or etcd://… several registries (and gateways started with \
-                --registry redis://… or etcd://…) share one catalog. While the store is down, writes \
+                With --backend redis://…, etcd://… or consul://… several registries (and gateways started \
+                with --registry and the same URL) share one catalog. While the store is down, writes \
                 answer 503 naming it and reads serve the last snapshot marked "stale": true; everything \
                 recovers by itself when the store returns.
                 """
@@ -32,7 +32,7 @@ extension TapperCommand.Registry {
         public var port: Int = 8001
 
         @Option(help: ArgumentHelp(
-                "Where registrations are kept: 'memory', 'redis://[user:password@]host:port[/db]' or 'etcd://host:port[,host:port…][/prefix]'.",
+                "Where registrations are kept: 'memory', 'redis://[user:password@]host:port[/db]', 'etcd://host:port[,host:port…][/prefix]' or 'consul://host:port'.",
                 valueName: "url"
             ))
         public var backend: String = "memory"

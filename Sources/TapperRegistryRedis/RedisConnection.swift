@@ -8,7 +8,7 @@ struct RESPFrameDecoder: ByteToMessageDecoder {
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let (value, consumed) = try RESPDecoder.decode(buffer.readableBytesView) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: consumed)
-        context.fireChannelRead(Self.wrapInboundOut(value))
+        context.fireChannelRead(NIOAny(value))
         return .continue
     }
 

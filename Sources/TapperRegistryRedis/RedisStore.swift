@@ -121,7 +121,7 @@ public final class RedisStore: CatalogStore {
     public func load() async throws -> StoreRead {
         for _ in 0..<3 {
             let reply = try await client.send(["EVAL", Self.loadScript, "1", indexKey, Self.globEscaped(instancePrefix) + "*"])
-            guard let items = reply.elements, let index = items.first?.int.map(UInt64.init) else {
+            guard let items = reply.elements, let index = items.first?.int.map({ UInt64(max(0, $0)) }) else {
                 throw RedisError.unexpectedReply("\(reply)")
             }
             var records: [InstanceRecord] = []
@@ -135,10 +135,10 @@ public final class RedisStore: CatalogStore {
             }
             // Keys that vanished while the index stood still expired without a notification:
             // bump the index so every watcher hears of it, then read again.
-            let vanished = lastRead.withLock { last -> Bool in
-                defer { last = (index, keys) }
-                guard let last, last.index == index else { return false }
-                return !last.keys.isSubset(of: keys)
+            let vanished = lastRead.withLock { saved -> Bool in
+                defer { saved = (index, keys) }
+                guard let previous = saved, previous.index == index else { return false }
+                return !previous.keys.isSubset(of: keys)
             }
             if vanished {
                 try await client.send(["EVAL", Self.bumpScript, "1", indexKey, channel])

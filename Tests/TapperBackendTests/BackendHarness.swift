@@ -3,13 +3,14 @@ import Logging
 import ServiceLifecycle
 import TapperCore
 import TapperRegistry
+import TapperRegistryConsul
 import TapperRegistryEtcd
 import TapperRegistryRedis
 import TapperTesting
 
 /// The backends the conformance suite runs on.
 enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case memory, tiny, redis, etcd
+    case memory, tiny, redis, etcd, consul
 
     var testDescription: String { rawValue }
 
@@ -18,23 +19,44 @@ enum BackendKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         switch self {
         case .redis: return .redis
         case .etcd: return .etcd
-        case .memory, .tiny: return nil
+        case .memory, .tiny, .consul: return nil
         }
     }
+
+    /// Whether the catalog lives in a store shared by several backends (and can go down).
+    var isShared: Bool { store != nil || self == .consul }
 
     /// Every backend whose tests should run here (a store whose server is missing is left out,
     /// unless `CI` is set: then it is in, and starting it fails the test).
     static var runnable: [BackendKind] { allCases.filter { $0.store.map(StoreServer.shouldRun) ?? true } }
-    static var shared: [BackendKind] { runnable.filter { $0.store != nil } }
+    static var shared: [BackendKind] { runnable.filter(\.isShared) }
 
     /// etcd rounds lease TTLs up to its minimum (2 s with default election settings).
     var shortTTL: Double { self == .etcd ? 2 : 1 }
 }
 
+/// A store the tests can take down and bring back: a real server process or the fake Consul.
+protocol StoreProcess: Sendable {
+    var url: String { get }
+    var port: Int { get }
+    /// Takes the store down (a killed process).
+    func kill() async throws
+    /// Brings it back on the same port with its data.
+    func start() async throws
+    /// Stops it for good.
+    func stop() async
+}
+
+extension StoreServer: StoreProcess {}
+
+extension FakeConsul: StoreProcess {
+    func kill() async throws { await stop() }
+}
+
 /// One backend under test, running under a `ServiceGroup`, plus its store process.
 final class BackendHarness: Sendable {
     let kind: BackendKind
-    let server: StoreServer?
+    let server: (any StoreProcess)?
     let backend: any RegistryBackend
     let group: ServiceGroup
     let task: Task<Void, any Error>
@@ -45,7 +67,7 @@ final class BackendHarness: Sendable {
         return l
     }
 
-    private init(kind: BackendKind, server: StoreServer?, backend: any RegistryBackend) {
+    private init(kind: BackendKind, server: (any StoreProcess)?, backend: any RegistryBackend) {
         self.kind = kind
         self.server = server
         self.backend = backend
@@ -56,16 +78,22 @@ final class BackendHarness: Sendable {
 
     /// Builds a fresh backend of `kind` (starting its store when it has one).
     static func start(_ kind: BackendKind) async throws -> BackendHarness {
-        let server = try await kind.store.map { try await StoreServer($0) }
+        let server: (any StoreProcess)?
+        if kind == .consul {
+            server = try await FakeConsul()
+        } else {
+            server = try await kind.store.map { try await StoreServer($0) }
+        }
         return BackendHarness(kind: kind, server: server, backend: try makeBackend(kind, server: server))
     }
 
-    static func makeBackend(_ kind: BackendKind, server: StoreServer?) throws -> any RegistryBackend {
+    static func makeBackend(_ kind: BackendKind, server: (any StoreProcess)?) throws -> any RegistryBackend {
         switch kind {
         case .memory: return try MemoryBackend(sweepInterval: .milliseconds(50), logger: logger)
         case .tiny: return TinyBackend()
         case .redis: return try RedisBackend(redisURL: server!.url, resyncInterval: .seconds(1), logger: logger)
         case .etcd: return try EtcdBackend(etcdURL: server!.url, resyncInterval: .seconds(1), logger: logger)
+        case .consul: return try ConsulBackend(consulURL: server!.url, resyncInterval: .seconds(1), logger: logger)
         }
     }
 
@@ -162,7 +190,7 @@ func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable (
 }
 
 extension CatalogSnapshot {
-    func has(_ service: String, _ instance: String) -> Bool {
-        service(named: service)?.instances.contains { $0.instanceID == instance } == true
+    func has(_ name: String, _ instance: String) -> Bool {
+        self.service(named: name)?.instances.contains { $0.instanceID == instance } == true
     }
 }

@@ -23,7 +23,7 @@ import TapperTesting
                         #expect(clash.status == 409)
                         #expect(clash.errorMessage?.contains("users") == true)
                         // A blocking query on one registry wakes for a change made through the other.
-                        let index = try #require(seen.headers.first(name: "X-Tapper-Index").flatMap(UInt64.init))
+                        let index = try #require(seen.headers.first(name: "X-Tapper-Index").flatMap({ UInt64($0) }))
                         async let blocked = httpRequest(.GET, "\(one)/v1/catalog?index=\(index)&wait=20s", timeout: .seconds(30))
                         #expect(try await httpRequest(.DELETE, "\(two)/v1/services/users/instances/a").status == 204)
                         let woke = try await blocked

@@ -154,11 +154,9 @@ public final class StoreBackend<Store: CatalogStore>: RegistryBackend {
     public func watch() -> CatalogWatch {
         CatalogWatch { [self] after in
             guard let after else { return try await self.snapshot() }
-            while true {
-                guard await signal.wait(after: after) else { return nil }
-                if let s = cachedSnapshot, s.index != after { return s }
-                return try await self.snapshot()
-            }
+            guard await signal.wait(after: after) else { return nil }
+            if let s = cachedSnapshot, s.index != after { return s }
+            return try await self.snapshot()
         }
     }
 
