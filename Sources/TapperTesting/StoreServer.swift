@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Testing
 import TapperCore
 import TapperRegistry
 import TapperRegistryConsul
@@ -81,8 +82,10 @@ final class BackendHarness: Sendable {
         let server: (any StoreProcess)?
         if kind == .consul {
             server = try await FakeConsul()
+        } else if let store = kind.store {
+            server = try await StoreServer(store)
         } else {
-            server = try await kind.store.map { try await StoreServer($0) }
+            server = nil
         }
         return BackendHarness(kind: kind, server: server, backend: try makeBackend(kind, server: server))
     }

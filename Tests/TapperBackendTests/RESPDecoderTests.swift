@@ -1,5 +1,5 @@
 import Testing
-import TapperRegistryRedis
+@testable import TapperRegistryRedis
 
 @Suite struct RESPDecoderTests {
     static func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
