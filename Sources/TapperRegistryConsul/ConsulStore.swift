@@ -22,11 +22,12 @@ import TapperRegistry
 ///   out. The change index is the highest `X-Consul-Index` of those reads. Changes are followed
 ///   with a blocking query on `/v1/health/state/any` (`?index=N&wait=…`), which moves on every
 ///   registration, deregistration and check status change.
-/// - Route-ownership writes are guarded by a compare-and-set on the KV key `tapper/guard`
-///   (`?cas=MODIFY_INDEX`). Consul cannot make the CAS and the agent registration one
-///   transaction, so a registration that reads the catalog between another writer's CAS and its
-///   registration may still miss it: the window is one agent call long. It is documented, not
-///   closed.
+/// - Route-ownership writes hold a lock in the KV key `tapper/guard`, taken and released with
+///   compare-and-set (`?cas=MODIFY_INDEX`): a writer locks the guard at the index of the catalog
+///   read its conflict check used (so it fails when anyone wrote since), registers, and frees the
+///   guard. A reader that finds the guard locked retries, so no one checks against a catalog
+///   that misses a registration in flight. A lock older than ``lockExpiry`` (a crashed writer) is
+///   taken over.
 public final class ConsulStore: CatalogStore {
     public let baseURL: String
     let http: HTTPClient
@@ -36,6 +37,10 @@ public final class ConsulStore: CatalogStore {
     static let tag = "tapper"
     static let chunkSize = 512
     static let maxChunks = 60
+    /// A guard locked longer than this belongs to a writer that died; it may be taken over.
+    static let lockExpiry: Duration = .seconds(10)
+    /// The guard token of a catalog read while another writer held the lock: never written.
+    static let busy = UInt64.max
 
     public var displayName: String { "consul://" + baseURL.dropFirst("http://".count) }
 
@@ -137,15 +142,54 @@ public final class ConsulStore: CatalogStore {
         var guardToken: UInt64 = 0
         if guardReply.status == 200, let first = (guardReply.json() as? [[String: Any]])?.first {
             guardToken = (first["ModifyIndex"] as? NSNumber)?.uint64Value ?? 0
+            let value = (first["Value"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if Self.isLocked(value, now: Date()) { guardToken = Self.busy }
         }
         return StoreRead(snapshot: CatalogSnapshot(index: index, instances: records), guardToken: guardToken)
     }
 
+    /// Whether a guard value is a live lock (`locked EPOCH_MS`).
+    static func isLocked(_ value: String, now: Date) -> Bool {
+        let parts = value.split(separator: " ")
+        guard parts.count == 2, parts[0] == "locked", let ms = Double(parts[1]) else { return false }
+        let age = now.timeIntervalSince1970 * 1000 - ms
+        return age < Double(lockExpiry.components.seconds) * 1000
+    }
+
+    /// Compare-and-set of the guard; true when it was at `index`.
+    func casGuard(_ index: UInt64, _ value: String) async throws -> Bool {
+        let cas = try await call(.PUT, "/v1/kv/\(Self.guardKey)?cas=\(index)", body: Data(value.utf8))
+        guard cas.status == 200 else { throw ConsulError.http(cas.status, String(decoding: cas.body, as: UTF8.self)) }
+        return String(decoding: cas.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "true"
+    }
+
+    /// The guard's current ModifyIndex.
+    func guardIndex() async throws -> UInt64 {
+        let reply = try await call(.GET, "/v1/kv/\(Self.guardKey)")
+        return ((reply.json() as? [[String: Any]])?.first?["ModifyIndex"] as? NSNumber)?.uint64Value ?? 0
+    }
+
     public func write(_ record: InstanceRecord, guard token: UInt64) async throws -> InstanceRecord? {
         let meta = try Self.meta(for: record)
-        let cas = try await call(.PUT, "/v1/kv/\(Self.guardKey)?cas=\(token)", body: Data("\(record.service)/\(record.instanceID)".utf8))
-        guard cas.status == 200 else { throw ConsulError.http(cas.status, String(decoding: cas.body, as: UTF8.self)) }
-        guard String(decoding: cas.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "true" else { return nil }
+        guard token != Self.busy else { return nil }
+        guard try await casGuard(token, "locked \(Int64(Date().timeIntervalSince1970 * 1000))") else { return nil }
+        // Locked at the index our conflict check read: register, then free the guard (its new
+        // index tells everyone who read before that they must read again).
+        do {
+            let stored = try await register(record, meta: meta)
+            await releaseGuard()
+            return stored
+        } catch {
+            await releaseGuard()
+            throw error
+        }
+    }
+
+    func releaseGuard() async {
+        if let locked = try? await guardIndex() { _ = try? await casGuard(locked, "free") }
+    }
+
+    func register(_ record: InstanceRecord, meta: [String: String]) async throws -> InstanceRecord {
         let id = Self.serviceID(record.service, record.instanceID)
         let url = record.registration.serviceURL
         let ttlMillis = max(1000, Int((record.registration.ttlSeconds * 1000).rounded()))

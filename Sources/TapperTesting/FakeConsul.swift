@@ -55,6 +55,9 @@ public final class FakeConsul: Sendable {
     let state = Mutex(State())
     let signal = ChangeSignal(index: 1)
     let running = Mutex<(ServiceGroup, Task<Void, any Error>)?>(nil)
+    /// Set while stopping, so parked blocking queries return at once (like a killed agent
+    /// dropping its connections) instead of holding up the shutdown.
+    let stopping = Mutex(false)
     public let port: Int
 
     public var url: String { "consul://127.0.0.1:\(port)" }
@@ -80,6 +83,7 @@ public final class FakeConsul: Sendable {
         let sweeper = Sweeper(consul: self)
         let group = ServiceGroup(configuration: .init(services: [app, sweeper], logger: logger))
         let task = Task { try await group.run() }
+        stopping.withLock { $0 = false }
         running.withLock { $0 = (group, task) }
         var it = ports.makeAsyncIterator()
         guard await it.next() != nil else { throw TestFailure("fake consul did not start") }
@@ -88,6 +92,7 @@ public final class FakeConsul: Sendable {
     /// Stops serving (connections are closed); the state is kept for ``start()``.
     public func stop() async {
         guard let (group, task) = running.withLock({ r -> (ServiceGroup, Task<Void, any Error>)? in defer { r = nil }; return r }) else { return }
+        stopping.withLock { $0 = true }
         await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
@@ -157,8 +162,10 @@ public final class FakeConsul: Sendable {
     func block(_ request: Request) async {
         guard let raw = request.uri.queryParameters.get("index"), let after = UInt64(raw), after > 0 else { return }
         let wait = request.uri.queryParameters.get("wait").flatMap { Self.duration(String($0)) } ?? .seconds(300)
-        if signal.index > after { return }
-        _ = await signal.wait(after: after, timeout: wait)
+        let deadline = ContinuousClock.now + wait
+        while signal.index <= after, !stopping.withLock({ $0 }), ContinuousClock.now < deadline {
+            _ = await signal.wait(after: after, timeout: min(.milliseconds(100), deadline - ContinuousClock.now))
+        }
     }
 
     func serviceJSON(_ s: Service) -> [String: Any] {

@@ -91,7 +91,7 @@ public final class StoreBackend<Store: CatalogStore>: RegistryBackend {
                 }
             case .write(let record, let created):
                 if let stored = try await guarded({ try await store.write(record, guard: read.guardToken) }) {
-                    nudge()
+                    await reread()
                     return RegisterResult(record: stored, created: created)
                 }
             }
@@ -107,8 +107,15 @@ public final class StoreBackend<Store: CatalogStore>: RegistryBackend {
 
     public func deregister(service: String, instanceID: String) async throws -> Bool {
         let removed = try await guarded { try await store.remove(service: service, instanceID: instanceID) }
-        if removed { nudge() }
+        if removed { await reread() }
         return removed
+    }
+
+    /// After a local write: read the catalog again so this backend's cache and watchers have it
+    /// at once (not only when the store's notification arrives), and wake the refresh loop.
+    func reread() async {
+        if let read = try? await store.load() { publish(read.snapshot) }
+        nudge()
     }
 
     /// Runs a store operation, reporting any failure as the store being unavailable.
