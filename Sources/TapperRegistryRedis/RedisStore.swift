@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import NIOCore
-import Synchronization
 import TapperCore
 import TapperRegistry
 
@@ -11,24 +10,25 @@ import TapperRegistry
 /// - `tapper:idx` — the change index, a counter bumped (INCR) by every change;
 /// - `tapper:i:SERVICE/INSTANCE` — one key per instance, value `MODIFY CREATE TTL_MS JSON`, with
 ///   a PEXPIRE of the TTL, so expiry is Redis's own; a heartbeat is a PEXPIRE;
+/// - `tapper:members` — a set of the instance keys, so reads never scan the keyspace (Redis
+///   expires the keys, not their set entries: a read drops the entries of expired keys);
 /// - channel `tapper:changes` — every change publishes the new index.
 ///
 /// Each operation is one Lua script, so it is atomic: a write only happens when `idx` still has
 /// the value the route-ownership check was made on (the write guard). Expiry by Redis does not
 /// bump the index by itself: the store enables keyspace notifications for expired keys
 /// (`CONFIG SET notify-keyspace-events Ex`, added to what is set) and bumps the index when one
-/// arrives; where CONFIG is not allowed, the resync notices keys that vanished at an unchanged
-/// index and bumps it then.
+/// arrives; where CONFIG is not allowed, the periodic resync's read finds members whose key has
+/// gone, drops them and bumps the index in the same script.
 public final class RedisStore: CatalogStore {
     public let configuration: RedisConfiguration
     public let client: RedisClient
     let logger: Logger
-    /// The instance keys seen at the last read, to notice expiries nobody announced.
-    private let lastRead = Mutex<(index: UInt64, keys: Set<String>)?>(nil)
 
     public var displayName: String { configuration.displayName }
 
     var indexKey: String { configuration.keyPrefix + "idx" }
+    var membersKey: String { configuration.keyPrefix + "members" }
     var instancePrefix: String { configuration.keyPrefix + "i:" }
     var channel: String { configuration.keyPrefix + "changes" }
     var expiredChannel: String { "__keyevent@\(configuration.database)__:expired" }
@@ -41,31 +41,32 @@ public final class RedisStore: CatalogStore {
 
     func key(_ service: String, _ instanceID: String) -> String { "\(instancePrefix)\(service)/\(instanceID)" }
 
-    static func globEscaped(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            if "*?[]\\".contains(c) { out.append("\\") }
-            out.append(c)
-        }
-        return out
-    }
-
     // MARK: scripts
 
+    /// KEYS: index, members. ARGV: channel. Returns {index, key, value, pttl, key, value, pttl…};
+    /// members whose key expired are dropped and the index bumped (announced on the channel).
     static let loadScript = """
-        local idx = redis.call('GET', KEYS[1]) or '0'
-        local out = {idx}
-        for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+        local out = {}
+        local gone = false
+        for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do
           local v = redis.call('GET', k)
           if v then
             table.insert(out, k)
             table.insert(out, v)
             table.insert(out, redis.call('PTTL', k))
+          else
+            redis.call('SREM', KEYS[2], k)
+            gone = true
           end
         end
+        if gone then
+          redis.call('PUBLISH', ARGV[1], tostring(redis.call('INCR', KEYS[1])))
+        end
+        table.insert(out, 1, redis.call('GET', KEYS[1]) or '0')
         return out
         """
 
+    /// KEYS: index, instance, members. ARGV: guard, create index, TTL ms, JSON, channel.
     static let writeScript = """
         local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
         if cur ~= tonumber(ARGV[1]) then return -1 end
@@ -73,6 +74,7 @@ public final class RedisStore: CatalogStore {
         local c = ARGV[2]
         if c == '0' then c = tostring(n) end
         redis.call('SET', KEYS[2], n .. ' ' .. c .. ' ' .. ARGV[3] .. ' ' .. ARGV[4], 'PX', ARGV[3])
+        redis.call('SADD', KEYS[3], KEYS[2])
         redis.call('PUBLISH', ARGV[5], tostring(n))
         return n
         """
@@ -85,17 +87,13 @@ public final class RedisStore: CatalogStore {
         return 1
         """
 
+    /// KEYS: index, instance, members. ARGV: channel.
     static let removeScript = """
-        if redis.call('DEL', KEYS[2]) == 0 then return 0 end
-        local n = redis.call('INCR', KEYS[1])
-        redis.call('PUBLISH', ARGV[1], tostring(n))
-        return 1
-        """
-
-    static let bumpScript = """
-        local n = redis.call('INCR', KEYS[1])
-        redis.call('PUBLISH', ARGV[1], tostring(n))
-        return n
+        local member = redis.call('SREM', KEYS[3], KEYS[2])
+        local deleted = redis.call('DEL', KEYS[2])
+        if deleted == 0 and member == 0 then return 0 end
+        redis.call('PUBLISH', ARGV[1], tostring(redis.call('INCR', KEYS[1])))
+        return deleted
         """
 
     // MARK: values
@@ -120,34 +118,17 @@ public final class RedisStore: CatalogStore {
     // MARK: CatalogStore
 
     public func load() async throws -> StoreRead {
-        for _ in 0..<3 {
-            let reply = try await client.send(["EVAL", Self.loadScript, "1", indexKey, Self.globEscaped(instancePrefix) + "*"])
-            guard let items = reply.elements, let index = items.first?.int.map({ UInt64(max(0, $0)) }) else {
-                throw RedisError.unexpectedReply("\(reply)")
-            }
-            var records: [InstanceRecord] = []
-            var keys = Set<String>()
-            var i = 1
-            while i + 2 < items.count {
-                guard let k = items[i].string, let v = items[i + 1].string else { break }
-                keys.insert(k)
-                if let r = Self.decodeValue(v, pttl: items[i + 2].int ?? -1) { records.append(r) }
-                i += 3
-            }
-            // Keys that vanished while the index stood still expired without a notification:
-            // bump the index so every watcher hears of it, then read again.
-            let vanished = lastRead.withLock { saved -> Bool in
-                defer { saved = (index, keys) }
-                guard let previous = saved, previous.index == index else { return false }
-                return !previous.keys.isSubset(of: keys)
-            }
-            if vanished {
-                try await client.send(["EVAL", Self.bumpScript, "1", indexKey, channel])
-                continue
-            }
-            return StoreRead(snapshot: CatalogSnapshot(index: index, instances: records), guardToken: index)
+        let reply = try await client.send(["EVAL", Self.loadScript, "2", indexKey, membersKey, channel])
+        guard let items = reply.elements, let index = items.first?.int.map({ UInt64(max(0, $0)) }) else {
+            throw RedisError.unexpectedReply("\(reply)")
         }
-        throw RedisError.unexpectedReply("the index kept changing while reading")
+        var records: [InstanceRecord] = []
+        var i = 1
+        while i + 2 < items.count {
+            if let v = items[i + 1].string, let r = Self.decodeValue(v, pttl: items[i + 2].int ?? -1) { records.append(r) }
+            i += 3
+        }
+        return StoreRead(snapshot: CatalogSnapshot(index: index, instances: records), guardToken: index)
     }
 
     public func write(_ record: InstanceRecord, guard token: UInt64) async throws -> InstanceRecord? {
@@ -158,7 +139,7 @@ public final class RedisStore: CatalogStore {
         let json = String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
         let ttl = Self.ttlMilliseconds(record.registration)
         let reply = try await client.send([
-            "EVAL", Self.writeScript, "2", indexKey, key(record.service, record.instanceID),
+            "EVAL", Self.writeScript, "3", indexKey, key(record.service, record.instanceID), membersKey,
             String(token), String(record.createIndex), String(ttl), json, channel,
         ])
         guard let n = reply.int else { throw RedisError.unexpectedReply("\(reply)") }
@@ -173,7 +154,7 @@ public final class RedisStore: CatalogStore {
     }
 
     public func remove(service: String, instanceID: String) async throws -> Bool {
-        try await client.send(["EVAL", Self.removeScript, "2", indexKey, key(service, instanceID), channel]).int == 1
+        try await client.send(["EVAL", Self.removeScript, "3", indexKey, key(service, instanceID), membersKey, channel]).int == 1
     }
 
     /// Subscribes to the change channel and to expired-key events on a connection of its own,
@@ -205,16 +186,16 @@ public final class RedisStore: CatalogStore {
         connected()
         // Anything may have changed while we were not subscribed.
         changed()
-        try await withTaskCancellationHandler {
+        await withTaskCancellationHandler {
             for await push in pushes {
                 guard let parts = push.elements, parts.count >= 3 else { continue }
                 let channelName = parts[parts.count - 2].string
                 if channelName == expiredChannel {
+                    // The next read drops the expired member and bumps the index (once, however
+                    // many registries heard this).
                     guard let expiredKey = parts.last?.string, expiredKey.hasPrefix(instancePrefix) else { continue }
-                    _ = try? await client.send(["EVAL", Self.bumpScript, "1", indexKey, channel])
-                } else {
-                    changed()
                 }
+                changed()
             }
         } onCancel: {
             connection.close()

@@ -22,6 +22,8 @@ public final class StoreServer: @unchecked Sendable {
     public let port: Int
     let peerPort: Int
     public let dataDirectory: String
+    /// Extra server arguments (e.g. `--requirepass`).
+    public let extraArguments: [String]
     private var process: Process?
     private var log: FileHandle?
 
@@ -35,11 +37,12 @@ public final class StoreServer: @unchecked Sendable {
     public var url: String { "\(kind.rawValue)://127.0.0.1:\(port)" }
 
     /// Starts a server and waits (polling with a deadline) until it answers.
-    public init(_ kind: Kind) async throws {
+    public init(_ kind: Kind, extraArguments: [String] = []) async throws {
         guard kind.isInstalled else {
             throw TestFailure("\(kind.binary) is not installed (apt-get install \(kind == .redis ? "redis-server" : "etcd-server"); scripts/test does it)")
         }
         self.kind = kind
+        self.extraArguments = extraArguments
         self.port = try Self.freePort()
         self.peerPort = try Self.freePort()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tapper-\(kind.rawValue)-\(UUID().uuidString)").path
@@ -70,9 +73,9 @@ public final class StoreServer: @unchecked Sendable {
     public func start() async throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: kind.binary)
-        p.arguments = arguments
+        p.arguments = arguments + extraArguments
         let logPath = dataDirectory + "/server.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         handle.seekToEndOfFile()
         p.standardOutput = handle
@@ -128,7 +131,8 @@ public final class StoreServer: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    /// Sends `PING` over a plain socket; true on `+PONG`.
+    /// Sends `PING` over a plain socket; true on any reply (`+PONG`, or `-NOAUTH` when a password
+    /// is required).
     static func redisPing(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -147,6 +151,6 @@ public final class StoreServer: @unchecked Sendable {
         guard ping.withUnsafeBytes({ send(fd, $0.baseAddress!, ping.count, Int32(MSG_NOSIGNAL)) }) == ping.count else { return false }
         var buf = [UInt8](repeating: 0, count: 64)
         let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 64, 0) }
-        return n > 0 && String(decoding: buf[0..<n], as: UTF8.self).hasPrefix("+PONG")
+        return n > 0 && (buf[0] == UInt8(ascii: "+") || buf[0] == UInt8(ascii: "-"))
     }
 }

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import Testing
+import TapperCore
+import TapperRegistry
+import TapperRegistryEtcd
+import TapperRegistryRedis
+import TapperTesting
+
+/// The store clients' connection features against real servers: Redis AUTH and SELECT, etcd
+/// endpoint failover.
+@Suite(.serialized) struct StoreClientTests {
+    static var logger: Logger {
+        var l = Logger(label: "t")
+        l.logLevel = .critical
+        return l
+    }
+
+    @Test(.enabled(if: StoreServer.shouldRun(.redis)))
+    func redisAuthenticatesAndSelectsTheDatabase() async throws {
+        let server = try await StoreServer(.redis, extraArguments: ["--requirepass", "s3cret"])
+        defer { Task { await server.stop() } }
+        let good = RedisClient(configuration: try RedisConfiguration(url: "redis://:s3cret@127.0.0.1:\(server.port)/5"))
+        try await good.send("SET", "probe", "in-db-5")
+        #expect(try await good.send("GET", "probe").string == "in-db-5")
+        let db0 = RedisClient(configuration: try RedisConfiguration(url: "redis://default:s3cret@127.0.0.1:\(server.port)"))
+        #expect(try await db0.send("GET", "probe").isNull, "SELECT put the key in database 5, not 0")
+        // Pipelined: replies come back in order.
+        let replies = try await good.pipeline((0..<50).map { _ in ["INCR", "counter"] })
+        #expect(replies.map(\.int) == (1...50).map { Int64($0) })
+
+        let wrong = RedisClient(configuration: try RedisConfiguration(url: "redis://:nope@127.0.0.1:\(server.port)"))
+        do {
+            try await wrong.send("PING")
+            Issue.record("a wrong password was accepted")
+        } catch let e as RedisError {
+            #expect("\(e)".contains("authentication failed"), "\(e)")
+        }
+        let backend = try RedisBackend(redisURL: "redis://:nope@127.0.0.1:\(server.port)", logger: Self.logger)
+        do {
+            _ = try await backend.register(service: "users", instanceID: "a", registration: ServiceRegistration(url: "http://127.0.0.1:1"))
+            Issue.record("registered with a wrong password")
+        } catch let e as RegistryBackendError {
+            #expect(e.description.contains("authentication failed") && e.description.contains("redis://127.0.0.1:\(server.port)"), "\(e)")
+            #expect(!e.description.contains("nope"), "the password must not leak into errors")
+        }
+        await good.close()
+        await db0.close()
+    }
+
+    @Test(.enabled(if: StoreServer.shouldRun(.redis)))
+    func redisCommandsTimeOutAndTheClientReconnects() async throws {
+        let server = try await StoreServer(.redis)
+        defer { Task { await server.stop() } }
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.commandTimeout = .milliseconds(300)
+        let client = RedisClient(configuration: configuration)
+        let started = ContinuousClock.now
+        await #expect(throws: RedisError.self) { try await client.send("BLPOP", "tapper:nothing", "2") }
+        #expect(ContinuousClock.now - started < .milliseconds(900), "the timeout must not wait for the reply")
+        try await poll("the client reconnects after the timed-out connection was closed", timeout: .seconds(10)) {
+            (try? await client.send("PING"))?.string == "PONG"
+        }
+        await client.close()
+    }
+
+    @Test(.enabled(if: StoreServer.shouldRun(.etcd)))
+    func etcdFailsOverToTheNextEndpoint() async throws {
+        let server = try await StoreServer(.etcd)
+        defer { Task { await server.stop() } }
+        let dead = try StoreServer.freePort()
+        let backend = try EtcdBackend(etcdURL: "etcd://127.0.0.1:\(dead),127.0.0.1:\(server.port)/failover", logger: Self.logger)
+        let result = try await backend.register(service: "users", instanceID: "a", registration: ServiceRegistration(url: "http://127.0.0.1:1"))
+        #expect(result.created)
+        #expect(try await backend.snapshot().has("users", "a"))
+        // Stored under the prefix from the URL path.
+        let range = try await EtcdClient(configuration: .init(endpoints: ["http://127.0.0.1:\(server.port)"])).post(
+            "/v3/kv/range", ["key": Data("/failover/i/users/a".utf8).base64EncodedString()]
+        )
+        #expect((range["kvs"] as? [[String: Any]])?.count == 1)
+    }
+}
