@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 import TapperCore
 import TapperRegistry
@@ -78,5 +79,29 @@ import TapperTesting
             "/v3/kv/range", ["key": Data("/failover/i/users/a".utf8).base64EncodedString()]
         )
         #expect((range["kvs"] as? [[String: Any]])?.count == 1)
+    }
+
+    /// Expiry by Redis reaches watchers through keyspace notifications (well before the resync),
+    /// and, where CONFIG is forbidden, through the resync's read.
+    @Test(.enabled(if: StoreServer.shouldRun(.redis)), arguments: [true, false])
+    func redisExpiryReachesWatchers(configAllowed: Bool) async throws {
+        let server = try await StoreServer(.redis, extraArguments: configAllowed ? [] : ["--rename-command", "CONFIG", ""])
+        defer { Task { await server.stop() } }
+        let resync: Duration = configAllowed ? .seconds(60) : .milliseconds(500)
+        let backend = try RedisBackend(redisURL: server.url, resyncInterval: resync, logger: Self.logger)
+        let group = ServiceGroup(configuration: .init(services: [backend], logger: Self.logger))
+        let task = Task { try await group.run() }
+        defer { Task { await group.triggerGracefulShutdown(); _ = try? await task.value } }
+        _ = try await backend.register(service: "users", instanceID: "a", registration: ServiceRegistration(url: "http://127.0.0.1:1", ttlSeconds: 1))
+        var watcher = Watcher(backend.watch())
+        let before = try await watcher.next { $0.has("users", "a") }
+        let gone = try await watcher.next(timeout: .seconds(10)) { !$0.has("users", "a") }
+        #expect(gone.index > before.index)
+        let events = try await RedisClient(configuration: .init(port: server.port)).pipeline([["PING"], ["CONFIG", "GET", "notify-keyspace-events"]])
+        if configAllowed {
+            #expect(events[1].elements?.last?.string?.contains("E") == true, "keyspace events were enabled: \(events[1])")
+        } else {
+            guard case .error = events[1] else { Issue.record("CONFIG should be unavailable: \(events[1])"); return }
+        }
     }
 }
