@@ -24,6 +24,8 @@ public final class StoreBackend<Store: CatalogStore>: RegistryBackend {
     let nudges = ChangeSignal()
     private let nudgeCount = Mutex<UInt64>(0)
     private let state = Mutex<Cache>(Cache())
+    /// Serialises this process's registrations (see ``AsyncLock``).
+    let writes = AsyncLock()
 
     struct Cache {
         var snapshot: CatalogSnapshot?
@@ -81,6 +83,11 @@ public final class StoreBackend<Store: CatalogStore>: RegistryBackend {
     }
 
     public func register(service: String, instanceID: String, registration: ServiceRegistration) async throws -> RegisterResult {
+        try await writes.withLock { try await self.registerOnce(service: service, instanceID: instanceID, registration: registration) }
+    }
+
+    /// One registration with its optimistic retries (called holding ``writes``).
+    func registerOnce(service: String, instanceID: String, registration: ServiceRegistration) async throws -> RegisterResult {
         for attempt in 0..<Self.maxWriteAttempts {
             let read = try await guarded { try await store.load() }
             publish(read.snapshot)
