@@ -13,6 +13,9 @@ import TapperCore
             var index: UInt64 = 0
             var records: [String: InstanceRecord] = [:]
             var down = false
+            /// Written by "another registry" just before our next write, which then loses.
+            var intruder: InstanceRecord?
+            var lostWrites = 0
         }
         let state = Mutex(State())
         let displayName = "switchable://test"
@@ -30,7 +33,15 @@ import TapperCore
         func write(_ record: InstanceRecord, guard token: UInt64) throws -> InstanceRecord? {
             try state.withLock { s in
                 if s.down { throw Down() }
-                guard s.index == token else { return nil }
+                if let other = s.intruder {
+                    s.intruder = nil
+                    s.index += 1
+                    s.records["\(other.service)/\(other.instanceID)"] = other
+                }
+                guard s.index == token else {
+                    s.lostWrites += 1
+                    return nil
+                }
                 s.index += 1
                 var r = record
                 r.modifyIndex = s.index
@@ -103,10 +114,33 @@ import TapperCore
         #expect(try await backend.register(service: "users", instanceID: "b", registration: Self.reg(["/users/{id}"])).created)
     }
 
-    @Test func aLostRaceIsRetriedOnTheNewCatalog() async throws {
+    @Test func aLostRaceIsRetriedOnTheNewCatalogAndItsConflictsHold() async throws {
         let store = SwitchableStore()
         let backend = StoreBackend(store: store, logger: .init(label: "t"))
-        // Fifty concurrent registrations through one backend all race on the same guard.
+        // Another registry writes an unrelated instance in between: ours is retried and kept.
+        store.state.withLock {
+            $0.intruder = InstanceRecord(service: "orders", instanceID: "o", registration: Self.reg(["/orders/{id}"]), createIndex: 0, modifyIndex: 0)
+        }
+        #expect(try await backend.register(service: "users", instanceID: "a", registration: Self.reg(["/users/{id}"])).created)
+        #expect(store.state.withLock { $0.lostWrites } == 1)
+        #expect(try await backend.snapshot().allInstances.count == 2)
+        // Another registry claims our route in between: the retry sees it and refuses (409).
+        store.state.withLock {
+            $0.intruder = InstanceRecord(service: "billing", instanceID: "b", registration: Self.reg(["/invoices/{id}"]), createIndex: 0, modifyIndex: 0)
+        }
+        do {
+            _ = try await backend.register(service: "payments", instanceID: "p", registration: Self.reg(["/invoices/{invoice}"]))
+            Issue.record("the route claimed in between was granted twice")
+        } catch let e as RegistryBackendError {
+            guard case .conflict(_, _, let owner) = e.kind else { Issue.record("\(e)"); return }
+            #expect(owner == "billing")
+        }
+        #expect(store.state.withLock { $0.lostWrites } == 2)
+    }
+
+    @Test func concurrentRegistrationsThroughOneBackendLoseNone() async throws {
+        let store = SwitchableStore()
+        let backend = StoreBackend(store: store, logger: .init(label: "t"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<50 {
                 group.addTask { _ = try await backend.register(service: "users", instanceID: "i\(i)", registration: Self.reg(["/users/{id}"])) }
@@ -114,6 +148,7 @@ import TapperCore
             try await group.waitForAll()
         }
         #expect(try await backend.snapshot().allInstances.count == 50)
+        #expect(store.state.withLock { $0.lostWrites } == 0, "writers in one process queue instead of racing")
     }
 }
 
