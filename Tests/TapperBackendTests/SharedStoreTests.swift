@@ -47,6 +47,8 @@ import TapperTesting
                 #expect(read.status == 200)
                 #expect(try read.json()["stale"] as? Bool == true)
                 #expect(read.text.contains("\"instance_id\":\"a\""))
+                let health = try await httpRequest(.GET, "\(url)/v1/health").json()
+                #expect((health["backend"] as? [String: Any])?["status"] as? String == "stale", "\(health)")
                 try await h.server!.start()
                 try await poll("writes work again", timeout: .seconds(20), every: .milliseconds(50)) {
                     try await httpRequest(.PUT, "\(url)/v1/services/users/instances/b", body: Self.body).status == 201
