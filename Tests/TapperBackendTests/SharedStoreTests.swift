@@ -86,6 +86,11 @@ import TapperTesting
 
             try await server.kill()
             #expect(try await httpRequest(.GET, gatewayURL + "/users/2").status == 200, "the last known table keeps routing")
+            try await poll("the gateway's status shows the table as stale", timeout: .seconds(20), every: .milliseconds(100)) {
+                let status = try await httpRequest(.GET, gatewayURL + "/_tapper/status").json()
+                return (status["gateway"] as? [String: Any])?["stale"] as? Bool == true
+            }
+            #expect(try await httpRequest(.GET, gatewayURL + "/users/3").status == 200)
             try await server.start()
             let orders = try await FakeUpstream(name: "orders-1")
             try await poll("registrations work again", timeout: .seconds(20), every: .milliseconds(100)) {
@@ -93,6 +98,10 @@ import TapperTesting
             }
             try await poll("the gateway follows the store again", timeout: .seconds(20)) {
                 try await httpRequest(.GET, gatewayURL + "/orders/1").status == 200
+            }
+            try await poll("the gateway's status is fresh again", timeout: .seconds(20), every: .milliseconds(100)) {
+                let status = try await httpRequest(.GET, gatewayURL + "/_tapper/status").json()
+                return (status["gateway"] as? [String: Any])?["stale"] as? Bool == false
             }
             await up.stop()
             await orders.stop()
