@@ -22,6 +22,9 @@ let package = Package(
         .executable(name: "tapper", targets: ["tapper"]),
         .library(name: "TapperCore", targets: ["TapperCore"]),
         .library(name: "TapperRegistry", targets: ["TapperRegistry"]),
+        .library(name: "TapperRegistryRedis", targets: ["TapperRegistryRedis"]),
+        .library(name: "TapperRegistryEtcd", targets: ["TapperRegistryEtcd"]),
+        .library(name: "TapperRegistryConsul", targets: ["TapperRegistryConsul"]),
         .library(name: "TapperClient", targets: ["TapperClient"]),
         .library(name: "TapperGateway", targets: ["TapperGateway"]),
         .library(name: "TapperCLI", targets: ["TapperCLI"]),
@@ -63,6 +66,41 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .target(
+            name: "TapperRegistryRedis",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperRegistryEtcd",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TapperRegistryConsul",
+            dependencies: [
+                "TapperCore",
+                "TapperRegistry",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TapperClient",
             dependencies: [
                 "TapperCore",
@@ -100,6 +138,9 @@ let package = Package(
                 "CReadline",
                 "TapperCore",
                 "TapperRegistry",
+                "TapperRegistryRedis",
+                "TapperRegistryEtcd",
+                "TapperRegistryConsul",
                 "TapperClient",
                 "TapperGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -125,6 +166,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,6 +183,15 @@ let package = Package(
         .testTarget(
             name: "TapperRegistryTests",
             dependencies: ["TapperRegistry", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "TapperBackendTests",
+            dependencies: [
+                "TapperCore", "TapperRegistry", "TapperRegistryRedis", "TapperRegistryEtcd", "TapperRegistryConsul", "TapperGateway", "TapperClient", "TapperTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(

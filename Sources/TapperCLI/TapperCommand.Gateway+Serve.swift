@@ -17,7 +17,9 @@ extension TapperCommand.Gateway {
             discussion: """
                 Without --registry the gateway runs an embedded registry (memory backend) and serves its API \
                 on 127.0.0.1:--registry-port, so 'tapper gateway serve' alone is a working system. With \
-                --registry http://HOST:PORT it follows that registry with blocking queries.
+                --registry http://HOST:PORT it follows that registry with blocking queries. With --registry \
+                etcd://HOST:PORT, redis://HOST:PORT or consul://HOST:PORT it reads the registry's shared store directly (no \
+                registry process needed) and follows its changes.
 
                 The gateway answers /health itself and serves /_tapper/routes, /_tapper/status and \
                 /_tapper/metrics. Requests are matched against the registered route templates (literal > \
@@ -31,7 +33,7 @@ extension TapperCommand.Gateway {
         @Option(help: "Port to listen on (0 picks a free port).")
         public var port: Int = 8000
 
-        @Option(help: ArgumentHelp("Follow this registry (http://…) instead of running an embedded one.", valueName: "url"))
+        @Option(help: ArgumentHelp("Follow this registry (http://…) or read its store (etcd://…, redis://…, consul://…) instead of running an embedded one.", valueName: "url"))
         public var registry: String?
 
         @Option(help: "Port of the embedded registry's API (ignored with --registry; 0 picks a free port).")
@@ -120,8 +122,10 @@ extension TapperCommand.Gateway {
             guard (0...65535).contains(port), (0...65535).contains(registryPort) else { throw ValidationError("ports must be between 0 and 65535") }
             if let registry {
                 let lower = registry.lowercased()
-                guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-                    throw ValidationError("--registry must be an http:// or https:// URL, got '\(registry)'")
+                if BackendURL.isStore(registry) {
+                    if let problem = BackendURL.problem(registry) { throw ValidationError("--registry: \(problem)") }
+                } else if !(lower.hasPrefix("http://") || lower.hasPrefix("https://")) {
+                    throw ValidationError("--registry must be an http://, https://, etcd://, redis:// or consul:// URL, got '\(registry)'")
                 }
             }
             guard timeout > 0, discoveryInterval > 0, headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
@@ -193,7 +197,13 @@ extension TapperCommand.Gateway {
             var services: [any Service] = []
             let state: GatewayState
             let source: Discovery.Source
-            if let registry {
+            if let registry, BackendURL.isStore(registry) {
+                let backend = try BackendURL.make(registry, dataDirectory: nil, logger: logger)
+                services.append(backend)
+                state = GatewayState(source: backend.displayName)
+                source = .backend(backend)
+                logger.notice("gateway reads the registry store \(backend.displayName) directly")
+            } else if let registry {
                 state = GatewayState(source: registry)
                 let token = tokenFile.flatMap { TokenSource.read(file: $0) } ?? ProcessInfo.processInfo.environment["TAPPER_TOKEN"]
                 source = .remote(RegistryClient(baseURL: registry, token: token))

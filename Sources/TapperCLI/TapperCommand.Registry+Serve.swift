@@ -17,6 +17,11 @@ extension TapperCommand.Registry {
                 described at /v1/openapi.json.
 
                 Writes require 'Authorization: Bearer TOKEN' when --token-file or TAPPER_TOKEN is set.
+
+                With --backend redis://…, etcd://… or consul://… several registries (and gateways started \
+                with --registry and the same URL) share one catalog. While the store is down, writes \
+                answer 503 naming it and reads serve the last snapshot marked "stale": true; everything \
+                recovers by itself when the store returns.
                 """
         )
 
@@ -26,7 +31,10 @@ extension TapperCommand.Registry {
         @Option(help: "Port to listen on (0 picks a free port).")
         public var port: Int = 8001
 
-        @Option(help: ArgumentHelp("Where registrations are kept: 'memory'.", valueName: "url"))
+        @Option(help: ArgumentHelp(
+                "Where registrations are kept: 'memory', 'redis://[user:password@]host:port[/db]', 'etcd://host:port[,host:port…][/prefix]' or 'consul://host:port'.",
+                valueName: "url"
+            ))
         public var backend: String = "memory"
 
         @Option(help: ArgumentHelp("Keep the memory backend's registrations in DIR across restarts.", valueName: "dir"))
@@ -50,9 +58,8 @@ extension TapperCommand.Registry {
 
         public func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-            guard backend == "memory" else {
-                throw ValidationError("--backend '\(backend)' is not supported by this build; use 'memory'")
-            }
+            if let problem = BackendURL.problem(backend) { throw ValidationError("--backend: \(problem)") }
+            if dataDir != nil && backend.lowercased() != "memory" { throw ValidationError("--data-dir only applies to the memory backend") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
             for (flag, file) in [("--token-file", tokenFile), ("--read-token-file", readTokenFile)] {
                 if let file, TokenSource.read(file: file) == nil { throw ValidationError("\(flag) '\(file)' cannot be read or is empty") }
@@ -73,7 +80,7 @@ extension TapperCommand.Registry {
             if !RegistryServer.isLoopback(host) && !token.isConfigured {
                 logger.warning("registry listens on \(host) without a token: anyone who can reach it can register services; set --token-file or TAPPER_TOKEN")
             }
-            let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
+            let backend = try BackendURL.make(backend, dataDirectory: dataDir, logger: logger)
             let server = RegistryServer(
                 backend: backend,
                 configuration: .init(

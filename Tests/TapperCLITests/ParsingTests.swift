@@ -58,4 +58,33 @@ import TapperCore
         let ok = try TapperCommand.parseAsRoot(["registry", "serve", "--protect-reads", "--token-file", file, "--read-token-file", file])
         #expect((ok as? TapperCommand.Registry.Serve)?.protectReads == true)
     }
+
+    @Test(arguments: ["memory", "redis://127.0.0.1:6379", "redis://u:p@cache:7000/2", "etcd://127.0.0.1:2379", "etcd://a:1,b:2/teams/", "consul://127.0.0.1:8500"])
+    func registryServeAcceptsStoreURLs(_ url: String) throws {
+        let cmd = try TapperCommand.parseAsRoot(["registry", "serve", "--backend", url])
+        #expect((cmd as? TapperCommand.Registry.Serve)?.backend == url)
+    }
+
+    @Test func storeURLsAreValidatedNamingTheFlag() {
+        for args in [
+            ["registry", "serve", "--backend", "redis://h:0"],
+            ["registry", "serve", "--backend", "etcd://nohostport"],
+            ["registry", "serve", "--backend", "redis://h:1", "--data-dir", "/tmp/x"],
+            ["gateway", "serve", "--registry", "etcd://a:1,b"],
+        ] {
+            do {
+                _ = try TapperCommand.parseAsRoot(args)
+                Issue.record("expected failure for \(args)")
+            } catch {
+                let message = TapperCommand.fullMessage(for: error)
+                #expect(message.contains(args[2]), "\(message)")
+            }
+        }
+    }
+
+    @Test(arguments: ["etcd://127.0.0.1:2379", "redis://127.0.0.1:6379", "consul://127.0.0.1:8500", "http://127.0.0.1:8001"])
+    func gatewayAcceptsARegistryOrAStore(_ url: String) throws {
+        let cmd = try TapperCommand.parseAsRoot(["gateway", "serve", "--registry", url])
+        #expect((cmd as? TapperCommand.Gateway.Serve)?.registry == url)
+    }
 }

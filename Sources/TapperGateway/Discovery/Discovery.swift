@@ -69,6 +69,31 @@ public struct Discovery: Service {
     }
 
     func followBackend(_ backend: any RegistryBackend) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await watchBackend(backend) }
+            group.addTask { await monitorStaleness(backend) }
+        }
+    }
+
+    /// A shared store can go down without the watch noticing (it only wakes for changes): read
+    /// the catalog every few seconds and show a stale one (served from the backend's cache) as
+    /// the registry being unreachable in `/_tapper/status`. Routing keeps the last table.
+    func monitorStaleness(_ backend: any RegistryBackend) async {
+        let period = min(interval, .seconds(5))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: period)
+            guard !Task.isCancelled, let snapshot = try? await backend.snapshot() else { continue }
+            if snapshot.stale {
+                if state.markUnreachable("the registry store \(backend.displayName) is unavailable; routing with the last known table") {
+                    logger.warning("registry store \(backend.displayName) is unavailable; routing with the last known table")
+                }
+            } else if !state.discoveryStatus.reachable {
+                state.install(snapshot)
+            }
+        }
+    }
+
+    func watchBackend(_ backend: any RegistryBackend) async {
         var backoff = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
