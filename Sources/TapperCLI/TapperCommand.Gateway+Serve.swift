@@ -191,36 +191,35 @@ extension TapperCommand.Gateway {
             )
         }
 
+        /// Where the gateway learns the catalog: a store read directly, a remote registry, or an
+        /// embedded registry (whose API server joins the services). Kept out of `run()`: Swift 6.3.1
+        /// crashes (signal 11, coroutine splitting) compiling it inline in an async function in release.
+        func discovery(logger: Logger) throws -> (state: GatewayState, source: Discovery.Source, services: [any Service]) {
+            if let registry, BackendURL.isStore(registry) {
+                let backend = try BackendURL.make(registry, dataDirectory: nil, logger: logger)
+                logger.notice("gateway reads the registry store \(backend.displayName) directly")
+                return (GatewayState(source: backend.displayName), .backend(backend), [backend])
+            }
+            if let registry {
+                let token = tokenFile.flatMap { TokenSource.read(file: $0) } ?? ProcessInfo.processInfo.environment["TAPPER_TOKEN"]
+                return (GatewayState(source: registry), .remote(RegistryClient(baseURL: registry, token: token)), [])
+            }
+            let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
+            let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
+            let registryServer = RegistryServer(
+                backend: backend, configuration: .init(host: "127.0.0.1", port: registryPort, token: { token.current() })
+            )
+            let api = registryServer.application(logger: logger) { port in
+                logger.notice("embedded registry listening on http://127.0.0.1:\(port) (backend: \(backend.displayName))")
+            }
+            return (GatewayState(source: "embedded"), .backend(backend), [api])
+        }
+
         public func run() async throws {
             let logger = LogSetup.logger(label: "tapper.gateway", options: logging)
             let interval = Duration.milliseconds(Int64(discoveryInterval * 1000))
-            var services: [any Service] = []
-            let state: GatewayState
-            let source: Discovery.Source
-            if let registry, BackendURL.isStore(registry) {
-                let backend = try BackendURL.make(registry, dataDirectory: nil, logger: logger)
-                services.append(backend)
-                state = GatewayState(source: backend.displayName)
-                source = .backend(backend)
-                logger.notice("gateway reads the registry store \(backend.displayName) directly")
-            } else if let registry {
-                state = GatewayState(source: registry)
-                let token = tokenFile.flatMap { TokenSource.read(file: $0) } ?? ProcessInfo.processInfo.environment["TAPPER_TOKEN"]
-                source = .remote(RegistryClient(baseURL: registry, token: token))
-            } else {
-                let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
-                let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
-                let registryServer = RegistryServer(
-                    backend: backend, configuration: .init(host: "127.0.0.1", port: registryPort, token: { token.current() })
-                )
-                services.append(
-                    registryServer.application(logger: logger) { port in
-                        logger.notice("embedded registry listening on http://127.0.0.1:\(port) (backend: \(backend.displayName))")
-                    }
-                )
-                state = GatewayState(source: "embedded")
-                source = .backend(backend)
-            }
+            let (state, source, registryServices) = try discovery(logger: logger)
+            var services: [any Service] = registryServices
             let monitor = HealthMonitor(configuration: healthConfiguration())
             let gateway = Gateway(configuration: gatewayConfiguration(), state: state, health: monitor, outcomes: monitor)
             services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
