@@ -19,7 +19,8 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx)
 if ((${#need[@]})); then DEBIAN_FRONTEND=noninteractive apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
-swift build -c release --product tapper >/dev/null
+# The release binary as shipped: Swift runtime and Foundation linked in (see README).
+swift build -c release --static-swift-stdlib --product tapper >/dev/null
 TAPPER=$(swift build -c release --show-bin-path)/tapper
 WORK=$(mktemp -d /tmp/tapper-failover.XXXXXX)
 PIDS=()

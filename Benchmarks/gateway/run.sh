@@ -38,7 +38,8 @@ if ((${#need[@]})); then
 fi
 
 echo "building tapper (release)" >&2
-swift build -c release --product tapper >/dev/null
+# The release binary as shipped: Swift runtime and Foundation linked in (see README).
+swift build -c release --static-swift-stdlib --product tapper >/dev/null
 TAPPER=$(swift build -c release --show-bin-path)/tapper
 
 WORK=$(mktemp -d /tmp/tapper-bench.XXXXXX)
