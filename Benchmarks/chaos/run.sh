@@ -56,7 +56,7 @@ register() { # NAME URL ROUTE REGISTRY
 }
 rss_mb() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
 cat > "$WORK/tally.lua" <<'LUA'
-local statuses = {}
+statuses = {}  -- global: done() reads it from each thread with thread:get
 local threads = {}
 setup = function(thread) table.insert(threads, thread) end
 response = function(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
@@ -146,7 +146,8 @@ for scenario in "${SCENARIOS[@]}"; do
     register slow "http://127.0.0.1:$S" 'GET /slow' "http://127.0.0.1:$REG"
     wait_for "http://127.0.0.1:$GW/slow?ms=1"
     n=20
-    for i in $(seq $n); do curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$GW/slow?ms=2000" > "$WORK/drain-$i" & done
+    CURLS=()
+    for i in $(seq $n); do curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$GW/slow?ms=2000" > "$WORK/drain-$i" & CURLS+=($!); done
     sleep 0.5  # let every request reach the upstream before the signal
     kill -TERM "$GW_PID"
     refused_at=""
@@ -156,7 +157,7 @@ for scenario in "${SCENARIOS[@]}"; do
       sleep 0.05
     done
     wait_status=0; wait "$GW_PID" || wait_status=$?
-    wait
+    for c in "${CURLS[@]}"; do wait "$c" || true; done
     ok=$(cat "$WORK"/drain-* | grep -c '^200$' || true)
     report "drain: SIGTERM with $n slow (2 s) requests in flight: $ok/$n completed with 200, failed $((n - ok)); new connections refused from ${refused_at:-?} ms after the signal; gateway exit status $wait_status"
     ;;
