@@ -107,6 +107,33 @@ struct NothingHealthy: HealthView {
         }
     }
 
+    /// Smuggling and hostile header bytes: each is refused with 400 and the connection closed,
+    /// the upstream never sees any of them, and the next client is served normally.
+    @Test func smugglingAndHostileHeaderBytesAre400AndClosed() async throws {
+        let up = try await FakeUpstream()
+        defer { Task { await up.stop() } }
+        try await withLiveGateway { gw in
+            try await gw.register("users", "a", registration(up, ["POST /users/", "GET /users/{id}"]))
+            let cases: [(String, String)] = [
+                ("CL+TE", "POST /users/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"),
+                ("conflicting lengths in one header", "POST /users/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello!"),
+                ("invalid chunk size", "POST /users/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+                ("obs-fold", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n"),
+                ("bare LF", "GET /users/1 HTTP/1.1\nHost: x\n\n"),
+                ("NUL in a value", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX-A: a\u{0}b\r\n\r\n"),
+                ("control byte in a name", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX\u{1}A: b\r\n\r\n"),
+                ("space before the colon", "GET /users/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n"),
+            ]
+            for (name, request) in cases {
+                let raw = try await RawHTTP.exchange(port: gw.port, [request])
+                #expect(raw.status == 400, "\(name): \(raw.text.prefix(200))")
+                #expect(raw.closed, "\(name): the connection must be closed")
+            }
+            #expect(up.requestCount == 0, "a refused request reached the upstream")
+            #expect(try await httpRequest(.GET, gw.url + "/users/1").status == 200)
+        }
+    }
+
     @Test func slowHeadersGet408WhileOthersAreServed() async throws {
         let up = try await FakeUpstream()
         defer { Task { await up.stop() } }
