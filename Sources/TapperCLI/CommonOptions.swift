@@ -12,10 +12,18 @@ public struct RegistryOptions: ParsableArguments {
 
     public init() {}
 
-    /// The registry URL from the flag, then `TAPPER_REGISTRY_URL` (or the original's `TAPER_REGISTRY_URL`), then the default.
-    public var registryURL: String {
+    /// The registry URL from the flag, then the environment (``environmentURL``).
+    public var registryURL: String { registry ?? Self.environmentURL }
+
+    /// `TAPPER_REGISTRY_URL` (or the original's `TAPER_REGISTRY_URL`), then the default.
+    static var environmentURL: String {
         let env = ProcessInfo.processInfo.environment
-        return registry ?? env["TAPPER_REGISTRY_URL"] ?? env["TAPER_REGISTRY_URL"] ?? RegistryClient.defaultURL
+        return env["TAPPER_REGISTRY_URL"] ?? env["TAPER_REGISTRY_URL"] ?? RegistryClient.defaultURL
+    }
+
+    /// `TAPPER_GATEWAY_URL`, then the default: the gateway `status`, `route test` and the shell ask.
+    static var environmentGatewayURL: String {
+        ProcessInfo.processInfo.environment["TAPPER_GATEWAY_URL"] ?? GatewayClient.defaultURL
     }
 
     public var resolvedToken: String? {

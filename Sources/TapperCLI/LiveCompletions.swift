@@ -13,8 +13,7 @@ enum LiveCompletions {
     static func registryURL(_ words: [String]) -> String {
         if let i = words.firstIndex(of: "--registry"), i + 1 < words.count { return words[i + 1] }
         if let w = words.first(where: { $0.hasPrefix("--registry=") }) { return String(w.dropFirst("--registry=".count)) }
-        let env = ProcessInfo.processInfo.environment
-        return env["TAPPER_REGISTRY_URL"] ?? env["TAPER_REGISTRY_URL"] ?? RegistryClient.defaultURL
+        return RegistryOptions.environmentURL
     }
 
     static func catalog(_ words: [String]) async -> [(service: String, instances: [String])] {

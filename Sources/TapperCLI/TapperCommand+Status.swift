@@ -44,7 +44,7 @@ extension TapperCommand {
         public init() {}
 
         var gatewayURL: String {
-            gateway ?? ProcessInfo.processInfo.environment["TAPPER_GATEWAY_URL"] ?? GatewayClient.defaultURL
+            gateway ?? RegistryOptions.environmentGatewayURL
         }
 
         struct Output: Encodable {

@@ -66,7 +66,7 @@ extension TapperCommand.Route {
         }
 
         var gatewayURL: String {
-            gateway ?? ProcessInfo.processInfo.environment["TAPPER_GATEWAY_URL"] ?? GatewayClient.defaultURL
+            gateway ?? RegistryOptions.environmentGatewayURL
         }
 
         struct Report: Encodable {

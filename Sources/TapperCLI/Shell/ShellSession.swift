@@ -28,12 +28,9 @@ final class ShellSession: @unchecked Sendable {
         self.history = interactive ? historyPath.map { ShellHistory.load(path: $0) } ?? ShellHistory() : ShellHistory()
     }
 
-    var registryURL: String {
-        let env = ProcessInfo.processInfo.environment
-        return env["TAPPER_REGISTRY_URL"] ?? env["TAPER_REGISTRY_URL"] ?? RegistryClient.defaultURL
-    }
+    var registryURL: String { RegistryOptions.environmentURL }
 
-    var gatewayURL: String { ProcessInfo.processInfo.environment["TAPPER_GATEWAY_URL"] ?? GatewayClient.defaultURL }
+    var gatewayURL: String { RegistryOptions.environmentGatewayURL }
 
     var prompt: String { "tapper \(RegistryClient(baseURL: registryURL).authority)> " }
 

@@ -18,19 +18,19 @@ struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let isRead = request.method == .get || request.method == .head
         if isRead {
             guard protectReads, request.uri.path != "/v1/health" else { return try await next(request, context) }
-            let presented = request.headers[.authorization].flatMap(Self.bearer)
-            guard let presented, [token(), readToken()].contains(where: { $0.map { Self.constantTimeEqual(presented, $0) } ?? false }) else {
+            let presented = request.headers[.authorization].flatMap(BearerToken.parse)
+            guard let presented, [token(), readToken()].contains(where: { $0.map { BearerToken.constantTimeEqual(presented, $0) } ?? false }) else {
                 throw Self.unauthorized(presented == nil ? "this registry requires a bearer token for reads (set TAPPER_TOKEN or --token)" : "the bearer token is not valid")
             }
             return try await next(request, context)
         }
         guard let expected = token() else { return try await next(request, context) }
-        let presented = request.headers[.authorization].flatMap(Self.bearer)
+        let presented = request.headers[.authorization].flatMap(BearerToken.parse)
         guard let presented else {
             throw Self.unauthorized("this registry requires a bearer token for writes (set TAPPER_TOKEN or --token)")
         }
-        if Self.constantTimeEqual(presented, expected) { return try await next(request, context) }
-        if let read = readToken(), Self.constantTimeEqual(presented, read) {
+        if BearerToken.constantTimeEqual(presented, expected) { return try await next(request, context) }
+        if let read = readToken(), BearerToken.constantTimeEqual(presented, read) {
             throw APIError(.forbidden, code: "forbidden", message: "the read-only token cannot change the registry; use the write token")
         }
         throw Self.unauthorized("the bearer token is not valid")
@@ -39,8 +39,4 @@ struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     static func unauthorized(_ message: String) -> APIError {
         APIError(.unauthorized, code: "unauthorized", message: message, headers: [.wwwAuthenticate: #"Bearer realm="tapper-registry""#])
     }
-
-    static func bearer(_ header: String) -> String? { BearerToken.parse(header) }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool { BearerToken.constantTimeEqual(a, b) }
 }
