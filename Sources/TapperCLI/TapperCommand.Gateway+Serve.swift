@@ -66,6 +66,36 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("File holding the bearer token /_tapper/* needs (re-read when it changes); /health stays open.", valueName: "file"))
         public var adminTokenFile: String?
 
+        @Option(help: ArgumentHelp("Serve /_tapper/* (and /health) on this port instead of the main one (0 picks a free port).", valueName: "port"))
+        public var adminPort: Int?
+
+        @Option(help: ArgumentHelp("Address of the --admin-port listener.", valueName: "host"))
+        public var adminHost: String = "127.0.0.1"
+
+        @Option(help: ArgumentHelp("Who may use proxied routes: none, api-key (--api-keys-file) or jwt (--jwt-key-file). Public routes and /health are always open.", valueName: "mode"))
+        public var auth: AuthMode = .none
+
+        @Option(help: ArgumentHelp("With --auth api-key: one key a line, KEY or NAME:KEY (re-read when it changes).", valueName: "file"))
+        public var apiKeysFile: String?
+
+        @Option(
+            name: [.customLong("jwt-key-file"), .customLong("jwks-file")],
+            help: ArgumentHelp("With --auth jwt: a JWKS file, a PEM public key or certificate (RS256, ES256), or an HS256 secret (re-read when it changes).", valueName: "file")
+        )
+        public var jwtKeyFile: String?
+
+        @Option(help: ArgumentHelp("With --auth jwt: the algorithm of --jwt-key-file (HS256, RS256, ES256; default: from the file).", valueName: "alg"))
+        public var jwtAlgorithm: String?
+
+        @Option(help: ArgumentHelp("With --auth jwt: the iss claim tokens must carry.", valueName: "issuer"))
+        public var jwtIssuer: String?
+
+        @Option(help: ArgumentHelp("With --auth jwt: an aud a token must name (repeatable; any one suffices).", valueName: "audience"))
+        public var jwtAudience: [String] = []
+
+        @Option(help: ArgumentHelp("With --auth jwt: seconds of clock skew allowed on exp and nbf.", valueName: "seconds"))
+        public var jwtLeeway: Double = 60
+
         @Option(help: "Event-loop threads (0: one per core).")
         public var threads: Int = 0
 
@@ -144,6 +174,42 @@ extension TapperCommand.Gateway {
             if let adminTokenFile, TokenSource.read(file: adminTokenFile) == nil {
                 throw ValidationError("--admin-token-file '\(adminTokenFile)' cannot be read or is empty")
             }
+            if let adminPort, !(0...65535).contains(adminPort) { throw ValidationError("--admin-port must be between 0 and 65535") }
+            _ = try authProvider(logger: Logger(label: "tapper.validate", factory: { _ in SwiftLogNoOpLogHandler() }))
+        }
+
+        /// `--auth`, `--api-keys-file`, `--jwt-*` as a provider (nil for `--auth none`).
+        func authProvider(logger: Logger) throws -> (any GatewayAuthProvider)? {
+            var algorithm: JWTAuthProvider.Algorithm? = nil
+            if let jwtAlgorithm {
+                guard let parsed = JWTAuthProvider.Algorithm(rawValue: jwtAlgorithm.uppercased()) else {
+                    throw ValidationError("--jwt-algorithm must be one of HS256, RS256, ES256, got '\(jwtAlgorithm)'")
+                }
+                algorithm = parsed
+            }
+            switch auth {
+            case .none:
+                if apiKeysFile != nil || jwtKeyFile != nil { throw ValidationError("--api-keys-file and --jwt-key-file need --auth api-key or --auth jwt") }
+                return nil
+            case .apiKey:
+                guard let apiKeysFile else { throw ValidationError("--auth api-key needs --api-keys-file FILE") }
+                do {
+                    return try APIKeyAuthProvider(keysFile: apiKeysFile, logger: logger)
+                } catch {
+                    throw ValidationError("--api-keys-file \(error)")
+                }
+            case .jwt:
+                guard let jwtKeyFile else { throw ValidationError("--auth jwt needs --jwt-key-file FILE (a JWKS, a PEM public key, or an HS256 secret)") }
+                guard jwtLeeway >= 0 else { throw ValidationError("--jwt-leeway must not be negative") }
+                do {
+                    return try JWTAuthProvider(
+                        keyFile: jwtKeyFile, algorithm: algorithm, rules: TokenClaimRules(issuer: jwtIssuer, audiences: jwtAudience, leewaySeconds: jwtLeeway),
+                        logger: logger
+                    )
+                } catch {
+                    throw ValidationError("--jwt-key-file \(error)")
+                }
+            }
         }
 
         /// `--trusted-proxies`, each value possibly a comma-separated list.
@@ -155,8 +221,11 @@ extension TapperCommand.Gateway {
             }
         }
 
-        func gatewayConfiguration() -> GatewayConfiguration {
+        func gatewayConfiguration(logger: Logger) throws -> GatewayConfiguration {
             var c = GatewayConfiguration()
+            c.auth = try authProvider(logger: logger)
+            c.adminPort = adminPort
+            c.adminHost = adminHost
             c.host = host
             c.port = port
             c.threads = threads
@@ -221,12 +290,25 @@ extension TapperCommand.Gateway {
             let (state, source, registryServices) = try discovery(logger: logger)
             var services: [any Service] = registryServices
             let monitor = HealthMonitor(configuration: healthConfiguration())
-            let gateway = Gateway(configuration: gatewayConfiguration(), state: state, health: monitor, outcomes: monitor)
+            let configuration = try gatewayConfiguration(logger: logger)
+            if configuration.auth != nil && adminPort == nil && adminTokenFile == nil {
+                logger.warning("--auth protects the proxied routes only: /_tapper/* is open on the main listener; use --admin-token-file or --admin-port")
+            }
+            let gateway = Gateway(configuration: configuration, state: state, health: monitor, outcomes: monitor)
             services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
             services.append(HealthChecker(monitor: monitor, state: state, logger: logger))
             services.append(GatewayServer(gateway: gateway, logger: logger))
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
+    }
+}
+
+extension TapperCommand.Gateway.Serve {
+    /// `--auth` values.
+    public enum AuthMode: String, ExpressibleByArgument, CaseIterable, Sendable {
+        case none
+        case apiKey = "api-key"
+        case jwt
     }
 }

@@ -50,6 +50,12 @@ extension TapperCommand.Service {
         @Option(name: .customLong("route"), help: ArgumentHelp("A route, 'METHODS /path/{param}' (repeatable).", valueName: "route"))
         public var routes: [String] = []
 
+        @Option(
+            name: .customLong("public-route"),
+            help: ArgumentHelp("A route the gateway serves without authentication, same form as --route (repeatable).", valueName: "route")
+        )
+        public var publicRoutes: [String] = []
+
         @Option(help: ArgumentHelp("Seconds the registration lives without a heartbeat.", valueName: "seconds"))
         public var ttl: Double = ServiceRegistration.defaultTTLSeconds
 
@@ -85,6 +91,11 @@ extension TapperCommand.Service {
                 try Names.validateInstanceID(id, field: "--instance-id")
                 var specs: [RouteSpec] = []
                 for r in routes { specs.append(try RouteSpec(parsingCLI: r)) }
+                for r in publicRoutes {
+                    var spec = try RouteSpec(parsingCLI: r)
+                    spec.isPublic = true
+                    specs.append(spec)
+                }
                 var meta: [String: String] = [:]
                 for m in metadata {
                     guard let eq = m.firstIndex(of: "=") else { throw FieldError(field: "--meta", message: "'\(m)' must look like key=value") }

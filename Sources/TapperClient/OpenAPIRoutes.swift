@@ -33,7 +33,8 @@ public enum OpenAPIRoutes {
         return try parse(Data(body.readableBytesView), skipping: skipping)
     }
 
-    /// Extracts `[RouteSpec]` from an OpenAPI 3.x document: one route per path with its methods.
+    /// Extracts `[RouteSpec]` from an OpenAPI 3.x document: one route per path with its methods
+    /// (two when some of its operations are public and others not).
     public static func parse(_ data: Data, skipping: Set<String> = []) throws -> [RouteSpec] {
         guard let doc = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw TapperClientError(.invalidResponse, message: "the OpenAPI document is not a JSON object")
@@ -45,10 +46,21 @@ public enum OpenAPIRoutes {
         var routes: [RouteSpec] = []
         for path in paths.keys.sorted() where !skipping.contains(path) {
             guard let item = paths[path] as? [String: Any] else { continue }
-            let verbs = methods.filter { item[$0] != nil }.map { $0.uppercased() }
+            let verbs = methods.filter { item[$0] != nil }
             guard !verbs.isEmpty else { continue }
-            routes.append(RouteSpec(methods: verbs, path: path))
+            let open = verbs.filter { isPublic(item[$0] as? [String: Any] ?? [:]) }
+            let guarded = verbs.filter { !open.contains($0) }
+            if !guarded.isEmpty { routes.append(RouteSpec(methods: guarded.map { $0.uppercased() }, path: path)) }
+            if !open.isEmpty { routes.append(RouteSpec(methods: open.map { $0.uppercased() }, path: path, isPublic: true)) }
         }
         return routes
+    }
+
+    /// An operation the gateway serves without authentication: `"x-tapper-public": true`, or
+    /// OpenAPI's own way of saying an operation needs no credentials, `"security": []`.
+    static func isPublic(_ operation: [String: Any]) -> Bool {
+        if let flag = operation["x-tapper-public"] as? Bool { return flag }
+        if let security = operation["security"] as? [Any] { return security.isEmpty }
+        return false
     }
 }

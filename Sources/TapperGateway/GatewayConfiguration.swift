@@ -38,6 +38,14 @@ public struct GatewayConfiguration: Sendable {
     /// The bearer token `/_tapper/*` needs, read on every admin request (a rotated token file
     /// takes effect at once); nil leaves the admin endpoints open. `/health` is always open.
     public var adminToken: @Sendable () -> String? = { nil }
+    /// Who may use proxied routes (`--auth`); nil lets everyone through. Routes registered
+    /// with `"public": true` and `/health` are never checked.
+    public var auth: (any GatewayAuthProvider)? = nil
+    /// Serve `/_tapper/*` (and `/health`) on this port instead of the main listener
+    /// (`--admin-port`); 0 picks a free port.
+    public var adminPort: Int? = nil
+    /// Address of the admin listener (`--admin-host`).
+    public var adminHost = "127.0.0.1"
 
     public init() {}
 }

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import ServiceLifecycle
 import TapperClient
 import TapperCore
@@ -11,6 +12,8 @@ import TapperRegistry
 public struct LiveGateway: Sendable {
     public let url: String
     public let port: Int
+    /// The admin listener's URL when the configuration sets `adminPort`.
+    public let adminURL: String?
     public let gateway: Gateway
     public let backend: MemoryBackend?
 
@@ -63,7 +66,11 @@ public func withLiveGateway<T: Sendable>(
     let state = GatewayState(source: registryURL ?? "embedded")
     let gateway = Gateway(configuration: config, state: state, health: health ?? AllHealthy(), balancers: balancers, outcomes: outcomes)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let server = GatewayServer(gateway: gateway, logger: logger) { port in portContinuation.yield(port) }
+    let adminPort = Mutex<Int?>(nil)
+    let server = GatewayServer(
+        gateway: gateway, logger: logger, onListening: { port in portContinuation.yield(port) },
+        onAdminListening: { port in adminPort.withLock { $0 = port } }
+    )
     var services: [any Service] = []
     if let backend { services.append(backend) }
     services.append(Discovery(source: source, state: state, interval: .seconds(2), logger: logger))
@@ -74,7 +81,10 @@ public func withLiveGateway<T: Sendable>(
         tasks.addTask { try await group.run() }
         var it = ports.makeAsyncIterator()
         guard let port = await it.next() else { throw TestFailure("gateway did not start") }
-        let live = LiveGateway(url: "http://127.0.0.1:\(port)", port: port, gateway: gateway, backend: backend)
+        let live = LiveGateway(
+            url: "http://127.0.0.1:\(port)", port: port, adminURL: adminPort.withLock { $0 }.map { "http://127.0.0.1:\($0)" }, gateway: gateway,
+            backend: backend
+        )
         let result: Result<T, any Error>
         do {
             result = .success(try await body(live))

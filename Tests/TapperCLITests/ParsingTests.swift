@@ -46,6 +46,34 @@ import TapperCore
         #expect(throws: (any Error).self) { try TapperCommand.parseAsRoot(["registry", "serve", "--backend", "zookeeper://x"]) }
     }
 
+    @Test func gatewayAuthFlagsAreCheckedUpFront() throws {
+        let keys = "/tmp/tapper-api-keys-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(FileManager.default.createFile(atPath: keys, contents: Data("ci:k-123456\n".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        let serve = { (args: [String]) throws in try TapperCommand.parseAsRoot(["gateway", "serve"] + args) }
+        #expect(throws: (any Error).self) { try serve(["--auth", "api-key"]) }
+        #expect(throws: (any Error).self) { try serve(["--auth", "jwt"]) }
+        #expect(throws: (any Error).self) { try serve(["--auth", "basic"]) }
+        #expect(throws: (any Error).self) { try serve(["--api-keys-file", keys]) }
+        #expect(throws: (any Error).self) { try serve(["--auth", "api-key", "--api-keys-file", "/nonexistent"]) }
+        // An API-key file is no HS256 secret (too short), and an unknown algorithm is refused.
+        #expect(throws: (any Error).self) { try serve(["--auth", "jwt", "--jwt-key-file", keys]) }
+        #expect(throws: (any Error).self) { try serve(["--auth", "jwt", "--jwks-file", keys, "--jwt-algorithm", "HS512"]) }
+        #expect(throws: (any Error).self) { try serve(["--admin-port", "70000"]) }
+        let ok = try serve(["--auth", "api-key", "--api-keys-file", keys, "--admin-port", "9100"])
+        #expect((ok as? TapperCommand.Gateway.Serve)?.auth == .apiKey)
+        #expect((ok as? TapperCommand.Gateway.Serve)?.adminPort == 9100)
+    }
+
+    @Test func publicRoutesAreMarkedInTheRegistration() throws {
+        let parsed = try TapperCommand.parseAsRoot([
+            "service", "register", "shop", "--url", "http://127.0.0.1:9000", "--route", "GET /cart", "--public-route", "GET /catalog/{id}",
+        ])
+        let reg = try #require(parsed as? TapperCommand.Service.Register).registration().registration
+        #expect(reg.routes.map(\.isPublic) == [false, true])
+        #expect(reg.routes.map(\.path) == ["/cart", "/catalog/{id}"])
+    }
+
     @Test func readProtectionNeedsAWriteToken() throws {
         let file = "/tmp/tapper-read-token-\(UInt32.random(in: 0...UInt32.max))"
         #expect(FileManager.default.createFile(atPath: file, contents: Data("r".utf8)))

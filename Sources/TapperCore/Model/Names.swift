@@ -45,7 +45,7 @@ public enum Names {
     }
 
     /// Renders a value for an error message without letting control characters through.
-    static func printable(_ s: String) -> String {
+    public static func printable(_ s: String) -> String {
         let limited = s.count > 80 ? String(s.prefix(80)) + "…" : s
         return String(limited.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
     }

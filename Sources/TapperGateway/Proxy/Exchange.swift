@@ -15,8 +15,11 @@ final class Exchange {
         case removeChunking(ChunkedBodyTracker)
     }
 
-    /// The upstream request head, serialized (request line, filtered headers, gateway headers).
-    let requestHead: ByteBuffer
+    /// The upstream request head, serialized (request line, filtered headers, gateway headers);
+    /// written once the request is let in (late when the auth provider answers asynchronously).
+    var requestHead: ByteBuffer
+    /// Waiting for the auth provider's decision: no upstream may be picked yet.
+    var authPending = false
     let clientMinorVersion: Int
     /// The request method as sent, e.g. `GET`.
     let method: String

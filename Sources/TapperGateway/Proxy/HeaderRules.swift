@@ -17,14 +17,14 @@ enum HeaderRules {
     }
 
     /// Request headers the gateway sets itself (`X-Forwarded-For`, `-Proto`, `-Host`,
-    /// `X-Request-ID`): a client's copies are replaced, and a client's `Connection` header may
+    /// `X-Request-ID`, `X-Tapper-Subject`): a client's copies are replaced, and a client's `Connection` header may
     /// not remove them.
     @inline(__always)
     static func isGatewayOwned(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
         switch name.count {
         case 12: return raw.equalsIgnoringCase(name, "x-request-id")
         case 15: return raw.equalsIgnoringCase(name, "x-forwarded-for")
-        case 16: return raw.equalsIgnoringCase(name, "x-forwarded-host")
+        case 16: return raw.equalsIgnoringCase(name, "x-forwarded-host") || raw.equalsIgnoringCase(name, "x-tapper-subject")
         case 17: return raw.equalsIgnoringCase(name, "x-forwarded-proto")
         default: return false
         }
@@ -52,6 +52,14 @@ enum HeaderRules {
     @inline(__always)
     static func fold(_ b: UInt8) -> UInt8 {
         b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
+    }
+
+    /// A value the gateway may write into a header: no control characters (CR, LF, NUL…), no
+    /// leading or trailing space; UTF-8 beyond ASCII passes as obs-text.
+    static func acceptableFieldValue(_ s: String) -> Bool {
+        let u = s.utf8
+        guard let first = u.first, let last = u.last, first != 0x20, last != 0x20, u.count <= 1024 else { return false }
+        return u.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
     }
 
     /// A request id is kept when it is a short token; anything else is replaced.

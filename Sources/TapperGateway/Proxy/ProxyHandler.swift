@@ -38,9 +38,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         case chunked(ChunkedBodyTracker)
     }
 
+    /// What a listener serves: the main one proxies (and serves `/_tapper/*` unless
+    /// `--admin-port` moved it); the admin one serves only `/health` and `/_tapper/*`.
+    enum Role {
+        case main
+        case admin
+    }
+
     let gateway: Gateway
     let loop: LoopContext
     let limits: HTTPHeadParser.Limits
+    let servesAdmin: Bool
+    let servesProxy: Bool
     private var context: ChannelHandlerContext!
     private(set) var state: State = .idle
     private var body = RequestBody.none
@@ -65,10 +74,12 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
 
-    init(gateway: Gateway, loop: LoopContext) {
+    init(gateway: Gateway, loop: LoopContext, role: Role = .main) {
         self.gateway = gateway
         self.loop = loop
         let config = gateway.configuration
+        servesProxy = role == .main
+        servesAdmin = role == .admin || config.adminPort == nil
         // The head limit leaves room for the longest allowed target on top of the header limit;
         // the header limit itself is checked once the head is parsed (431).
         limits = HTTPHeadParser.Limits(
@@ -168,7 +179,12 @@ final class ProxyHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
             }
         case .proxying(let exchange):
-            if exchange.responseStarted || !exchange.requestComplete {
+            if exchange.authPending {
+                respondError(
+                    exchange, status: .gatewayTimeout, code: "auth_timeout", message: "the authentication provider did not answer in time",
+                    close: !exchange.requestComplete
+                )
+            } else if exchange.responseStarted || !exchange.requestComplete {
                 // Stalled stream, or a client that stopped sending its body: cut it.
                 abandon(exchange, outcome: exchange.responseStarted ? "upstream_stalled" : "client_timeout")
                 state = .closed
@@ -425,8 +441,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             return local(.badRequest, "bad_path", violation.rawValue)
         }
 
-        // The gateway's own endpoints.
-        if path == "/health" || path.hasPrefix("/_tapper/") {
+        // The gateway's own endpoints (`/_tapper/*` only where this listener serves them).
+        if path == "/health" || (servesAdmin && path.hasPrefix("/_tapper/")) {
             if path != "/health", let expected = config.adminToken() {
                 let presented = authorization.flatMap(BearerToken.parse)
                 guard let presented, BearerToken.constantTimeEqual(presented, expected) else {
@@ -444,6 +460,10 @@ final class ProxyHandler: ChannelDuplexHandler {
             )
         }
 
+        guard servesProxy else {
+            return local(.notFound, "not_found", "the admin listener serves only /health and /_tapper/*")
+        }
+
         // Routing.
         let snapshot = gateway.state.snapshot
         switch snapshot.table.resolveEntry(method: method, path: path) {
@@ -453,6 +473,29 @@ final class ProxyHandler: ChannelDuplexHandler {
             return local(.methodNotAllowed, "method_not_allowed", "\(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))", headers: [("Allow", allowed.joined(separator: ", "))])
         case .matched(let entryIndex):
             let entry = snapshot.table.entries[entryIndex]
+            // Authentication (routes registered as public, and /health above, skip it).
+            var subject: String? = nil
+            var deferredAuth: AuthRequest? = nil
+            if let auth = config.auth, !entry.isPublic {
+                let request = AuthRequest(
+                    method: method, target: uri, path: String(path), peerAddress: peerIP, service: entry.service, routeTemplate: entry.template.raw,
+                    headBytes: headBytes, headerRanges: head.headers
+                )
+                switch auth.decideImmediately(request) {
+                case .allow(let who)?:
+                    subject = who
+                case .deny(let failure)?:
+                    // An unauthenticated client does not get to stream a body: close after the answer.
+                    var bodyFollows = true
+                    if case .none = body { bodyFollows = false }
+                    return local(
+                        HTTPResponseStatus(statusCode: failure.status), failure.code, failure.message,
+                        headers: failure.challenge.map { [("WWW-Authenticate", $0)] } ?? [], close: bodyFollows
+                    )
+                case nil:
+                    deferredAuth = request
+                }
+            }
             let all = snapshot.targets[entryIndex]
             let candidates = gateway.health.routable(all)
             if candidates.isEmpty {
@@ -466,7 +509,10 @@ final class ProxyHandler: ChannelDuplexHandler {
                 ? snapshot.balancerCandidates[entryIndex]
                 : candidates.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) }
             let upstreamTarget: String? = entry.prefixSegments > 0 ? Self.strip(segments: entry.prefixSegments, from: uri) : nil
-            let upstreamHead = buildUpstreamHead(head, headBytes, target: upstreamTarget, requestID: requestID)
+            // A deferred decision builds the head once it knows the subject.
+            let upstreamHead =
+                deferredAuth == nil
+                ? buildUpstreamHead(head, headBytes, target: upstreamTarget, requestID: requestID, subject: subject) : context.channel.allocator.buffer(capacity: 0)
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: minor, method: method, keepAlive: keepAlive, requestID: requestID,
                 started: started, path: String(path), entry: entry, candidates: candidates, balancerCandidates: balancerCandidates,
@@ -474,14 +520,49 @@ final class ProxyHandler: ChannelDuplexHandler {
             )
             state = .proxying(exchange)
             gateway.requestStarted()
-            if head.expectContinue {
-                var buffer = context.channel.allocator.buffer(capacity: 32)
-                buffer.writeStaticString(minor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-            }
             // Without a body the request is complete now: the upstream gets it in one write.
             if case .none = body { exchange.requestComplete = true }
+            if let deferredAuth {
+                // 100 Continue only once the request is let in: a refused client never sends its body.
+                authenticate(deferredAuth, exchange) { [unowned self] subject in
+                    exchange.requestHead = self.buildUpstreamHead(head, headBytes, target: upstreamTarget, requestID: requestID, subject: subject)
+                    if head.expectContinue { self.sendContinue(minor: minor) }
+                }
+                return
+            }
+            if head.expectContinue { sendContinue(minor: minor) }
             connect(exchange)
+        }
+    }
+
+    private func sendContinue(minor: Int) {
+        var buffer = context.channel.allocator.buffer(capacity: 32)
+        buffer.writeStaticString(minor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Runs a provider that could not decide at once; the exchange waits (body buffered, reads
+    /// held past ``pendingBodyLimit``) and then connects, or is answered with the refusal.
+    private func authenticate(_ request: AuthRequest, _ exchange: Exchange, onAllow: @escaping (String?) -> Void) {
+        guard let auth = gateway.configuration.auth else { return }
+        exchange.authPending = true
+        setDeadline(gateway.configuration.upstreamTimeout)
+        let promise = context.eventLoop.makePromise(of: AuthDecision.self)
+        promise.completeWithTask { await auth.authenticate(request) }
+        promise.futureResult.assumeIsolated().whenSuccess { [weak self] decision in
+            guard let self, case .proxying(let current) = self.state, current === exchange else { return }
+            exchange.authPending = false
+            switch decision {
+            case .allow(let subject):
+                onAllow(subject)
+                self.setDeadline(self.gateway.configuration.idleTimeout)
+                self.connect(exchange)
+            case .deny(let failure):
+                self.respondError(
+                    exchange, status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
+                    headers: failure.challenge.map { [("WWW-Authenticate", $0)] } ?? [], close: !exchange.requestComplete
+                )
+            }
         }
     }
 
@@ -489,8 +570,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// and headers byte for byte, except hop-by-hop headers (and those `Connection` names), the
     /// `X-Forwarded-*` set and `X-Request-ID`, which the gateway writes itself, and `Expect`,
     /// which it answered.
-    private func buildUpstreamHead(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String) -> ByteBuffer {
-        var out = context.channel.allocator.buffer(capacity: head.length + 160 + peerIP.utf8.count + requestID.utf8.count)
+    private func buildUpstreamHead(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String, subject: String?) -> ByteBuffer {
+        var out = context.channel.allocator.buffer(capacity: head.length + 160 + peerIP.utf8.count + requestID.utf8.count + (subject?.utf8.count ?? 0))
         headBytes.withUnsafeReadableBytes { raw in
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.method]))
             out.writeStaticString(" ")
@@ -551,6 +632,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             out.writeStaticString("X-Request-ID: ")
             out.writeString(requestID)
             out.writeStaticString("\r\n")
+            if let subject, HeaderRules.acceptableFieldValue(subject) {
+                out.writeStaticString("X-Tapper-Subject: ")
+                out.writeString(subject)
+                out.writeStaticString("\r\n")
+            }
             if case .chunked = head.framing { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
             out.writeStaticString("\r\n")
         }
@@ -906,7 +992,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     /// Answers the current exchange with a gateway error (nothing was sent to the client yet).
-    private func respondError(_ exchange: Exchange, status: HTTPResponseStatus, code: String, message: String, close: Bool = false) {
+    private func respondError(
+        _ exchange: Exchange, status: HTTPResponseStatus, code: String, message: String, headers: [(String, String)] = [], close: Bool = false
+    ) {
         exchange.status = Int(status.code)
         exchange.outcome = code
         if let upstream = exchange.upstream {
@@ -918,7 +1006,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         let closeAfter = close || !exchange.keepAlive
         writeResponse(
             status: status, minor: exchange.clientMinorVersion, contentType: "application/json", body: GatewayErrors.body(code: code, message: message),
-            requestID: exchange.requestID, extraHeaders: status == .serviceUnavailable ? [("Retry-After", "1")] : [], close: closeAfter, omitBody: exchange.isHEAD
+            requestID: exchange.requestID, extraHeaders: status == .serviceUnavailable ? [("Retry-After", "1")] + headers : headers, close: closeAfter,
+            omitBody: exchange.isHEAD
         )
         afterLocalResponse(requestComplete: exchange.requestComplete, close: closeAfter)
     }

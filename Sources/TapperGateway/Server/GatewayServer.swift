@@ -10,12 +10,19 @@ public struct GatewayServer: Service {
     public let gateway: Gateway
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
+    let onAdminListening: @Sendable (Int) async -> Void
 
-    /// - Parameter onListening: receives the bound port (useful with port 0).
-    public init(gateway: Gateway, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
+    /// - Parameters:
+    ///   - onListening: receives the bound port (useful with port 0).
+    ///   - onAdminListening: receives the admin listener's port (with `adminPort` set), before `onListening` is called.
+    public init(
+        gateway: Gateway, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in },
+        onAdminListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
         self.gateway = gateway
         self.logger = logger
         self.onListening = onListening
+        self.onAdminListening = onAdminListening
     }
 
     public func run() async throws {
@@ -26,9 +33,15 @@ public struct GatewayServer: Service {
         logger.notice("gateway stopped")
     }
 
-    private func serveUntilDrained() async throws {
+    /// One listening socket, with the quiescing helper that drains its connections.
+    private struct Listener {
+        let channel: any Channel
+        let quiesce: ServerQuiescingHelper
+        var port: Int
+    }
+
+    private func listen(role: ProxyHandler.Role, host: String, port: Int) async throws -> Listener {
         let gateway = self.gateway
-        let config = gateway.configuration
         let quiesce = ServerQuiescingHelper(group: gateway.group)
         let channel = try await ServerBootstrap(group: gateway.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -44,23 +57,47 @@ public struct GatewayServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     let loop = gateway.context(for: channel.eventLoop)
                     // Raw bytes in and out: the proxy handler parses and frames HTTP/1.1 itself.
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(gateway: gateway, loop: loop))
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(gateway: gateway, loop: loop, role: role))
                 }
             }
-            .bind(host: config.host, port: config.port)
+            .bind(host: host, port: port)
             .get()
-        let port = channel.localAddress?.port ?? config.port
-        logger.notice("gateway listening on http://\(config.host):\(port)")
-        await onListening(port)
+        return Listener(channel: channel, quiesce: quiesce, port: channel.localAddress?.port ?? port)
+    }
+
+    private func serveUntilDrained() async throws {
+        let gateway = self.gateway
+        let config = gateway.configuration
+        let main = try await listen(role: .main, host: config.host, port: config.port)
+        var listeners = [main]
+        if let adminPort = config.adminPort {
+            let admin: Listener
+            do {
+                admin = try await listen(role: .admin, host: config.adminHost, port: adminPort)
+            } catch {
+                try? await main.channel.close()
+                throw error
+            }
+            listeners.append(admin)
+            logger.notice("gateway admin endpoints on http://\(config.adminHost):\(admin.port)")
+            await onAdminListening(admin.port)
+        }
+        logger.notice("gateway listening on http://\(config.host):\(main.port)")
+        await onListening(main.port)
 
         try? await gracefulShutdown()
 
         logger.notice("gateway draining", metadata: ["in_flight": "\(gateway.requestsInFlight)", "drain_timeout": "\(config.drainTimeout)"])
-        let drained = gateway.group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: drained)
+        let loop = gateway.group.next()
+        let drainedEach = listeners.map { listener in
+            let promise = loop.makePromise(of: Void.self)
+            listener.quiesce.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        let drained = EventLoopFuture.andAllSucceed(drainedEach, on: loop)
         let finished = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                (try? await drained.futureResult.get()) != nil
+                (try? await drained.get()) != nil
             }
             group.addTask {
                 try? await Task.sleep(for: config.drainTimeout)
@@ -84,6 +121,6 @@ public struct GatewayServer: Service {
             }.get()
             _ = closing
         }
-        try? await channel.closeFuture.get()
+        for listener in listeners { try? await listener.channel.closeFuture.get() }
     }
 }

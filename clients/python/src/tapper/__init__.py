@@ -8,7 +8,8 @@
 
 from ._names import default_instance_id
 from ._registry import RegistryClient, RegistryError, RegistryUnavailable
+from ._routes import public
 from ._service import Service
 
 __version__ = "0.1.0"
-__all__ = ["Service", "RegistryClient", "RegistryError", "RegistryUnavailable", "default_instance_id", "__version__"]
+__all__ = ["Service", "public", "RegistryClient", "RegistryError", "RegistryUnavailable", "default_instance_id", "__version__"]

@@ -108,10 +108,39 @@ def _shape(template: str) -> str:
     return _PARAM_RE.sub(erase, template)
 
 
+def public(endpoint: Any) -> Any:
+    """Marks a route function as public: the gateway serves it without authentication
+    (``--auth api-key`` / ``--auth jwt``). Put it under the FastAPI route decorator::
+
+        @app.get("/login")
+        @public
+        def login(): ...
+
+    A route is public too when its OpenAPI operation says so: ``openapi_extra={"x-tapper-public": True}``,
+    or OpenAPI's own ``openapi_extra={"security": []}``.
+    """
+    endpoint.__tapper_public__ = True
+    return endpoint
+
+
+def _is_public(ctx: Any) -> bool:
+    if getattr(getattr(ctx, "endpoint", None), "__tapper_public__", False):
+        return True
+    extra = getattr(ctx, "openapi_extra", None)
+    if isinstance(extra, dict):
+        flag = extra.get("x-tapper-public")
+        if isinstance(flag, bool):
+            return flag
+        security = extra.get("security")
+        if isinstance(security, list):
+            return not security
+    return False
+
+
 def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str, Any]]:
     """The routes to publish: FastAPI/Starlette routes with include_in_schema=True, minus the docs,
     OpenAPI and health routes and anything the gateway reserves. Routes with the same template are
-    merged into one entry with the union of their methods."""
+    merged into one entry with the union of their methods (public ones apart from the others)."""
     excluded = {health_endpoint}
     for attr in ("docs_url", "redoc_url", "openapi_url", "swagger_ui_oauth2_redirect_url"):
         value = getattr(app, attr, None)
@@ -155,10 +184,11 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
         else:
             methods = set()
             any_method = True  # e.g. an HTTPEndpoint class: any method
-        key = _shape(template)
+        is_public = _is_public(ctx)
+        key = _shape(template) + (" public" if is_public else "")
         entry = merged.get(key)
         if entry is None:
-            merged[key] = {"path": template, "methods": methods, "any": any_method}
+            merged[key] = {"path": template, "methods": methods, "any": any_method, "public": is_public}
             order.append(key)
         else:
             entry["methods"] |= methods
@@ -167,5 +197,8 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
     for key in order:
         entry = merged[key]
         methods_list: List[str] = [] if entry["any"] else sorted(entry["methods"])
-        out.append({"methods": methods_list, "path": entry["path"]})
+        route: Dict[str, Any] = {"methods": methods_list, "path": entry["path"]}
+        if entry["public"]:
+            route["public"] = True
+        out.append(route)
     return out
