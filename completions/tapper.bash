@@ -269,8 +269,8 @@ _tapper_gateway() {
 _tapper_gateway_serve() {
     repeating_flags=()
     non_repeating_flags=(--no-access-log --no-health-checks --panic-routing --version -h --help)
-    repeating_options=(--trusted-proxies)
-    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --admin-token-file --threads --max-body-size --max-header-size --header-timeout --idle-timeout --drain-timeout --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
+    repeating_options=(--trusted-proxies --jwt-audience)
+    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --admin-token-file --admin-port --admin-host --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --threads --max-body-size --max-header-size --header-timeout --idle-timeout --drain-timeout --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -306,6 +306,34 @@ _tapper_gateway_serve() {
         return
         ;;
     '--admin-token-file')
+        return
+        ;;
+    '--admin-port')
+        return
+        ;;
+    '--admin-host')
+        return
+        ;;
+    '--auth')
+        __tapper_add_completions -W 'none'$'\n''api-key'$'\n''jwt'
+        return
+        ;;
+    '--api-keys-file')
+        return
+        ;;
+    '--jwt-key-file'|'--jwks-file')
+        return
+        ;;
+    '--jwt-algorithm')
+        return
+        ;;
+    '--jwt-issuer')
+        return
+        ;;
+    '--jwt-audience')
+        return
+        ;;
+    '--jwt-leeway')
         return
         ;;
     '--threads')
@@ -379,7 +407,7 @@ _tapper_service() {
 _tapper_service_register() {
     repeating_flags=()
     non_repeating_flags=(--openapi --keep-alive --json --version -h --help)
-    repeating_options=(--tag --route --meta)
+    repeating_options=(--tag --route --public-route --meta)
     non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --openapi-path --registry --token --log-level)
     __tapper_offer_flags_options 1
 
@@ -407,6 +435,9 @@ _tapper_service_register() {
         return
         ;;
     '--route')
+        return
+        ;;
+    '--public-route')
         return
         ;;
     '--ttl')

@@ -95,10 +95,14 @@ class Gateway:
 
 @pytest.fixture
 def gateway(gateway_available: None, procs: Procs) -> Gateway:
+    return start_gateway(procs)
+
+
+def start_gateway(procs: Procs, *extra: str) -> Gateway:
     port, registry_port = free_port(), free_port()
     proc = procs.start(
         "gateway",
-        [str(TAPPER_BIN), "gateway", "serve", "--port", str(port), "--registry-port", str(registry_port)],
+        [str(TAPPER_BIN), "gateway", "serve", "--port", str(port), "--registry-port", str(registry_port), *extra],
     )
     gw = Gateway(proc, port, registry_port)
 
@@ -258,3 +262,46 @@ def test_sigterm_on_one_instance_loses_no_request(gateway: Gateway, procs: Procs
     assert failures == [], failures
     assert set(served_by[gone_at:]) == {staying.pid}
     assert gateway.registry.instance("echo", f"127.0.0.1-{leaving.port}") is None
+
+
+AUTH_APP = """\
+from fastapi import FastAPI, Request
+from tapper import Service, public
+
+app = Service(name="shop", version="1.0.0", ttl=3)(FastAPI())
+
+
+@app.get("/catalog/{item_id}")
+@public
+async def catalog(item_id: int):
+    return {"item": item_id}
+
+
+@app.get("/cart")
+async def cart(request: Request):
+    return {"subject": request.headers.get("x-tapper-subject")}
+"""
+
+
+def test_public_routes_of_a_fastapi_app_skip_gateway_auth(gateway_available: None, procs: Procs, tmp_path) -> None:
+    keys = tmp_path / "api-keys"
+    keys.write_text("checkout:k-7f3a9c2e51d04b68\n")
+    admin_port = free_port()
+    gw = start_gateway(procs, "--auth", "api-key", "--api-keys-file", str(keys), "--admin-port", str(admin_port))
+    app = procs.uvicorn(AUTH_APP, "shop", env=gw.service_env())
+    gw.registry.wait_instance("shop", f"127.0.0.1-{app.port}")
+    wait_routable(gw, "/catalog/1")
+    with http() as c:
+        assert c.get(gw.url + "/catalog/5").json() == {"item": 5}
+        r = c.get(gw.url + "/cart")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("ApiKey")
+        r = c.get(gw.url + "/cart", headers={"X-API-Key": "k-7f3a9c2e51d04b68", "X-Tapper-Subject": "root"})
+        assert r.status_code == 200
+        assert r.json() == {"subject": "checkout"}
+        # The admin endpoints moved to their own port.
+        assert c.get(gw.url + "/_tapper/routes").status_code == 404
+        routes = c.get(f"http://127.0.0.1:{admin_port}/_tapper/routes").json()
+        flags = {(r["template"], r["public"]) for r in routes["routes"]}
+        assert ("/catalog/{item_id:int}", True) in flags or ("/catalog/{item_id}", True) in flags
+        assert ("/cart", False) in flags

@@ -14,7 +14,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.responses import PlainTextResponse
 
 from support import QUICKSTART, Registry, free_port, wait_for
-from tapper import Service, default_instance_id
+from tapper import Service, default_instance_id, public
 from tapper._names import normalize_prefix, normalize_url
 from tapper._routes import collect_routes
 
@@ -127,6 +127,41 @@ def test_collect_routes_publishes_schema_routes_only() -> None:
         {"methods": ["GET"], "path": "/plain"},
         {"methods": [], "path": "/thing"},
     ]
+
+
+def test_public_routes_are_marked_and_kept_apart_from_guarded_ones() -> None:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    @public
+    def read_item(item_id: int) -> dict:
+        return {}
+
+    @app.delete("/items/{item_id}")
+    def delete_item(item_id: int) -> dict:
+        return {}
+
+    @app.post("/login", openapi_extra={"x-tapper-public": True})
+    def login() -> dict:
+        return {}
+
+    @app.get("/status", openapi_extra={"security": []})
+    def status() -> dict:
+        return {}
+
+    @app.get("/secret", openapi_extra={"security": [{"bearer": []}]})
+    def secret() -> dict:
+        return {}
+
+    assert collect_routes(app, prefix="", health_endpoint="/health") == [
+        {"methods": ["GET"], "path": "/items/{item_id}", "public": True},
+        {"methods": ["DELETE"], "path": "/items/{item_id}"},
+        {"methods": ["POST"], "path": "/login", "public": True},
+        {"methods": ["GET"], "path": "/status", "public": True},
+        {"methods": ["GET"], "path": "/secret"},
+    ]
+    # The marked function still works as a route.
+    assert TestClient(app).get("/items/3").status_code == 200
 
 
 def test_collect_routes_with_a_prefix_keeps_paths_relative() -> None:
