@@ -15,6 +15,20 @@ import TapperCore
         return (m.entry.service, m.entry.template.raw, Dictionary(uniqueKeysWithValues: m.parameters.map { ($0.name, $0.value) }))
     }
 
+    @Test func aRouteIsPublicOnlyWhileEveryInstanceSaysSo() throws {
+        let template = try RouteTemplate(parsing: "/catalog/{id}")
+        func isPublic(_ flags: [Bool]) -> Bool? {
+            var b = RouteTable.Builder()
+            for (i, flag) in flags.enumerated() { b.add(service: "shop", instanceID: "i\(i)", template: template, methods: ["GET"], isPublic: flag) }
+            guard case .matched(let m) = b.build().resolve(method: "GET", path: "/catalog/1") else { return nil }
+            return m.entry.isPublic
+        }
+        #expect(isPublic([true]) == true)
+        #expect(isPublic([true, true]) == true)
+        #expect(isPublic([true, false]) == false)
+        #expect(isPublic([false, true]) == false)
+    }
+
     @Test func literalBeatsParameter() throws {
         let t = try table([("users", "/users/{user_id}", ["GET"]), ("me", "/users/me", ["GET"])])
         #expect(matched(t.resolve(method: "GET", path: "/users/me"))?.0 == "me")

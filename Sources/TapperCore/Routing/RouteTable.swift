@@ -158,7 +158,9 @@ extension RouteTable {
                 let key = Key(shape: shape, method: m)
                 if let idx = owners[key] {
                     if !entries[idx].instanceIDs.contains(instanceID) { entries[idx].instanceIDs.append(instanceID) }
-                    entries[idx].isPublic = entries[idx].isPublic || isPublic
+                    // Public only while every instance says so: during a rollout that changes
+                    // the flag, the route stays protected (fail closed) until all agree.
+                    entries[idx].isPublic = entries[idx].isPublic && isPublic
                 } else {
                     entries.append(
                         Entry(
