@@ -93,6 +93,8 @@ extension TapperCommand.Route {
             var service: String?
             var version: String?
             var template: String?
+            /// Whether the route is registered as public (served without credentials under `--auth`).
+            var `public`: Bool?
             var parameters: [String: String]
             var instances: [Instance]
             var candidates: [Candidate]
@@ -118,7 +120,7 @@ extension TapperCommand.Route {
             let gatewayStatus = try? await GatewayClient(baseURL: gatewayURL, timeout: .seconds(2)).status()
             let table = RouteTable(snapshot: catalog)
             var report = Report(
-                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, parameters: [:], instances: [],
+                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, parameters: [:], instances: [],
                 candidates: [], allowed: [], nearby: [], sent: nil
             )
             var matched = false
@@ -128,6 +130,7 @@ extension TapperCommand.Route {
                 report.result = "matched"
                 report.service = m.entry.service
                 report.template = m.entry.template.raw
+                report.public = m.entry.isPublic
                 report.parameters = Dictionary(m.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
                 let records = catalog.service(named: m.entry.service)?.instances.filter { m.entry.instanceIDs.contains($0.instanceID) } ?? []
                 report.version = Array(Set(records.map(\.registration.version))).sorted().joined(separator: ",")
@@ -184,6 +187,7 @@ extension TapperCommand.Route {
             switch r.result {
             case "matched":
                 out += "\(r.method) \(r.path) → \(style.bold(r.service ?? "")) \(r.version ?? "") via \(r.template ?? "")\n"
+                if r.public == true { out += "  public: served without credentials when the gateway runs with --auth\n" }
                 if !r.parameters.isEmpty {
                     out += "  parameters: " + r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " ") + "\n"
                 }

@@ -102,17 +102,23 @@ import TapperTesting
         defer { Task { await up.stop() } }
         let live = try await start()
         defer { live.gateway.signal(SIGKILL) }
-        #expect(try await tapper(["service", "register", "users", "--url", up.url, "--route", "GET /users/{user_id:int}", "--route", "GET /users/{name}", "--route", "GET /users/me"], live).status == 0)
+        #expect(
+            try await tapper(
+                ["service", "register", "users", "--url", up.url, "--route", "GET /users/{user_id:int}", "--route", "GET /users/{name}", "--public-route", "GET /users/me"],
+                live
+            ).status == 0)
 
         let matched = try await tapper(["route", "test", "GET", "/users/42"], live)
         #expect(matched.status == 0)
         #expect(matched.stdout.contains("via /users/{user_id:int}"))
         #expect(matched.stdout.contains("user_id=42"))
+        #expect(!matched.stdout.contains("public:"))
         #expect(matched.stdout.contains("beats /users/{name}: at segment 2 a typed parameter {user_id:int} is more specific than a parameter {name}"))
 
         let literal = try await tapper(["route", "test", "GET", "/users/me", "--json"], live)
         let j = try #require(try JSONSerialization.jsonObject(with: Data(literal.stdout.utf8)) as? [String: Any])
         #expect(j["template"] as? String == "/users/me")
+        #expect(j["public"] as? Bool == true)
         #expect((j["candidates"] as? [[String: Any]])?.count == 2)
 
         let notAllowed = try await tapper(["route", "test", "DELETE", "/users/42"], live)
