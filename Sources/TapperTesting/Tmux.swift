@@ -25,7 +25,11 @@ public final class Tmux: @unchecked Sendable {
         try run(["set-option", "-t", session, "remain-on-exit", "on"])
     }
 
-    deinit { try? run(["kill-server"]) }
+    deinit { kill() }
+
+    /// Stops the tmux server and the command in it. Tests call it in a `defer`: a deinit is not
+    /// guaranteed to run before the test process exits, and a leftover server keeps its command alive.
+    public func kill() { _ = try? run(["kill-server"]) }
 
     /// Runs tmux and returns its standard output. posix_spawn + waitpid rather than Foundation's
     /// Process: the first call forks the tmux server, which must not inherit any pipe of ours.
@@ -42,8 +46,21 @@ public final class Tmux: @unchecked Sendable {
         let argv = [try Self.path(), "-L", socket, "-f", "/dev/null"] + args
         var cArgs = argv.map { strdup($0) } + [nil]
         defer { for a in cArgs { free(a) } }
+        // The tmux server must start with no blocked signals: a test thread's mask (inherited
+        // through posix_spawn) with SIGCHLD and SIGTERM blocked left servers that neither reaped
+        // their pane nor obeyed kill-server, outliving the test run.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ)
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, &cArgs, environ)
         guard rc == 0 else { throw TestFailure("cannot start tmux: \(rc)") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

@@ -79,6 +79,7 @@ import TapperTesting
         let prompt = "tapper \(live.registryURL.dropFirst("http://".count))>"
 
         let term = try Tmux(command)  // bare `tapper` on a terminal opens the shell
+        defer { term.kill() }
         try await poll("the prompt appears", timeout: .seconds(20)) { try term.lastLine().hasPrefix(prompt) }
 
         // TAB completes a command, then a live service name.
@@ -114,6 +115,7 @@ import TapperTesting
 
         // History survives a restart.
         let again = try Tmux(command + " shell")
+        defer { again.kill() }
         try await poll("the prompt appears again", timeout: .seconds(20)) { try again.lastLine().hasPrefix(prompt) }
         try again.keys("Up")
         try await poll("history from the last session") { try again.lastLine() == "\(prompt) frobnicate" }
