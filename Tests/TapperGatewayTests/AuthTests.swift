@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import Logging
+import Synchronization
 import NIOCore
 import Testing
 import TapperCore
@@ -291,6 +292,32 @@ private func errorCode(_ reply: HTTPReply) -> String? {
             #expect(try await get(gw, token: byEC).status == 200)
             #expect(try await get(gw, token: byStranger).status == 401)
         }
+    }
+
+    @Test func afterItsFirstTokenAKeyIsCheckedWithoutSuspending() async throws {
+        let secret = "an-hs256-secret-of-at-least-32-bytes!"
+        let signer = JWTKeyCollection()
+        await signer.add(hmac: HMACKey(from: Data(secret.utf8)), digestAlgorithm: .sha256)
+        // A fixed clock: the token expires at 1,000,000 s; leeway 0.
+        let clock = Mutex(999_000.0)
+        let provider = try JWTAuthProvider(
+            keyFile: try temporaryFile(secret), rules: TokenClaimRules(leewaySeconds: 0), logger: Logger(label: "test"),
+            now: { Date(timeIntervalSince1970: clock.withLock { $0 }) }
+        )
+        let token = try await signer.sign(TestClaims(sub: "bob", exp: .init(value: Date(timeIntervalSince1970: 1_000_000))))
+        let request = AuthRequest(method: "GET", target: "/me?x=1", headers: [("Host", "x"), ("authorization", "Bearer \(token)")])
+        #expect(request.path == "/me")
+        #expect(request.header("AUTHORIZATION") == "Bearer \(token)")
+        // Malformed or missing credentials never need a key.
+        #expect(provider.decideImmediately(AuthRequest(method: "GET", target: "/me", headers: [])) != nil)
+        #expect(provider.decideImmediately(request) == nil)
+        #expect(await provider.authenticate(request) == .allow(subject: "bob"))
+        #expect(provider.decideImmediately(request) == .allow(subject: "bob"))
+        clock.withLock { $0 = 1_000_000 }
+        #expect(provider.decideImmediately(request) == .deny(.unauthorized("the token has expired", invalidToken: true)))
+        // A kid the key file does not name shares the default key's entry (no unbounded cache).
+        let other = try await signer.sign(TestClaims(sub: "eve", exp: .init(value: Date(timeIntervalSince1970: 2_000_000))), kid: JWKIdentifier(string: "random-kid"))
+        #expect(provider.decideImmediately(AuthRequest(method: "GET", target: "/me", headers: [("Authorization", "Bearer \(other)")])) == .allow(subject: "eve"))
     }
 
     @Test func unusableKeyFilesAreRefusedUpFront() throws {

@@ -35,6 +35,11 @@ public struct HTTPHeadParser: Sendable {
     public struct Header: Sendable, Hashable {
         public var name: Range<Int>
         public var value: Range<Int>
+
+        public init(name: Range<Int>, value: Range<Int>) {
+            self.name = name
+            self.value = value
+        }
     }
 
     public struct Head: Sendable, Hashable {

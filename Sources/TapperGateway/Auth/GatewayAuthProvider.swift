@@ -68,6 +68,30 @@ public struct AuthRequest: Sendable {
         self.headerRanges = headerRanges
     }
 
+    /// A request built by hand, e.g. to test a provider.
+    public init(
+        method: String, target: String, headers: [(name: String, value: String)], peerAddress: String = "127.0.0.1", service: String = "",
+        routeTemplate: String = ""
+    ) {
+        var bytes = ByteBuffer()
+        var ranges: [HTTPHeadParser.Header] = []
+        for (name, value) in headers {
+            let nameStart = bytes.writerIndex
+            bytes.writeString(name)
+            let nameEnd = bytes.writerIndex
+            bytes.writeStaticString(": ")
+            let valueStart = bytes.writerIndex
+            bytes.writeString(value)
+            ranges.append(HTTPHeadParser.Header(name: nameStart..<nameEnd, value: valueStart..<bytes.writerIndex))
+            bytes.writeStaticString("\r\n")
+        }
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        self.init(
+            method: method, target: target, path: path, peerAddress: peerAddress, service: service, routeTemplate: routeTemplate, headBytes: bytes,
+            headerRanges: ranges
+        )
+    }
+
     /// The first value of header `name` (ASCII case-insensitive), or nil.
     public func header(_ name: String) -> String? {
         let wanted = Array(name.utf8).map(HeaderRules.fold)

@@ -13,6 +13,10 @@ import TapperCore
 /// public key or certificate (RSA → RS256, P-256 → ES256), or, for HS256, the shared secret
 /// itself. The token's `alg` must be one the keys allow: a token cannot pick a weaker or
 /// different algorithm (`none`, or HS256 against an RSA key), whatever its header says.
+///
+/// jwt-kit parses the token and its algorithms check the signature. The first token for a key
+/// resolves that key through jwt-kit's `JWTKeyCollection` (an actor, so the request waits for
+/// it once); after that, tokens for the key are decided on the event loop without suspending.
 public final class JWTAuthProvider: GatewayAuthProvider {
     /// The algorithms the gateway accepts.
     public enum Algorithm: String, Sendable, CaseIterable {
@@ -27,6 +31,12 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         case rsa(Insecure.RSA.PublicKey)
         case ecdsa(ES256PublicKey)
         case jwks(JWKS)
+
+        /// The `kid`s of a JWKS (a token naming another kid is checked with the default key).
+        var keyIDs: Set<String> {
+            guard case .jwks(let set) = self else { return [] }
+            return Set(set.keys.compactMap { $0.keyIdentifier?.string })
+        }
 
         /// The algorithms tokens verified by these keys may name.
         var algorithms: Set<String> {
@@ -117,6 +127,10 @@ public final class JWTAuthProvider: GatewayAuthProvider {
     let rules: TokenClaimRules
     let now: @Sendable () -> Date
     private let built = Mutex<(generation: Int, keys: JWTKeyCollection)?>(nil)
+    /// The verifying algorithm for each (key file version, kid, alg) seen so far, so a token is
+    /// checked on the event loop without suspending. Only kids the key file names are keys
+    /// here (an unknown kid is the default key), so a client cannot grow it.
+    private let resolved = Mutex<(generation: Int, algorithms: [String: any JWTAlgorithm])>((-1, [:]))
 
     /// - Parameters:
     ///   - keyFile: JWKS, PEM public key/certificate, or HS256 secret.
@@ -133,28 +147,78 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         self.now = now
     }
 
+    /// A token read far enough to pick its key: header, claims, signature and what it signs.
+    struct Parsed {
+        var alg: String
+        var cacheKey: String
+        var kid: String?
+        var payload: Payload
+        var signature: Data
+        var signingInput: ArraySlice<UInt8>
+    }
+
+    /// Decides on the event loop whenever the token's key is already resolved (every request
+    /// after the first per key); the first one resolves it in ``authenticate(_:)``.
+    public func decideImmediately(_ request: AuthRequest) -> AuthDecision? {
+        let material = keyFile.current()
+        switch parse(request, material.value) {
+        case .failure(let failure):
+            return .deny(failure)
+        case .success(let token):
+            guard let algorithm = cachedAlgorithm(token.cacheKey, generation: material.generation) else { return nil }
+            return decide(token, algorithm)
+        }
+    }
+
     public func authenticate(_ request: AuthRequest) async -> AuthDecision {
-        guard let token = request.bearerToken else {
-            return .deny(.unauthorized("this route needs a bearer token (Authorization: Bearer <JWT>)"))
-        }
+        if let decision = decideImmediately(request) { return decision }
         let (material, generation) = keyFile.current()
-        guard let alg = Self.headerAlgorithm(of: token) else {
-            return .deny(.unauthorized("the bearer token is not a JWT", invalidToken: true))
-        }
-        guard material.algorithms.contains(alg) else {
-            return .deny(.unauthorized("tokens signed with \(Names.printable(alg)) are not accepted", invalidToken: true))
-        }
-        let payload: Payload
+        guard case .success(let token) = parse(request, material) else { return decideImmediately(request) ?? .deny(Self.badSignature) }
+        let algorithm: any JWTAlgorithm
         do {
-            payload = try await keys(material, generation).verify(token, as: Payload.self)
+            algorithm = try await keys(material, generation).getKey(for: token.kid.flatMap { JWKIdentifier(string: $0) }, alg: token.alg)
         } catch {
-            return .deny(.unauthorized("the token's signature is not valid", invalidToken: true))
+            return .deny(Self.badSignature)
         }
-        let claims = payload.claims
+        resolved.withLock { r in
+            if r.generation != generation { r = (generation, [:]) }
+            r.algorithms[token.cacheKey] = algorithm
+        }
+        return decide(token, algorithm)
+    }
+
+    static let badSignature = AuthFailure.unauthorized("the token's signature is not valid", invalidToken: true)
+
+    private func parse(_ request: AuthRequest, _ material: KeyMaterial) -> Result<Parsed, AuthFailure> {
+        guard let token = request.bearerToken else {
+            return .failure(.unauthorized("this route needs a bearer token (Authorization: Bearer <JWT>)"))
+        }
+        let bytes = Array(token.utf8)
+        guard let parsed = try? DefaultJWTParser().parse(bytes, as: Payload.self), let secondDot = bytes.indices.filter({ bytes[$0] == UInt8(ascii: ".") }).dropFirst().first
+        else {
+            return .failure(.unauthorized("the bearer token is not a JWT", invalidToken: true))
+        }
+        let alg = parsed.header.alg ?? "none"
+        guard material.algorithms.contains(alg) else {
+            return .failure(.unauthorized("tokens signed with \(Names.printable(alg)) are not accepted", invalidToken: true))
+        }
+        let kid = parsed.header.kid.flatMap { material.keyIDs.contains($0) ? $0 : nil }
+        return .success(
+            Parsed(alg: alg, cacheKey: (kid ?? "") + " " + alg, kid: kid, payload: parsed.payload, signature: parsed.signature, signingInput: bytes[..<secondDot])
+        )
+    }
+
+    private func decide(_ token: Parsed, _ algorithm: any JWTAlgorithm) -> AuthDecision {
+        guard (try? algorithm.verify(token.signature, signs: token.signingInput)) == true else { return .deny(Self.badSignature) }
+        let claims = token.payload.claims
         if let violation = rules.violation(of: claims, now: now().timeIntervalSince1970) {
             return .deny(.unauthorized(violation.description, invalidToken: true))
         }
         return .allow(subject: claims.subject)
+    }
+
+    private func cachedAlgorithm(_ key: String, generation: Int) -> (any JWTAlgorithm)? {
+        resolved.withLock { $0.generation == generation ? $0.algorithms[key] : nil }
     }
 
     /// The key collection for this version of the key file (built once per version).
@@ -163,23 +227,5 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         let fresh = try await material.collection()
         built.withLock { $0 = (generation, fresh) }
         return fresh
-    }
-
-    /// The `alg` of a compact JWT's header, without trusting anything else in it.
-    static func headerAlgorithm(of token: String) -> String? {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let header = Base64URL.decode(parts[0]),
-            let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any], let alg = object["alg"] as? String
-        else { return nil }
-        return alg
-    }
-}
-
-/// base64url without padding (RFC 7515 §2).
-enum Base64URL {
-    static func decode(_ text: Substring) -> Data? {
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while s.count % 4 != 0 { s += "=" }
-        return Data(base64Encoded: s)
     }
 }
