@@ -300,9 +300,10 @@ private func errorCode(_ reply: HTTPReply) -> String? {
         await signer.add(hmac: HMACKey(from: Data(secret.utf8)), digestAlgorithm: .sha256)
         // A fixed clock: the token expires at 1,000,000 s; leeway 0.
         let clock = Mutex(999_000.0)
+        let keyFile = try temporaryFile(secret)
         let provider = try JWTAuthProvider(
-            keyFile: try temporaryFile(secret), rules: TokenClaimRules(leewaySeconds: 0), logger: Logger(label: "test"),
-            now: { Date(timeIntervalSince1970: clock.withLock { $0 }) }
+            keyFile: keyFile, rules: TokenClaimRules(leewaySeconds: 0), logger: Logger(label: "test"),
+            now: { Date(timeIntervalSince1970: clock.withLock { $0 }) }, checkInterval: .zero
         )
         let token = try await signer.sign(TestClaims(sub: "bob", exp: .init(value: Date(timeIntervalSince1970: 1_000_000))))
         let request = AuthRequest(method: "GET", target: "/me?x=1", headers: [("Host", "x"), ("authorization", "Bearer \(token)")])
@@ -317,7 +318,12 @@ private func errorCode(_ reply: HTTPReply) -> String? {
         #expect(provider.decideImmediately(request) == .deny(.unauthorized("the token has expired", invalidToken: true)))
         // A kid the key file does not name shares the default key's entry (no unbounded cache).
         let other = try await signer.sign(TestClaims(sub: "eve", exp: .init(value: Date(timeIntervalSince1970: 2_000_000))), kid: JWKIdentifier(string: "random-kid"))
-        #expect(provider.decideImmediately(AuthRequest(method: "GET", target: "/me", headers: [("Authorization", "Bearer \(other)")])) == .allow(subject: "eve"))
+        let eve = AuthRequest(method: "GET", target: "/me", headers: [("Authorization", "Bearer \(other)")])
+        #expect(provider.decideImmediately(eve) == .allow(subject: "eve"))
+        // A rotated secret: tokens verified with the old one (cached or not) no longer pass.
+        try Data("a-completely-new-secret-for-hs256-signing".utf8).write(to: URL(fileURLWithPath: keyFile))
+        #expect(provider.decideImmediately(eve) == nil)
+        #expect(await provider.authenticate(eve) == .deny(.unauthorized("the token's signature is not valid", invalidToken: true)))
     }
 
     @Test func unusableKeyFilesAreRefusedUpFront() throws {
