@@ -239,7 +239,7 @@ extension TapperCommand.Gateway {
             c.loadBalancer = loadBalancer
             c.trustedProxies = (try? trustedNetworks()) ?? []
             if let adminTokenFile {
-                let source = TokenSource(file: adminTokenFile, environment: nil)
+                let source = TokenSource(file: adminTokenFile, environment: nil, logger: logger)
                 c.adminToken = { source.current() }
             }
             return c
@@ -274,7 +274,7 @@ extension TapperCommand.Gateway {
                 return (GatewayState(source: registry), .remote(RegistryClient(baseURL: registry, token: token)), [])
             }
             let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
-            let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
+            let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"], logger: logger)
             let registryServer = RegistryServer(
                 backend: backend, configuration: .init(host: "127.0.0.1", port: registryPort, token: { token.current() })
             )

@@ -75,8 +75,8 @@ extension TapperCommand.Registry {
 
         public func run() async throws {
             let logger = LogSetup.logger(label: "tapper.registry", options: logging)
-            let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"])
-            let readToken = TokenSource(file: readTokenFile, environment: nil)
+            let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"], logger: logger)
+            let readToken = TokenSource(file: readTokenFile, environment: nil, logger: logger)
             if !RegistryServer.isLoopback(host) && !token.isConfigured {
                 logger.warning("registry listens on \(host) without a token: anyone who can reach it can register services; set --token-file or TAPPER_TOKEN")
             }

@@ -1,47 +1,38 @@
 import Foundation
-import Synchronization
+import Logging
+import TapperGateway
 
-/// Where the registry's write token comes from: a file (re-read when its modification time
-/// changes, so tokens rotate without a restart) or `TAPPER_TOKEN`.
+/// Where a token comes from: a file (re-read when its modification time changes, so tokens
+/// rotate without a restart; see ``ReloadingFile``) or `TAPPER_TOKEN`.
 final class TokenSource: Sendable {
-    private struct Cache {
-        var token: String?
-        var modified: Date?
-        var checked: ContinuousClock.Instant?
-    }
-
-    let file: String?
+    private let fileConfigured: Bool
+    private let file: ReloadingFile<String>?
     let environment: String?
-    private let cache = Mutex(Cache())
 
-    init(file: String?, environment: String?) {
-        self.file = file
+    /// - Parameter logger: told when the file is reloaded or a rewrite cannot be used.
+    init(file: String?, environment: String?, logger: Logger = Logger(label: "tapper.token", factory: { _ in SwiftLogNoOpLogHandler() })) {
+        fileConfigured = file != nil
+        // An unreadable file is refused by the commands' validation before this is built.
+        self.file = file.flatMap { try? ReloadingFile(path: $0, logger: logger, parse: Self.parse) }
         self.environment = environment.flatMap { $0.isEmpty ? nil : $0 }
-        if let file { cache.withLock { $0.token = Self.read(file: file) } }
     }
 
-    var isConfigured: Bool { file != nil || environment != nil }
+    var isConfigured: Bool { fileConfigured || environment != nil }
 
-    /// The token now. The file is checked at most once a second.
+    /// The token now. The file is checked at most once a second; while a rewrite is unreadable
+    /// or empty, the previous token stays in force.
     func current() -> String? {
-        guard let file else { return environment }
-        let now = ContinuousClock.now
-        return cache.withLock { c in
-            if let checked = c.checked, checked.duration(to: now) < .seconds(1) { return c.token }
-            c.checked = now
-            let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date
-            if modified != c.modified {
-                c.modified = modified
-                // Keep the old token if the file is briefly unreadable during a rotation.
-                if let fresh = Self.read(file: file) { c.token = fresh }
-            }
-            return c.token
-        }
+        fileConfigured ? file?.current().value : environment
     }
 
     static func read(file: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: file), let s = String(data: data, encoding: .utf8) else { return nil }
-        let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
-        return t.isEmpty ? nil : t
+        FileManager.default.contents(atPath: file).flatMap { try? parse($0) }
+    }
+
+    /// A token file's contents, trimmed; an empty file is no token.
+    @Sendable static func parse(_ data: Data) throws -> String {
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ReloadingFileError(message: "the token file is empty") }
+        return token
     }
 }

@@ -130,7 +130,14 @@ import TapperTesting
         #expect(denied.stderr.contains("401"))
         let allowed = try await TapperProcess.run(["service", "register", "users", "--url", "http://127.0.0.1:9400", "--registry", url], environment: ["TAPPER_TOKEN": "t0ken"])
         #expect(allowed.status == 0, "\(allowed.stderr)")
-        #expect(!registry.stderr.contains("t0ken"))
+        // Rotation: the rewritten file takes effect without a restart (checked once a second).
+        try "n3w-t0ken\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try await poll("the rotated token is accepted", timeout: .seconds(10), every: .milliseconds(200)) {
+            try await TapperProcess.run(["service", "deregister", "users", "127.0.0.1-9400", "--registry", url], environment: ["TAPPER_TOKEN": "n3w-t0ken"]).status == 0
+        }
+        let stale = try await TapperProcess.run(["service", "register", "users", "--url", "http://127.0.0.1:9400", "--registry", url], environment: ["TAPPER_TOKEN": "t0ken"])
+        #expect(stale.status != 0)
+        #expect(!registry.stderr.contains("t0ken") && !registry.stdout.contains("t0ken"))
         await registry.stop()
     }
 }

@@ -74,4 +74,6 @@ public final class ReloadingFile<Value: Sendable>: Sendable {
 public struct ReloadingFileError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+
+    public init(message: String) { self.message = message }
 }
