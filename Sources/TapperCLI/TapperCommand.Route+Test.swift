@@ -168,7 +168,7 @@ extension TapperCommand.Route {
                 let started = ContinuousClock.now
                 let reply = try await GatewayClient(baseURL: gatewayURL).send(method: method, path: path, headers: pairs, body: body)
                 let elapsed = ContinuousClock.now - started
-                let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                let ms = elapsed.inSeconds * 1000
                 let instance = reply.headers.first { $0.0.lowercased() == "x-tapper-instance" }?.1
                 report.sent = Report.Sent(status: reply.status, milliseconds: (ms * 10).rounded() / 10, instance: instance, body: String(decoding: reply.body, as: UTF8.self))
                 exitCode = reply.status < 400 ? 0 : 1

@@ -48,9 +48,8 @@ struct HTTPJSONClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let limit = overrideTimeout ?? timeout
-        let nanos = limit.components.seconds * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000
         do {
-            let response = try await http.execute(request, timeout: .nanoseconds(nanos))
+            let response = try await http.execute(request, timeout: .nanoseconds(limit.nanoseconds))
             let buffer = try await response.body.collect(upTo: 64 << 20)
             return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer.readableBytesView))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {

@@ -53,7 +53,7 @@ public struct RegistryClient: Sendable {
     /// The catalog now, or — with `index` — once it changes past `index` or `wait` ends.
     public func catalog(index: UInt64? = nil, wait: Duration = .seconds(30)) async throws -> CatalogSnapshot {
         if let index {
-            let ms = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+            let ms = wait.milliseconds
             let reply = try await transport.send(.GET, "/v1/catalog?index=\(index)&wait=\(ms)ms", timeout: wait + transport.timeout)
             return try transport.decode(CatalogSnapshot.self, from: reply)
         }

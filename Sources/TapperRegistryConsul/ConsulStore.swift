@@ -73,7 +73,7 @@ public final class ConsulStore: CatalogStore {
         request.method = method
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let t = timeout ?? requestTimeout
-        let response = try await http.execute(request, timeout: .nanoseconds(Int64(t.components.seconds) * 1_000_000_000 + t.components.attoseconds / 1_000_000_000))
+        let response = try await http.execute(request, timeout: .nanoseconds(t.nanoseconds))
         let bytes = try await response.body.collect(upTo: 64 << 20)
         let status = Int(response.status.code)
         if status >= 500 && status != 503 { throw ConsulError.http(status, String(buffer: bytes)) }

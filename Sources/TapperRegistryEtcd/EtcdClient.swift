@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TapperCore
 
 /// A minimal client of etcd's v3 JSON gateway (`POST /v3/...`) with endpoint failover.
 ///
@@ -95,7 +96,7 @@ public final class EtcdClient: Sendable {
     }
 
     static func timeAmount(_ d: Duration) -> TimeAmount {
-        .nanoseconds(Int64(d.components.seconds) * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+        .nanoseconds(d.nanoseconds)
     }
 
     // MARK: JSON helpers

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import TapperCore
 
 /// Frames RESP values out of the byte stream with ``RESPDecoder``.
 struct RESPFrameDecoder: ByteToMessageDecoder {
@@ -89,7 +90,7 @@ final class RedisConnection: Sendable {
         onPush: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000 + configuration.connectTimeout.components.attoseconds / 1_000_000_000))
+            .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -128,7 +129,7 @@ final class RedisConnection: Sendable {
         guard !commands.isEmpty else { return [] }
         let loop = channel.eventLoop
         let promises = commands.map { _ in loop.makePromise(of: RESPValue.self) }
-        let timeout = TimeAmount.nanoseconds(Int64(commandTimeout.components.seconds) * 1_000_000_000 + commandTimeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount.nanoseconds(commandTimeout.nanoseconds)
         let channel = self.channel
         let timer = loop.scheduleTask(in: timeout) {
             for p in promises { p.fail(RedisError.timeout) }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import TapperCore
 
 /// A raw HTTP exchange for tests: status, headers and body, nothing interpreted.
 public struct HTTPReply: Sendable {
@@ -41,8 +42,7 @@ public func httpRequest(
     request.method = method
     for (k, v) in headers { request.headers.add(name: k, value: v) }
     if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-    let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-    let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(nanos))
+    let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
     let buffer = try await response.body.collect(upTo: 256 << 20)
     return HTTPReply(status: Int(response.status.code), headers: response.headers, body: Data(buffer.readableBytesView))
 }

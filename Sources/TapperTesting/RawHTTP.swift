@@ -1,4 +1,5 @@
 import Foundation
+import TapperCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,7 +39,7 @@ public enum RawHTTP {
         }
         guard ok == 0 else { throw TestFailure("connect to \(port) failed") }
         for (i, chunk) in chunks.enumerated() {
-            if i > 0 && pause > .zero { Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18) }
+            if i > 0 && pause > .zero { Thread.sleep(forTimeInterval: pause.inSeconds) }
             var sent = 0
             while sent < chunk.count {
                 let n = chunk.withUnsafeBytes { send(fd, $0.baseAddress! + sent, chunk.count - sent, Int32(MSG_NOSIGNAL)) }

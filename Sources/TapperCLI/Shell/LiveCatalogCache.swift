@@ -56,7 +56,7 @@ final class LiveCatalogCache: @unchecked Sendable {
             }
             return semaphore
         }
-        let millis = Int(maxWait.components.seconds * 1000 + maxWait.components.attoseconds / 1_000_000_000_000_000)
+        let millis = Int(maxWait.milliseconds)
         if done.wait(timeout: .now() + .milliseconds(millis)) == .success { done.signal() }  // let other waiters through
         return lock.withLock { value }
     }

@@ -57,12 +57,10 @@ public struct InstanceRecord: Hashable, Sendable, Codable {
         try c.encode(instanceID, forKey: .instanceID)
         try c.encode(createIndex, forKey: .createIndex)
         try c.encode(modifyIndex, forKey: .modifyIndex)
-        try c.encodeIfPresent(heartbeatAgeSeconds.map(Self.rounded), forKey: .heartbeatAgeSeconds)
-        try c.encodeIfPresent(expiresInSeconds.map(Self.rounded), forKey: .expiresInSeconds)
+        try c.encodeIfPresent(heartbeatAgeSeconds?.roundedToThousandths, forKey: .heartbeatAgeSeconds)
+        try c.encodeIfPresent(expiresInSeconds?.roundedToThousandths, forKey: .expiresInSeconds)
         try registration.encode(to: encoder)
     }
-
-    private static func rounded(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
 }
 
 extension ServiceRegistration {

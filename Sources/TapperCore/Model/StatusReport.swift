@@ -72,8 +72,8 @@ public struct StatusReport: Codable, Sendable, Hashable {
             self.version = version
             self.state = state
             self.weight = weight
-            self.heartbeatAgeSeconds = heartbeatAgeSeconds.map(StatusReport.round3)
-            self.expiresInSeconds = expiresInSeconds.map(StatusReport.round3)
+            self.heartbeatAgeSeconds = heartbeatAgeSeconds?.roundedToThousandths
+            self.expiresInSeconds = expiresInSeconds?.roundedToThousandths
         }
 
         enum CodingKeys: String, CodingKey {
@@ -111,7 +111,6 @@ public struct StatusReport: Codable, Sendable, Hashable {
         self.services = services
     }
 
-    static func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
 
     /// The registry's view of a catalog: every instance counts as healthy (the registry does not
     /// probe), `expiring` when less than a third of its TTL is left.

@@ -155,8 +155,8 @@ public struct RegistryState<C: Clock>: Sendable where C.Duration == Duration {
         let now = clock.now
         let records = instances.values.map { entry -> InstanceRecord in
             var r = entry.record
-            r.heartbeatAgeSeconds = Self.seconds(entry.lastHeartbeat.duration(to: now))
-            r.expiresInSeconds = max(0, Self.seconds(now.duration(to: entry.deadline)))
+            r.heartbeatAgeSeconds = entry.lastHeartbeat.duration(to: now).inSeconds
+            r.expiresInSeconds = max(0, now.duration(to: entry.deadline).inSeconds)
             return r
         }
         return CatalogSnapshot(index: index, instances: records)
@@ -165,11 +165,6 @@ public struct RegistryState<C: Clock>: Sendable where C.Duration == Duration {
     /// One instance, if registered.
     public func record(service: String, instanceID: String) -> InstanceRecord? {
         instances[InstanceKey(service: service, instanceID: instanceID)]?.record
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        let (s, atto) = d.components
-        return Double(s) + Double(atto) / 1e18
     }
 
     // MARK: route ownership

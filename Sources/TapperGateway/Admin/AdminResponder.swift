@@ -121,20 +121,15 @@ struct AdminResponder {
             view: "gateway",
             gateway: .init(
                 tableIndex: snapshot.table.index,
-                tableAgeSeconds: seconds(d.tableBuiltAt.duration(to: now)),
+                tableAgeSeconds: d.tableBuiltAt.duration(to: now).inSeconds.roundedToThousandths,
                 stale: !d.reachable,
-                registry: .init(source: d.source, reachable: d.reachable, lastError: d.lastError, lastContactAgeSeconds: d.lastContact.map { seconds($0.duration(to: now)) }),
+                registry: .init(source: d.source, reachable: d.reachable, lastError: d.lastError, lastContactAgeSeconds: d.lastContact.map { $0.duration(to: now).inSeconds.roundedToThousandths }),
                 requestsInFlight: gateway.requestsInFlight,
                 openConnections: gateway.openConnectionCount,
-                uptimeSeconds: seconds(gateway.startedAt.duration(to: now))
+                uptimeSeconds: gateway.startedAt.duration(to: now).inSeconds.roundedToThousandths
             ),
             services: services
         )
-    }
-
-    func seconds(_ d: Duration) -> Double {
-        let (s, a) = d.components
-        return ((Double(s) + Double(a) / 1e18) * 1000).rounded() / 1000
     }
 }
 

@@ -29,10 +29,5 @@ final class LoopContext {
 extension LoopContext: Sendable {}
 
 extension Duration {
-    var nanoseconds: Int64 {
-        let (s, a) = components
-        return s * 1_000_000_000 + a / 1_000_000_000
-    }
-
     var timeAmount: TimeAmount { .nanoseconds(nanoseconds) }
 }
