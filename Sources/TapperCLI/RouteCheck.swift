@@ -67,7 +67,7 @@ struct RouteCheck {
         var results: [Outcome] = []
         for c in cases {
             let method = c.method.uppercased()
-            let pathOnly = String(c.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let pathOnly = RequestTarget.path(of: c.path)
             let expectedStatus = c.status ?? (c.service == nil ? 404 : 200)
             var problems: [String] = []
             switch table.resolve(method: method, path: pathOnly) {

@@ -110,7 +110,7 @@ extension TapperCommand.Route {
             }
             let method = (self.method ?? "").uppercased()
             let path = self.path ?? "/"
-            let pathOnly = String(path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let pathOnly = RequestTarget.path(of: path)
             let catalog: CatalogSnapshot
             do {
                 catalog = try await registryOptions.client().catalog()

@@ -165,3 +165,11 @@ import TapperCore
         }
     }
 }
+
+@Suite struct RequestTargetTests {
+    @Test func thePathIsEverythingBeforeTheFirstQuestionMark() {
+        #expect(RequestTarget.path(of: "/users/7?full=1&x=?") == "/users/7")
+        #expect(RequestTarget.path(of: "/users/7") == "/users/7")
+        #expect(RequestTarget.path(of: "/?") == "/")
+    }
+}

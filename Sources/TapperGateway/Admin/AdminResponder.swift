@@ -40,6 +40,11 @@ struct AdminResponder {
         return Reply(status: status, body: String(decoding: data, as: UTF8.self))
     }
 
+    /// The instances of `service` the data path may send requests to now.
+    func routableTargets(of service: CatalogSnapshot.Service, in snapshot: RoutingSnapshot) -> [UpstreamTarget] {
+        gateway.health.routable(service.instances.compactMap { snapshot.instances[service.name + "/" + $0.instanceID] })
+    }
+
     // MARK: /health
 
     struct HealthBody: Encodable {
@@ -60,8 +65,7 @@ struct AdminResponder {
         let snapshot = gateway.state.snapshot
         var services: [String: HealthBody.ServiceHealth] = [:]
         for s in snapshot.catalog.services {
-            let targets = s.instances.compactMap { snapshot.instances[s.name + "/" + $0.instanceID] }
-            let healthy = gateway.health.routable(targets).count
+            let healthy = routableTargets(of: s, in: snapshot).count
             services[s.name] = .init(status: healthy > 0 ? "healthy" : "unhealthy", instances: s.instances.count, healthy: healthy)
         }
         let allHealthy = services.values.allSatisfy { $0.status == "healthy" }
@@ -103,8 +107,7 @@ struct AdminResponder {
         let now = ContinuousClock.now
         let routesPerService = Dictionary(grouping: snapshot.table.entries, by: \.service).mapValues { Set($0.map(\.template.raw)).count }
         let services = snapshot.catalog.services.map { s -> StatusReport.Service in
-            let targets = s.instances.compactMap { snapshot.instances[s.name + "/" + $0.instanceID] }
-            let routable = Set(gateway.health.routable(targets).map(\.instanceID))
+            let routable = Set(routableTargets(of: s, in: snapshot).map(\.instanceID))
             let instances = s.instances.map { i in
                 StatusReport.Instance(
                     id: i.instanceID, url: i.registration.url, version: i.registration.version,

@@ -85,7 +85,7 @@ public struct AuthRequest: Sendable {
             ranges.append(HTTPHeadParser.Header(name: nameStart..<nameEnd, value: valueStart..<bytes.writerIndex))
             bytes.writeStaticString("\r\n")
         }
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let path = RequestTarget.path(of: target)
         self.init(
             method: method, target: target, path: path, peerAddress: peerAddress, service: service, routeTemplate: routeTemplate, headBytes: bytes,
             headerRanges: ranges
