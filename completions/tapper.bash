@@ -524,16 +524,19 @@ _tapper_status() {
     repeating_flags=()
     non_repeating_flags=(--json --quiet --watch --version -h --help)
     repeating_options=()
-    non_repeating_options=(--gateway --service --registry --token)
+    non_repeating_options=(--service --gateway --admin-token --registry --token)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
+    '--service')
+        __tapper_add_completions -W "$(__tapper_custom_complete ---completion status -- --service "${COMP_CWORD}" "$(__tapper_cursor_index_in_current_word)")"
+        return
+        ;;
     '--gateway')
         return
         ;;
-    '--service')
-        __tapper_add_completions -W "$(__tapper_custom_complete ---completion status -- --service "${COMP_CWORD}" "$(__tapper_cursor_index_in_current_word)")"
+    '--admin-token')
         return
         ;;
     '--registry')
@@ -572,7 +575,7 @@ _tapper_route_test() {
     repeating_flags=()
     non_repeating_flags=(--only-failures --send --json --version -h --help)
     repeating_options=(-H)
-    non_repeating_options=(--file --fail-under -d --data --gateway --registry --token)
+    non_repeating_options=(--file --fail-under -d --data --gateway --admin-token --registry --token)
     __tapper_offer_flags_options 2
 
     # Offer option value completions
@@ -590,6 +593,9 @@ _tapper_route_test() {
         return
         ;;
     '--gateway')
+        return
+        ;;
+    '--admin-token')
         return
         ;;
     '--registry')

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapperClient
+import TapperCore
 
 /// `--registry` and `--token`, shared by every command that talks to the registry.
 public struct RegistryOptions: ParsableArguments {
@@ -40,6 +41,52 @@ public struct RegistryOptions: ParsableArguments {
             throw ValidationError("--registry must be an http:// or https:// URL, got '\(registryURL)'")
         }
     }
+}
+
+/// `--gateway` and `--admin-token`, shared by the commands that read the gateway's view.
+public struct GatewayOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Gateway URL, or its --admin-port listener (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).", valueName: "url"))
+    public var gateway: String?
+
+    @Option(help: ArgumentHelp("Bearer token for the gateway's /_tapper/* when it runs with --admin-token-file (default: $TAPPER_ADMIN_TOKEN).", valueName: "token"))
+    public var adminToken: String?
+
+    public init() {}
+
+    public var url: String { gateway ?? RegistryOptions.environmentGatewayURL }
+
+    public var resolvedToken: String? {
+        adminToken ?? ProcessInfo.processInfo.environment["TAPPER_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public func client(timeout: Duration = .seconds(5)) -> GatewayClient {
+        GatewayClient(baseURL: url, token: resolvedToken, timeout: timeout)
+    }
+
+    /// The gateway's status report, or why it could not be had, as a sentence for the operator.
+    func status() async -> Result<StatusReport, GatewayViewProblem> {
+        let client = client(timeout: .seconds(2))
+        do {
+            return .success(try await client.status())
+        } catch let error as TapperClientError {
+            switch error.kind {
+            case .api(status: 401, _, _), .api(status: 403, _, _):
+                return .failure(.init("the gateway at \(client.authority) refused /_tapper/status: pass --admin-token or set TAPPER_ADMIN_TOKEN"))
+            case .api(status: 404, _, _):
+                return .failure(.init("the gateway at \(client.authority) does not serve /_tapper/status here: with --admin-port, point --gateway at that port"))
+            default:
+                return .failure(.init("no gateway answered at \(client.authority)"))
+            }
+        } catch {
+            return .failure(.init("no gateway answered at \(client.authority)"))
+        }
+    }
+}
+
+/// Why the gateway's view is missing (shown next to the registry's view).
+struct GatewayViewProblem: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
 }
 
 /// `--log-level`.

@@ -24,9 +24,6 @@ extension TapperCommand {
                 """
         )
 
-        @Option(help: ArgumentHelp("Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).", valueName: "url"))
-        public var gateway: String?
-
         @Option(help: ArgumentHelp("Only this service.", valueName: "name"), completion: LiveCompletions.serviceNames)
         public var service: String?
 
@@ -39,13 +36,12 @@ extension TapperCommand {
         @Flag(help: "Redraw whenever the catalog changes (blocking query), until Ctrl-C.")
         public var watch = false
 
+        @OptionGroup public var gatewayOptions: GatewayOptions
         @OptionGroup public var registryOptions: RegistryOptions
 
         public init() {}
 
-        var gatewayURL: String {
-            gateway ?? RegistryOptions.environmentGatewayURL
-        }
+        var gatewayURL: String { gatewayOptions.url }
 
         struct Output: Encodable {
             var report: StatusReport
@@ -61,10 +57,15 @@ extension TapperCommand {
             enum Keys: String, CodingKey { case status, problems }
         }
 
-        /// Fetches the best available view: the gateway's, else the registry's.
-        func fetch() async -> StatusReport? {
-            if let report = try? await GatewayClient(baseURL: gatewayURL, timeout: .seconds(2)).status() { return report }
-            if let catalog = try? await registryOptions.client().catalog() { return StatusReport(registryView: catalog) }
+        /// Fetches the best available view: the gateway's, else the registry's (with why the
+        /// gateway's is missing).
+        func fetch() async -> (report: StatusReport, gatewayProblem: String?)? {
+            let gatewayProblem: String
+            switch await gatewayOptions.status() {
+            case .success(let report): return (report, nil)
+            case .failure(let problem): gatewayProblem = problem.message
+            }
+            if let catalog = try? await registryOptions.client().catalog() { return (StatusReport(registryView: catalog), gatewayProblem) }
             return nil
         }
 
@@ -89,7 +90,7 @@ extension TapperCommand {
         }
 
         func once(clear: Bool) async throws -> Int32 {
-            guard var report = await fetch() else {
+            guard let (fetched, gatewayProblem) = await fetch() else {
                 if !quiet {
                     let message = "nothing reachable: no gateway at \(GatewayClient(baseURL: gatewayURL).authority) and no registry at \(registryOptions.client().authority); start 'tapper gateway serve'"
                     if json {
@@ -100,6 +101,7 @@ extension TapperCommand {
                 }
                 return 2
             }
+            var report = fetched
             if let service { report.services = report.services.filter { $0.name == service } }
             let problems = report.problems
             let code: Int32 = problems.isEmpty ? 0 : 1
@@ -110,18 +112,19 @@ extension TapperCommand {
             }
             let style = Style.forStandardOutput()
             if clear && style.color { print("\u{1B}[H\u{1B}[2J", terminator: "") }
-            print(render(report, problems: problems, style: style), terminator: "")
+            print(render(report, problems: problems, gatewayProblem: gatewayProblem, style: style), terminator: "")
             return code
         }
 
-        func render(_ report: StatusReport, problems: [String], style: Style) -> String {
+        func render(_ report: StatusReport, problems: [String], gatewayProblem: String? = nil, style: Style) -> String {
             var out = ""
             if let g = report.gateway {
                 out += "gateway \(GatewayClient(baseURL: gatewayURL).authority): table #\(g.tableIndex), \(Table.age(g.tableAgeSeconds)) old, registry \(g.registry.source) "
                 out += g.registry.reachable ? style.green("reachable") : style.red("unreachable")
                 out += ", \(g.requestsInFlight) in flight\n"
             } else {
-                out += style.yellow("no gateway answered at \(GatewayClient(baseURL: gatewayURL).authority); showing the registry's view (no health checks)") + "\n"
+                let why = gatewayProblem ?? "no gateway answered at \(GatewayClient(baseURL: gatewayURL).authority)"
+                out += style.yellow("\(why); showing the registry's view (no health checks)") + "\n"
             }
             if report.services.isEmpty {
                 out += "no services registered\n"

@@ -45,12 +45,10 @@ extension TapperCommand.Route {
         @Option(name: [.customShort("d"), .customLong("data")], help: ArgumentHelp("Request body for --send; @FILE reads a file.", valueName: "data"))
         public var data: String?
 
-        @Option(help: ArgumentHelp("Gateway URL (default: $TAPPER_GATEWAY_URL or http://127.0.0.1:8000).", valueName: "url"))
-        public var gateway: String?
-
         @Flag(help: "Print JSON.")
         public var json = false
 
+        @OptionGroup public var gatewayOptions: GatewayOptions
         @OptionGroup public var registryOptions: RegistryOptions
 
         public init() {}
@@ -65,9 +63,7 @@ extension TapperCommand.Route {
             for h in headers where !h.contains(":") { throw ValidationError("-H '\(h)' must look like 'Name: value'") }
         }
 
-        var gatewayURL: String {
-            gateway ?? RegistryOptions.environmentGatewayURL
-        }
+        var gatewayURL: String { gatewayOptions.url }
 
         struct Report: Encodable {
             struct Candidate: Encodable {
@@ -117,7 +113,7 @@ extension TapperCommand.Route {
             } catch {
                 throw CLIError("\(error)")
             }
-            let gatewayStatus = try? await GatewayClient(baseURL: gatewayURL, timeout: .seconds(2)).status()
+            let gatewayStatus = try? await gatewayOptions.status().get()
             let table = RouteTable(snapshot: catalog)
             var report = Report(
                 method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, parameters: [:], instances: [],

@@ -97,6 +97,33 @@ import TapperTesting
         #expect(j.stdout.contains(#""view" : "registry""#))
     }
 
+    @Test func statusReadsAProtectedOrMovedAdminEndpoint() async throws {
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("tapper-admin-\(UUID().uuidString)").path
+        try "adm1n-s3cret\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: tokenFile) }
+        let p = try TapperProcess([
+            "gateway", "serve", "--port", "0", "--registry-port", "0", "--no-access-log", "--admin-port", "0", "--admin-token-file", tokenFile,
+        ])
+        defer { p.signal(SIGKILL) }
+        let registryPort = try await p.waitForListeningPort("embedded registry listening on http://")
+        let adminPort = try await p.waitForListeningPort("gateway admin endpoints on http://")
+        let gatewayPort = try await p.waitForListeningPort("gateway listening on http://")
+        let registry = ["TAPPER_REGISTRY_URL": "http://127.0.0.1:\(registryPort)"]
+
+        // The main port does not serve /_tapper/*: status says where to look.
+        let main = try await TapperProcess.run(["status", "--gateway", "http://127.0.0.1:\(gatewayPort)"], environment: registry)
+        #expect(main.stdout.contains("with --admin-port, point --gateway at that port"), "\(main.stdout)")
+        // The admin port without the token: refused, and status says what to pass.
+        let admin = "http://127.0.0.1:\(adminPort)"
+        let refused = try await TapperProcess.run(["status", "--gateway", admin], environment: registry)
+        #expect(refused.stdout.contains("pass --admin-token or set TAPPER_ADMIN_TOKEN"), "\(refused.stdout)")
+        // With it: the gateway's own view.
+        let ok = try await TapperProcess.run(["status", "--gateway", admin, "--json"], environment: registry.merging(["TAPPER_ADMIN_TOKEN": "adm1n-s3cret"]) { $1 })
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains(#""view" : "gateway""#), "\(ok.stdout)")
+        #expect(!p.stderr.contains("adm1n-s3cret") && !p.stdout.contains("adm1n-s3cret"))
+    }
+
     @Test func routeTestExplainsMatchesAndMisses() async throws {
         let up = try await FakeUpstream(name: "a")
         defer { Task { await up.stop() } }
