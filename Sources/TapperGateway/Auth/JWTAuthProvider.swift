@@ -25,8 +25,25 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         case es256 = "ES256"
     }
 
-    /// Parsed key material of one version of the key file.
-    enum KeyMaterial: Sendable {
+    /// One version of the key file: its keys, and what tokens may name (worked out once, not per request).
+    struct KeyMaterial: Sendable {
+        let key: Key
+        let algorithms: Set<String>
+        let keyIDs: Set<String>
+
+        init(_ key: Key) {
+            self.key = key
+            algorithms = key.algorithms
+            keyIDs = key.keyIDs
+        }
+
+        static func parse(_ data: Data, algorithm: Algorithm?) throws -> KeyMaterial { KeyMaterial(try Key.parse(data, algorithm: algorithm)) }
+
+        func collection() async throws -> JWTKeyCollection { try await key.collection() }
+    }
+
+    /// The keys of a key file.
+    enum Key: Sendable {
         case hmac(HMACKey)
         case rsa(Insecure.RSA.PublicKey)
         case ecdsa(ES256PublicKey)
@@ -57,7 +74,7 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         }
 
         /// Reads a key file: JWKS JSON, PEM public key or certificate, or (with `algorithm` HS256) a secret.
-        static func parse(_ data: Data, algorithm: Algorithm?) throws -> KeyMaterial {
+        static func parse(_ data: Data, algorithm: Algorithm?) throws -> Key {
             let text = String(decoding: data, as: UTF8.self)
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.hasPrefix("{") {
