@@ -98,6 +98,8 @@ public struct HTTPHeadParser: Sendable {
         }
         var p = Cursor(bytes: bytes, limit: end)
         var head = Head()
+        // One allocation for a typical head instead of growing 1, 2, 4, 8, 16.
+        head.headers.reserveCapacity(16)
         // Start line.
         switch kind {
         case .request:

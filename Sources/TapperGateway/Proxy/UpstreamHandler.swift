@@ -29,6 +29,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private(set) var isActive = true
     weak var pool: UpstreamPool?
+    /// The pool's idle list for ``poolKey``, once the connection was first released.
+    var idleList: UpstreamPool.IdleList?
     /// Set by the owner before each request: a response to HEAD has no body.
     var requestIsHEAD = false
     private var readState = ReadState.head
