@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A strict, allocation-light HTTP/1.1 message-head parser over raw bytes, for the gateway's
 /// raw-bytes data path (see the gateway issue: NIOHTTP1's decoder/encoder cost most of the CPU
 /// per proxied request). It records offsets into the caller's buffer instead of copying strings.
@@ -80,14 +88,15 @@ public struct HTTPHeadParser: Sendable {
         var end = -1
         var firstLineEnd = -1
         var i = 0
-        while i < scanLimit {
-            if bytes[i] == UInt8(ascii: "\n") {
-                guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return .failure(.malformed("bare LF in the message head")) }
-                if firstLineEnd < 0 { firstLineEnd = i }
-                if i >= 3 && bytes[i - 2] == UInt8(ascii: "\n") && bytes[i - 3] == UInt8(ascii: "\r") {
-                    end = i + 1
-                    break
-                }
+        // Line by line: memchr finds each LF (a head is a dozen lines of a few dozen bytes).
+        while i < scanLimit, let base = bytes.baseAddress {
+            guard let found = memchr(base + i, Int32(UInt8(ascii: "\n")), scanLimit - i) else { break }
+            i = UnsafeRawPointer(found) - base
+            guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return .failure(.malformed("bare LF in the message head")) }
+            if firstLineEnd < 0 { firstLineEnd = i }
+            if i >= 3 && bytes[i - 2] == UInt8(ascii: "\n") && bytes[i - 3] == UInt8(ascii: "\r") {
+                end = i + 1
+                break
             }
             i += 1
         }
@@ -262,7 +271,7 @@ public struct HTTPHeadParser: Sendable {
 
 extension UnsafeRawBufferPointer {
     /// ASCII case-insensitive comparison of a range with a lower-case literal.
-    @inlinable
+    @inlinable @inline(__always)
     public func equalsIgnoringCase(_ range: Range<Int>, _ lower: StaticString) -> Bool {
         guard range.count == lower.utf8CodeUnitCount else { return false }
         let l = lower.utf8Start

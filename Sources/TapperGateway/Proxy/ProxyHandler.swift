@@ -700,7 +700,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if exchange.requestComplete {
             setDeadline(gateway.timeouts.upstream)
         }
-        upstream.flush()
+        loop.flushAtEndOfTick(upstream)
         upstreamFlushPending = false
         resumeClientReads()
     }
