@@ -429,7 +429,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         // The gateway's own endpoints.
-        if path == "/health" || path.hasPrefix("/_tapper/") {
+        // (The byte test first: Substring's generic hasPrefix cost more than routing.)
+        if Self.mayBeAdminPath(path), path == "/health" || path.hasPrefix("/_tapper/") {
             if path != "/health", let expected = config.adminToken() {
                 let presented = authorization.flatMap(BearerToken.parse)
                 guard let presented, BearerToken.constantTimeEqual(presented, expected) else {
@@ -565,6 +566,15 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
         }
         return out
+    }
+
+    /// Whether `path` can be `/health` or start with `/_tapper/`: its second byte is `h` or `_`.
+    @inline(__always)
+    static func mayBeAdminPath(_ path: Substring) -> Bool {
+        var bytes = path.utf8.makeIterator()
+        _ = bytes.next()
+        let second = bytes.next()
+        return second == UInt8(ascii: "h") || second == UInt8(ascii: "_")
     }
 
     /// Removes the first `n` path segments (the service prefix) from a request target, keeping
