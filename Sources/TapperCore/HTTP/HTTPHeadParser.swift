@@ -162,13 +162,16 @@ public struct HTTPHeadParser: Sendable {
             guard p.consume(UInt8(ascii: ":")) else { return p.fail("invalid header line (no colon right after the name)") }
             while let b = p.peek(), b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") { p.index += 1 }
             let valueStart = p.index
-            var valueEnd = p.index
-            while let b = p.peek(), b != UInt8(ascii: "\r") {
-                if b == UInt8(ascii: "\n") { return .failure(.malformed("bare LF in a header")) }
-                guard b == 0x09 || (b >= 0x20 && b != 0x7F) else { return .failure(.malformed("control character in a header value")) }
-                p.index += 1
-                if b != UInt8(ascii: " ") && b != UInt8(ascii: "\t") { valueEnd = p.index }
+            // The value runs to the next CR (the LF scan above made sure each LF follows a CR,
+            // so no LF comes first); its bytes are checked 8 at a time, then trailing blanks
+            // are trimmed.
+            let lineEnd = p.find(UInt8(ascii: "\r"))
+            guard HTTPHeadParser.isFieldValue(bytes, valueStart..<lineEnd) else {
+                return .failure(.malformed("control character in a header value"))
             }
+            p.index = lineEnd
+            var valueEnd = lineEnd
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == UInt8(ascii: "\t")) { valueEnd -= 1 }
             guard p.crlf() else { return p.fail("invalid header line") }
             guard head.headers.count < limits.maxHeaderCount else { return .failure(.headTooLarge) }
             let header = Header(name: name, value: valueStart..<valueEnd)
@@ -217,6 +220,44 @@ public struct HTTPHeadParser: Sendable {
         return .success(head)
     }
 
+    /// Whether `range` of `bytes` is a valid field value: HTAB, SP, visible ASCII or obs-text
+    /// (no other control byte, no DEL).
+    @inline(__always)
+    static func isFieldValue(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i + 8 <= end {
+            let x = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            // Any byte below 0x20 (SWAR "has less than"), or any byte equal to 0x7F.
+            let low = (x &- 0x2020_2020_2020_2020) & ~x & 0x8080_8080_8080_8080
+            let y = x ^ 0x7F7F_7F7F_7F7F_7F7F
+            let del = (y &- 0x0101_0101_0101_0101) & ~y & 0x8080_8080_8080_8080
+            if low | del != 0 {
+                // A tab, or a byte to refuse: decide byte by byte.
+                for j in i..<i + 8 where !isFieldValueByte(bytes[j]) { return false }
+            }
+            i += 8
+        }
+        while i < end {
+            if !isFieldValueByte(bytes[i]) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    @inline(__always)
+    static func isFieldValueByte(_ b: UInt8) -> Bool {
+        b == 0x09 || (b >= 0x20 && b != 0x7F)
+    }
+
+    /// RFC 9110 `tchar` as two bit masks over 0..<128 (same set as ``TextRules/isTokenCharacter(_:)``).
+    @inline(__always)
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        guard b < 128 else { return false }
+        let mask: UInt64 = b < 64 ? 0x03ff_6cfa_0000_0000 : 0x57ff_ffff_c7ff_fffe
+        return (mask >> UInt64(b & 63)) & 1 != 0
+    }
+
     /// A read position with bounds checks that turn "ran out of bytes" into `.incomplete`.
     struct Cursor {
         let bytes: UnsafeRawBufferPointer
@@ -245,9 +286,15 @@ public struct HTTPHeadParser: Sendable {
             return true
         }
 
+        /// The index of the next `byte` at or after ``index``, or ``limit``.
+        func find(_ byte: UInt8) -> Int {
+            guard index < limit, let base = bytes.baseAddress, let found = memchr(base + index, Int32(byte), limit - index) else { return limit }
+            return UnsafeRawPointer(found) - base
+        }
+
         mutating func token() -> Range<Int>? {
             let start = index
-            while let b = peek(), TextRules.isTokenCharacter(b) { index += 1 }
+            while index < limit, HTTPHeadParser.isTokenByte(bytes[index]) { index += 1 }
             return index > start ? start..<index : nil
         }
 

@@ -748,8 +748,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         let target = exposeInstance ? exchange.target : nil
         let maxBytes = bytes.readableBytes + 128 + exchange.requestID.utf8.count + (target.map { $0.service.utf8.count + $0.instanceID.utf8.count } ?? 0)
         // Room for a small body too: it usually arrives in the same read and then goes out in the
-        // same write (see ``writeToClient(_:)``).
-        var out = context.channel.allocator.buffer(capacity: maxBytes + Self.coalesceBodyBytes)
+        // same write (see ``writeToClient(_:)``). Only as much as that read holds: a bigger
+        // allocation takes malloc's slow path.
+        var out = context.channel.allocator.buffer(capacity: maxBytes + min(upstream.bytesAfterHead, Self.coalesceBodyBytes))
         bytes.withUnsafeReadableBytes { raw in
             out.writeHead(maxBytes: maxBytes) { out in
                 out.write(clientIsHTTP11 ? "HTTP/1.1" : "HTTP/1.0")

@@ -36,6 +36,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readState = ReadState.head
     /// Unparsed bytes of a response head that arrived in pieces.
     private var partial: ByteBuffer?
+    /// While a response head is handed on: how many bytes of the same read follow it (the owner
+    /// sizes the client buffer so a small body fits behind the head).
+    private(set) var bytesAfterHead = 0
 
     static let limits = HTTPHeadParser.Limits(maxHeadBytes: 64 * 1024, maxTargetBytes: 8 * 1024, maxHeaderCount: 1000)
 
@@ -105,6 +108,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     case .chunked: readState = .chunked(ChunkedBodyTracker())
                     case .untilClose: readState = .untilClose
                     }
+                    bytesAfterHead = buffer.readableBytes
                     owner.upstreamHead(head, headBytes, from: self)
                     if case .head = readState, self.owner === owner {
                         responseFinished(owner, leftover: buffer.readableBytes)
