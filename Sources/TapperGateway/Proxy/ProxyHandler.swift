@@ -42,6 +42,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     let loop: LoopContext
     let limits: HTTPHeadParser.Limits
     private var context: ChannelHandlerContext!
+    /// The channel's allocator, looked up once (through the pipeline it cost retains per head).
+    private var allocator = ByteBufferAllocator()
     private(set) var state: State = .idle
     private var body = RequestBody.none
     /// Client bytes not processed yet (a partial head, or pipelined requests).
@@ -85,6 +87,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         if let ip = context.channel.remoteAddress?.ipAddress {
             peerIP = ip
             peerTrusted = !gateway.configuration.trustedProxies.isEmpty && gateway.configuration.trustedProxies.contains(ip: ip)
@@ -499,7 +502,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // Everything written is a piece of the head, the strings passed in, or a fixed line:
         // twice the head (trusted X-Forwarded-* values are copied twice) bounds it.
         let maxBytes = 2 * head.length + 2 * head.headers.count + (target?.utf8.count ?? 0) + peerIP.utf8.count + requestID.utf8.count + 256
-        var out = context.channel.allocator.buffer(capacity: maxBytes)
+        var out = allocator.buffer(capacity: maxBytes)
         headBytes.withUnsafeReadableBytes { raw in
             out.writeHead(maxBytes: maxBytes) { out in
                 out.write(raw, head.method)
@@ -750,7 +753,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // Room for a small body too: it usually arrives in the same read and then goes out in the
         // same write (see ``writeToClient(_:)``). Only as much as that read holds: a bigger
         // allocation takes malloc's slow path.
-        var out = context.channel.allocator.buffer(capacity: maxBytes + min(upstream.bytesAfterHead, Self.coalesceBodyBytes))
+        var out = allocator.buffer(capacity: maxBytes + min(upstream.bytesAfterHead, Self.coalesceBodyBytes))
         bytes.withUnsafeReadableBytes { raw in
             out.writeHead(maxBytes: maxBytes) { out in
                 out.write(clientIsHTTP11 ? "HTTP/1.1" : "HTTP/1.0")
