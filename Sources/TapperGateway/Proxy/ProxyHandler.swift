@@ -143,6 +143,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         armTimer()
     }
 
+    /// For a timeout not in ``Gateway/timeouts`` (converting a `Duration` costs more than the
+    /// rest of a deadline update).
+    private func setDeadline(_ d: Duration) {
+        setDeadline(d.timeAmount)
+    }
+
     /// Schedules a timer task only when none is pending at or before the deadline: moving the
     /// deadline later (the common case, on every request) costs no scheduling at all.
     private func armTimer() {
