@@ -20,6 +20,15 @@ public final class Gateway: Sendable {
     let startedAt = ContinuousClock.now
     let outcomes: (any OutcomeObserver)?
     public let metrics = GatewayMetrics()
+    /// The configured timeouts as NIO time amounts, converted once: the data path moves a
+    /// connection's deadline several times per request.
+    let timeouts: Timeouts
+
+    struct Timeouts: Sendable {
+        var headerRead: TimeAmount
+        var idle: TimeAmount
+        var upstream: TimeAmount
+    }
 
     /// - Parameters:
     ///   - configuration: settings.
@@ -36,6 +45,10 @@ public final class Gateway: Sendable {
         self.health = health
         self.balancers = balancers
         self.outcomes = outcomes
+        timeouts = Timeouts(
+            headerRead: configuration.headerReadTimeout.timeAmount, idle: configuration.idleTimeout.timeAmount,
+            upstream: configuration.upstreamTimeout.timeAmount
+        )
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var loops: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
@@ -83,6 +96,18 @@ public final class Gateway: Sendable {
     func requestFinished(exchange: Exchange, loop: LoopContext) {
         metrics.inFlight.record(inFlight.wrappingDecrementThenLoad(ordering: .relaxed))
         totalRequests.wrappingIncrement(ordering: .relaxed)
+        let nanos = (NIODeadline.now() - exchange.started).nanoseconds
+        let statusClass = max(0, exchange.status / 100)
+        var slot = -1
+        if exchange.entryIndex >= 0, exchange.snapshotGeneration == loop.snapshotGeneration, statusClass < 8 {
+            slot = exchange.entryIndex * 8 + statusClass
+            if slot < loop.routeMetrics.count, let m = loop.routeMetrics[slot], m.method == exchange.method {
+                m.counter.increment()
+                m.timer.recordNanoseconds(nanos)
+                if loop.accessLog != nil { logAccess(exchange, loop: loop) }
+                return
+            }
+        }
         let key = GatewayMetrics.RequestKey(
             service: exchange.entry.service, route: exchange.entry.template.raw, method: exchange.method, statusClass: max(0, exchange.status / 100)
         )
@@ -93,14 +118,22 @@ public final class Gateway: Sendable {
             loop.requestCounters[key] = counter
             counter.increment()
         }
-        let nanos = (NIODeadline.now() - exchange.started).nanoseconds
-        if let timer = loop.latencyTimers[exchange.entry.service] {
-            timer.recordNanoseconds(nanos)
+        let timer: CoreMetrics.Timer
+        if let t = loop.latencyTimers[exchange.entry.service] {
+            timer = t
         } else {
-            let timer = metrics.upstreamLatency(service: exchange.entry.service)
+            timer = metrics.upstreamLatency(service: exchange.entry.service)
             loop.latencyTimers[exchange.entry.service] = timer
-            timer.recordNanoseconds(nanos)
         }
+        timer.recordNanoseconds(nanos)
+        if slot >= 0, let counter = loop.requestCounters[key] {
+            if loop.routeMetrics.count <= slot { loop.routeMetrics.append(contentsOf: repeatElement(nil, count: slot + 1 - loop.routeMetrics.count)) }
+            loop.routeMetrics[slot] = LoopContext.RouteMetrics(method: exchange.method, counter: counter, timer: timer)
+        }
+        if loop.accessLog != nil { logAccess(exchange, loop: loop) }
+    }
+
+    private func logAccess(_ exchange: Exchange, loop: LoopContext) {
         if let log = loop.accessLog {
             let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e6
             log.append(
@@ -128,16 +161,14 @@ public final class Gateway: Sendable {
             // The common case: nothing to filter, and the balancer input is precomputed.
             if candidates.count == 1 { return 0 }
             if candidates.isEmpty { return nil }
-            if loop.balancers[service] == nil { loop.balancers[service] = makeBalancer(for: service) }
-            let i = loop.balancers[service]!.pick(from: exchange.balancerCandidates)
+            let i = loop.balancer(for: service, make: makeBalancer).balancer.pick(from: exchange.balancerCandidates)
             return max(0, min(i, candidates.count - 1))
         }
         var usable: [Int] = []
         for i in candidates.indices where !exchange.tried.contains(i) { usable.append(i) }
         guard !usable.isEmpty else { return nil }
         if usable.count == 1 { return usable[0] }
-        if loop.balancers[service] == nil { loop.balancers[service] = makeBalancer(for: service) }
-        let i = loop.balancers[service]!.pick(from: usable.map { exchange.balancerCandidates[$0] })
+        let i = loop.balancer(for: service, make: makeBalancer).balancer.pick(from: usable.map { exchange.balancerCandidates[$0] })
         return usable[max(0, min(i, usable.count - 1))]
     }
 
@@ -147,7 +178,7 @@ public final class Gateway: Sendable {
     }
 
     func balancerFinished(_ target: UpstreamTarget, loop: LoopContext) {
-        loop.balancers[target.service]?.requestFinished(target.instanceID)
+        loop.existingBalancer(for: target.service)?.balancer.requestFinished(target.instanceID)
     }
 
     func noteOutcome(target: UpstreamTarget?, success: Bool) {

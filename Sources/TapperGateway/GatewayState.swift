@@ -1,3 +1,4 @@
+import Synchronization
 import NIOConcurrencyHelpers
 import TapperCore
 
@@ -17,6 +18,9 @@ public final class GatewayState: Sendable {
     }
 
     private let snapshotBox: NIOLockedValueBox<RoutingSnapshot>
+    /// Bumped after each installed snapshot, so event loops can keep their own copy and re-read
+    /// ``snapshot`` (a lock and a struct copy) only when it changed.
+    private let snapshotGeneration = Atomic<Int>(0)
     private let statusBox: NIOLockedValueBox<DiscoveryStatus>
     private let changeListeners = NIOLockedValueBox<[@Sendable (RoutingSnapshot) -> Void]>([])
 
@@ -28,6 +32,9 @@ public final class GatewayState: Sendable {
     /// The routing snapshot requests should use now.
     public var snapshot: RoutingSnapshot { snapshotBox.withLockedValue { $0 } }
 
+    /// Changes whenever ``snapshot`` does (read it after this, not before).
+    public var generation: Int { snapshotGeneration.load(ordering: .acquiring) }
+
     public var discoveryStatus: DiscoveryStatus { statusBox.withLockedValue { $0 } }
 
     /// Installs a new catalog (if it differs) and records a successful contact.
@@ -38,6 +45,7 @@ public final class GatewayState: Sendable {
         if current != catalog || current.index == 0 {
             let fresh = RoutingSnapshot(catalog: catalog)
             snapshotBox.withLockedValue { $0 = fresh }
+            snapshotGeneration.add(1, ordering: .releasing)
             installed = fresh
         }
         statusBox.withLockedValue { s in

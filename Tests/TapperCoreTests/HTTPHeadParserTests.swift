@@ -25,6 +25,13 @@ import TapperCore
         #expect(head.length == text.utf8.count - 5)
     }
 
+    @Test func longValuesKeepTabsAndObsTextAndLoseTrailingBlanks() throws {
+        let text = "GET / HTTP/1.1\r\nX-Long: a\tb c d e f g h i j k l m n o p caf\u{E9} \t \r\nY: \t \r\n\r\n"
+        let head = try parse(text).get()
+        #expect(string(text, head.headers[0].value) == "a\tb c d e f g h i j k l m n o p caf\u{E9}")
+        #expect(head.headers[1].value.isEmpty)
+    }
+
     @Test func keepAliveRules() throws {
         #expect(try parse("GET / HTTP/1.0\r\n\r\n").get().keepAlive == false)
         #expect(try parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").get().keepAlive)
@@ -55,6 +62,12 @@ import TapperCore
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
         "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
         ": x\r\n\r\n",
+        // Long values (checked 8 bytes at a time): a control byte or DEL anywhere, a bare CR.
+        "GET / HTTP/1.1\r\nX: abcdefghijklmnop\u{1}qrstuvwxyz\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: abcdefg\u{0}hijklmnopqrstuvwxyz\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: abcdefghijklmnopqrstuvw\u{7F}\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: abcdefghijklmnop\rqrstuvwxyz\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: abcdefghijklmnopqrstuvwxyz\u{1F}\r\n\r\n",
     ])
     func refusesWhatAnUpstreamCouldReadDifferently(text: String) {
         guard case .failure(let f) = parse(text) else {

@@ -161,6 +161,17 @@ import TapperCore
                 case (.notFound, .notFound): break
                 default: Issue.record("\(method) \(path): \(full) vs \(entry)")
                 }
+                // The gateway's Substring overload (bytes, not generic) must agree too, also on a
+                // slice of a longer string (a path cut from its query).
+                for sub in [Substring(path), (path + "?q=1").split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]] {
+                    let bytes = t.resolveEntry(method: method, path: sub)
+                    switch (entry, bytes) {
+                    case (.matched(let a), .matched(let b)): #expect(a == b, "\(method) \(path)")
+                    case (.methodNotAllowed(let a), .methodNotAllowed(let b)): #expect(a == b, "\(method) \(path)")
+                    case (.notFound, .notFound): break
+                    default: Issue.record("Substring \(method) \(path): \(entry) vs \(bytes)")
+                    }
+                }
             }
         }
     }

@@ -61,15 +61,23 @@ public struct OutlierDetector<C: Clock>: Sendable where C.Duration == Duration {
     public func ejections(_ instance: String) -> Int { records[instance]?.ejections ?? 0 }
 
     /// Records a successful response.
+    ///
+    /// An instance without a record (never failed, or forgiven) has nothing to count: successes
+    /// only matter after a failure, which resets them. So the common case changes nothing, and a
+    /// forgiven instance's record is dropped rather than kept as a fresh one.
     public mutating func recordSuccess(_ instance: String) {
-        var r = records[instance] ?? Record()
+        guard var r = records[instance] else { return }
         r.failures = 0
         r.successes += 1
         if r.successes >= configuration.successesToForgive && !isEjected(instance) {
-            r = Record()
+            records[instance] = nil
+            return
         }
         records[instance] = r
     }
+
+    /// Whether no instance has any failure history: every success is then a no-op.
+    public var isPristine: Bool { records.isEmpty }
 
     /// Records a failure (connection error, timeout or 5xx).
     /// - Parameters:

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A strict, allocation-light HTTP/1.1 message-head parser over raw bytes, for the gateway's
 /// raw-bytes data path (see the gateway issue: NIOHTTP1's decoder/encoder cost most of the CPU
 /// per proxied request). It records offsets into the caller's buffer instead of copying strings.
@@ -85,14 +93,15 @@ public struct HTTPHeadParser: Sendable {
         var end = -1
         var firstLineEnd = -1
         var i = 0
-        while i < scanLimit {
-            if bytes[i] == UInt8(ascii: "\n") {
-                guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return .failure(.malformed("bare LF in the message head")) }
-                if firstLineEnd < 0 { firstLineEnd = i }
-                if i >= 3 && bytes[i - 2] == UInt8(ascii: "\n") && bytes[i - 3] == UInt8(ascii: "\r") {
-                    end = i + 1
-                    break
-                }
+        // Line by line: memchr finds each LF (a head is a dozen lines of a few dozen bytes).
+        while i < scanLimit, let base = bytes.baseAddress {
+            guard let found = memchr(base + i, Int32(UInt8(ascii: "\n")), scanLimit - i) else { break }
+            i = UnsafeRawPointer(found) - base
+            guard i > 0, bytes[i - 1] == UInt8(ascii: "\r") else { return .failure(.malformed("bare LF in the message head")) }
+            if firstLineEnd < 0 { firstLineEnd = i }
+            if i >= 3 && bytes[i - 2] == UInt8(ascii: "\n") && bytes[i - 3] == UInt8(ascii: "\r") {
+                end = i + 1
+                break
             }
             i += 1
         }
@@ -103,6 +112,8 @@ public struct HTTPHeadParser: Sendable {
         }
         var p = Cursor(bytes: bytes, limit: end)
         var head = Head()
+        // One allocation for a typical head instead of growing 1, 2, 4, 8, 16.
+        head.headers.reserveCapacity(16)
         // Start line.
         switch kind {
         case .request:
@@ -156,13 +167,16 @@ public struct HTTPHeadParser: Sendable {
             guard p.consume(UInt8(ascii: ":")) else { return p.fail("invalid header line (no colon right after the name)") }
             while let b = p.peek(), b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") { p.index += 1 }
             let valueStart = p.index
-            var valueEnd = p.index
-            while let b = p.peek(), b != UInt8(ascii: "\r") {
-                if b == UInt8(ascii: "\n") { return .failure(.malformed("bare LF in a header")) }
-                guard b == 0x09 || (b >= 0x20 && b != 0x7F) else { return .failure(.malformed("control character in a header value")) }
-                p.index += 1
-                if b != UInt8(ascii: " ") && b != UInt8(ascii: "\t") { valueEnd = p.index }
+            // The value runs to the next CR (the LF scan above made sure each LF follows a CR,
+            // so no LF comes first); its bytes are checked 8 at a time, then trailing blanks
+            // are trimmed.
+            let lineEnd = p.find(UInt8(ascii: "\r"))
+            guard HTTPHeadParser.isFieldValue(bytes, valueStart..<lineEnd) else {
+                return .failure(.malformed("control character in a header value"))
             }
+            p.index = lineEnd
+            var valueEnd = lineEnd
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == UInt8(ascii: "\t")) { valueEnd -= 1 }
             guard p.crlf() else { return p.fail("invalid header line") }
             guard head.headers.count < limits.maxHeaderCount else { return .failure(.headTooLarge) }
             let header = Header(name: name, value: valueStart..<valueEnd)
@@ -211,6 +225,44 @@ public struct HTTPHeadParser: Sendable {
         return .success(head)
     }
 
+    /// Whether `range` of `bytes` is a valid field value: HTAB, SP, visible ASCII or obs-text
+    /// (no other control byte, no DEL).
+    @inline(__always)
+    static func isFieldValue(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i + 8 <= end {
+            let x = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            // Any byte below 0x20 (SWAR "has less than"), or any byte equal to 0x7F.
+            let low = (x &- 0x2020_2020_2020_2020) & ~x & 0x8080_8080_8080_8080
+            let y = x ^ 0x7F7F_7F7F_7F7F_7F7F
+            let del = (y &- 0x0101_0101_0101_0101) & ~y & 0x8080_8080_8080_8080
+            if low | del != 0 {
+                // A tab, or a byte to refuse: decide byte by byte.
+                for j in i..<i + 8 where !isFieldValueByte(bytes[j]) { return false }
+            }
+            i += 8
+        }
+        while i < end {
+            if !isFieldValueByte(bytes[i]) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    @inline(__always)
+    static func isFieldValueByte(_ b: UInt8) -> Bool {
+        b == 0x09 || (b >= 0x20 && b != 0x7F)
+    }
+
+    /// RFC 9110 `tchar` as two bit masks over 0..<128 (same set as ``TextRules/isTokenCharacter(_:)``).
+    @inline(__always)
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        guard b < 128 else { return false }
+        let mask: UInt64 = b < 64 ? 0x03ff_6cfa_0000_0000 : 0x57ff_ffff_c7ff_fffe
+        return (mask >> UInt64(b & 63)) & 1 != 0
+    }
+
     /// A read position with bounds checks that turn "ran out of bytes" into `.incomplete`.
     struct Cursor {
         let bytes: UnsafeRawBufferPointer
@@ -239,9 +291,15 @@ public struct HTTPHeadParser: Sendable {
             return true
         }
 
+        /// The index of the next `byte` at or after ``index``, or ``limit``.
+        func find(_ byte: UInt8) -> Int {
+            guard index < limit, let base = bytes.baseAddress, let found = memchr(base + index, Int32(byte), limit - index) else { return limit }
+            return UnsafeRawPointer(found) - base
+        }
+
         mutating func token() -> Range<Int>? {
             let start = index
-            while let b = peek(), TextRules.isTokenCharacter(b) { index += 1 }
+            while index < limit, HTTPHeadParser.isTokenByte(bytes[index]) { index += 1 }
             return index > start ? start..<index : nil
         }
 
@@ -265,7 +323,7 @@ public struct HTTPHeadParser: Sendable {
 
 extension UnsafeRawBufferPointer {
     /// ASCII case-insensitive comparison of a range with a lower-case literal.
-    @inlinable
+    @inlinable @inline(__always)
     public func equalsIgnoringCase(_ range: Range<Int>, _ lower: StaticString) -> Bool {
         guard range.count == lower.utf8CodeUnitCount else { return false }
         let l = lower.utf8Start

@@ -21,10 +21,36 @@ public enum PathSafety {
     }
 
     /// Checks the path part (before `?`) of a request target.
+    ///
+    /// The concrete overloads run over the contiguous UTF-8 bytes: the generic version, called
+    /// from another module, is not specialized and costs several times more per byte.
+    public static func check(_ path: Substring) -> Violation? {
+        if let v = path.utf8.withContiguousStorageIfAvailable({ check(bytes: $0) }) { return v }
+        return checkGeneric(path)
+    }
+
+    public static func check(_ path: String) -> Violation? {
+        if let v = path.utf8.withContiguousStorageIfAvailable({ check(bytes: $0) }) { return v }
+        return checkGeneric(path)
+    }
+
     public static func check<S: StringProtocol>(_ path: S) -> Violation? {
+        checkGeneric(path)
+    }
+
+    /// ``check(_:)`` over the path's UTF-8 bytes.
+    public static func check(bytes: UnsafeBufferPointer<UInt8>) -> Violation? {
+        check(iterating: bytes.makeIterator())
+    }
+
+    static func checkGeneric<S: StringProtocol>(_ path: S) -> Violation? {
+        check(iterating: path.utf8.makeIterator())
+    }
+
+    static func check<I: IteratorProtocol<UInt8>>(iterating iterator: I) -> Violation? {
+        var bytes = iterator
         var segmentStart = true
         var dots = 0  // dots seen since the segment began, -1 once anything else appears
-        var bytes = path.utf8.makeIterator()
         func endSegment() -> Violation? {
             if dots == 1 || dots == 2 { return .dotSegment }
             return nil

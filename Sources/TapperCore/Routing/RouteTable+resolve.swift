@@ -63,6 +63,44 @@ extension RouteTable {
         return .methodNotAllowed(allowed: search.allowed.sorted())
     }
 
+    /// ``resolveEntry(method:path:)`` for the gateway's `Substring` path, over its UTF-8 bytes:
+    /// the generic version, called from another module, is not specialized (`first`, slicing
+    /// and decoding each went through protocol witnesses). Same results.
+    public func resolveEntry(method: String, path: Substring) -> EntryResolution {
+        var path = path
+        return path.withUTF8 { bytes -> EntryResolution in
+            guard bytes.first == UInt8(ascii: "/") else { return .notFound }
+            var decoded: [String] = []
+            decoded.reserveCapacity(8)
+            var start = 1
+            var i = 1
+            var escaped = false
+            while true {
+                if i == bytes.count || bytes[i] == UInt8(ascii: "/") {
+                    let segment = UnsafeBufferPointer(rebasing: bytes[start..<i])
+                    if escaped {
+                        guard let d = PercentDecoding.decode(String(decoding: segment, as: UTF8.self)) else { return .notFound }
+                        decoded.append(d)
+                    } else {
+                        // No escapes: the bytes are the segment (they came from a String, so
+                        // they are valid UTF-8).
+                        decoded.append(String(decoding: segment, as: UTF8.self))
+                    }
+                    if i == bytes.count { break }
+                    start = i + 1
+                    escaped = false
+                } else if bytes[i] == UInt8(ascii: "%") {
+                    escaped = true
+                }
+                i += 1
+            }
+            var search = Search(table: self, method: method, segments: decoded, capturing: false)
+            if let (entryIndex, _) = search.run() { return .matched(entryIndex: entryIndex) }
+            if search.allowed.isEmpty { return .notFound }
+            return .methodNotAllowed(allowed: search.allowed.sorted())
+        }
+    }
+
     /// Depth-first search in precedence order; collects allowed methods from path-only matches.
     struct Search {
         let table: RouteTable
@@ -85,14 +123,15 @@ extension RouteTable {
         }
 
         mutating func endpointMatch(_ nodeIndex: Int32) -> Int? {
-            let e = table.nodes[Int(nodeIndex)].endpoint
+            let e = Int(table.nodes[Int(nodeIndex)].endpoint)
             guard e >= 0 else { return nil }
-            let endpoint = table.endpoints[Int(e)]
-            if let i = endpoint.byMethod[method] { return Int(i) }
-            if method == "HEAD", let i = endpoint.byMethod["GET"] { return Int(i) }
-            if endpoint.anyMethod >= 0 { return Int(endpoint.anyMethod) }
-            for m in endpoint.byMethod.keys { allowed.insert(m) }
-            if endpoint.byMethod["GET"] != nil { allowed.insert("HEAD") }
+            // Indexing in place (no `let endpoint = ...`): copying the struct out retained its
+            // dictionary on every request.
+            if let i = table.endpoints[e].byMethod[method] { return Int(i) }
+            if method == "HEAD", let i = table.endpoints[e].byMethod["GET"] { return Int(i) }
+            if table.endpoints[e].anyMethod >= 0 { return Int(table.endpoints[e].anyMethod) }
+            for m in table.endpoints[e].byMethod.keys { allowed.insert(m) }
+            if table.endpoints[e].byMethod["GET"] != nil { allowed.insert("HEAD") }
             return nil
         }
 
@@ -101,19 +140,19 @@ extension RouteTable {
                 if let e = endpointMatch(Int32(node)) { return (e, captures) }
                 return nil
             }
-            let n = table.nodes[node]
             let segment = segments[position]
-            if let next = n.literals[segment], let found = visit(node: Int(next), at: position + 1) {
+            if let next = table.nodes[node].literals[segment], let found = visit(node: Int(next), at: position + 1) {
                 return found
             }
-            for (convertor, child) in n.parameters where convertor.accepts(segment) {
+            for (convertor, child) in table.nodes[node].parameters where convertor.accepts(segment) {
                 if capturing { captures.append(segment) }
                 if let found = visit(node: Int(child), at: position + 1) { return found }
                 if capturing { captures.removeLast() }
             }
-            if n.catchAll >= 0 {
+            let catchAll = table.nodes[node].catchAll
+            if catchAll >= 0 {
                 if capturing { captures.append(segments[position...].joined(separator: "/")) }
-                if let e = endpointMatch(n.catchAll) { return (e, captures) }
+                if let e = endpointMatch(catchAll) { return (e, captures) }
                 if capturing { captures.removeLast() }
             }
             return nil

@@ -48,6 +48,17 @@ public final class HealthMonitor: Sendable {
 
     public let configuration: Configuration
     private let state: Mutex<State>
+    /// Lock-free summaries of ``state`` for the data path, stored after every change under the
+    /// lock: nothing is unroutable (``routable(_:)`` returns its input), and no instance has
+    /// failure history (a success changes nothing). A request racing a change sees either value,
+    /// which is as if it had happened just before or after.
+    private let allRoutable = Atomic<Bool>(true)
+    private let noFailureHistory = Atomic<Bool>(true)
+
+    private func publish(_ s: State) {
+        allRoutable.store(s.unroutable.isEmpty, ordering: .releasing)
+        noFailureHistory.store(s.outlier.isPristine, ordering: .releasing)
+    }
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -72,6 +83,7 @@ public final class HealthMonitor: Sendable {
             s.outlier.retain(only: Set(snapshot.instances.keys))
             s.unroutable = s.unroutable.filter { snapshot.instances[$0] != nil }
             s.ejectionsTotal = s.ejectionsTotal.filter { snapshot.instances[$0.key] != nil }
+            publish(s)
         }
     }
 
@@ -102,6 +114,7 @@ public final class HealthMonitor: Sendable {
             s.machines[key] = machine
             if action == .markUnhealthy { s.unroutable.insert(key) }
             s.refreshUnroutable()
+            publish(s)
             return action
         }
     }
@@ -109,6 +122,8 @@ public final class HealthMonitor: Sendable {
 
 extension HealthMonitor: DescribingHealthView {
     public func routable(_ targets: [UpstreamTarget]) -> [UpstreamTarget] {
+        // Fast path: nothing is down (the common case) — no lock, no new array.
+        if allRoutable.load(ordering: .acquiring) { return targets }
         let usable = state.withLock { s -> [UpstreamTarget] in
             // Fast path: nothing is down (the common case) — no new array.
             if s.unroutable.isEmpty { return targets }
@@ -131,6 +146,8 @@ extension HealthMonitor: DescribingHealthView {
 extension HealthMonitor: OutcomeObserver {
     /// Passive health: every real request's outcome.
     public func observe(target: UpstreamTarget, success: Bool) {
+        // A success for an instance without failure history changes nothing: no lock.
+        if success && noFailureHistory.load(ordering: .acquiring) { return }
         state.withLock { s in
             if success {
                 s.outlier.recordSuccess(target.key)
@@ -139,6 +156,7 @@ extension HealthMonitor: OutcomeObserver {
                 s.ejectionsTotal[target.key, default: 0] += 1
                 s.unroutable.insert(target.key)
             }
+            publish(s)
         }
     }
 }

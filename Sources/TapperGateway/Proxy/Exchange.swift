@@ -64,6 +64,10 @@ final class Exchange {
     var status = 0
     var responseBytes = 0
     var outcome = "ok"
+    /// ``entry``'s index in the loop's routing snapshot, and that snapshot's generation: where
+    /// the loop caches the metric handles for it (-1: not cached).
+    var entryIndex = -1
+    var snapshotGeneration = -1
 
     init(
         requestHead: ByteBuffer, clientMinorVersion: Int, method: String, keepAlive: Bool, requestID: String, started: NIODeadline,

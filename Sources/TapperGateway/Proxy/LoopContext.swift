@@ -7,12 +7,33 @@ import TapperCore
 final class LoopContext {
     let eventLoop: any EventLoop
     let pool: UpstreamPool
-    var balancers: [String: any LoadBalancer] = [:]
+    /// Balancers by service name, boxed so a request looks one up once and uses it in place.
+    var balancers: [String: BalancerBox] = [:]
+    /// The last balancer looked up: most loops serve one hot service, and comparing a short
+    /// name costs less than hashing it.
+    private var lastBalancer: (service: String, box: BalancerBox)?
     var requestIDs = RequestIDGenerator()
     var accessLog: AccessLogBuffer?
     /// Metric handles already looked up on this loop.
     var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
     var latencyTimers: [String: CoreMetrics.Timer] = [:]
+    /// This loop's copy of the routing snapshot and the ``GatewayState/generation`` it is from.
+    private var snapshot = SnapshotRef(.empty)
+    private(set) var snapshotGeneration = -1
+    /// Upstream connections with a request written but not yet flushed (see
+    /// ``flushAtEndOfTick(_:)``).
+    private var upstreamsToFlush: [UpstreamHandler] = []
+    /// Metric handles per route-table entry and status class (`entry * 8 + class`) of the
+    /// current snapshot: a finished request finds its counter by index, without hashing
+    /// service, route and method. Emptied when the snapshot changes.
+    var routeMetrics: [RouteMetrics?] = []
+
+    /// The handles one route entry's requests of one method and status class record to.
+    struct RouteMetrics {
+        var method: String
+        var counter: CoreMetrics.Counter
+        var timer: CoreMetrics.Timer
+    }
 
     init(eventLoop: any EventLoop, configuration: GatewayConfiguration) {
         self.eventLoop = eventLoop
@@ -22,6 +43,89 @@ final class LoopContext {
             connectTimeout: .nanoseconds(Int64(configuration.upstreamTimeout.nanoseconds))
         )
         if configuration.accessLog { accessLog = AccessLogBuffer(eventLoop: eventLoop) }
+    }
+}
+
+/// A loop's routing snapshot behind one reference: handing it out costs one retain instead of
+/// copying the snapshot's fields.
+final class SnapshotRef {
+    let value: RoutingSnapshot
+    var table: RouteTable { value.table }
+    var targets: [[UpstreamTarget]] { value.targets }
+    var balancerCandidates: [[BalancerCandidate]] { value.balancerCandidates }
+
+    init(_ value: RoutingSnapshot) {
+        self.value = value
+    }
+}
+
+@available(*, unavailable)
+extension SnapshotRef: Sendable {}
+
+/// A load balancer's state, shared by the requests of one service on one loop.
+final class BalancerBox {
+    var balancer: any LoadBalancer
+
+    init(_ balancer: any LoadBalancer) {
+        self.balancer = balancer
+    }
+}
+
+@available(*, unavailable)
+extension BalancerBox: Sendable {}
+
+extension LoopContext {
+    /// Flushes `upstream` once the loop has handled every I/O event of the current tick, so
+    /// the requests of one tick reach the upstreams in one burst (like Netty's flush
+    /// consolidation). Each flush wakes the upstream's process; spread between request
+    /// parsing, those wake-ups preempted the gateway about every other request when the
+    /// upstream shares its CPU, and each one it answered alone.
+    func flushAtEndOfTick(_ upstream: UpstreamHandler) {
+        upstreamsToFlush.append(upstream)
+        if upstreamsToFlush.count == 1 {
+            eventLoop.assumeIsolated().execute { [self] in
+                // A flush that fails can start a retry that appends here: the loop sees it.
+                var i = 0
+                while i < upstreamsToFlush.count {
+                    let u = upstreamsToFlush[i]
+                    i += 1
+                    u.flush()
+                }
+                upstreamsToFlush.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    /// The balancer of `service`, created by `make` on first use.
+    func balancer(for service: String, make: (String) -> any LoadBalancer) -> BalancerBox {
+        if let last = lastBalancer, last.service == service { return last.box }
+        let box: BalancerBox
+        if let existing = balancers[service] {
+            box = existing
+        } else {
+            box = BalancerBox(make(service))
+            balancers[service] = box
+        }
+        lastBalancer = (service, box)
+        return box
+    }
+
+    /// The balancer of `service` if one was made.
+    func existingBalancer(for service: String) -> BalancerBox? {
+        if let last = lastBalancer, last.service == service { return last.box }
+        return balancers[service]
+    }
+
+    /// The current routing snapshot: the loop's own copy, refreshed from `state` (under its lock)
+    /// only after a change. Saves a lock and the snapshot's retains on every request.
+    func routing(_ state: GatewayState) -> SnapshotRef {
+        let generation = state.generation
+        if generation != snapshotGeneration {
+            snapshot = SnapshotRef(state.snapshot)
+            snapshotGeneration = generation
+            routeMetrics = []
+        }
+        return snapshot
     }
 }
 

@@ -51,6 +51,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     let servesAdmin: Bool
     let servesProxy: Bool
     private var context: ChannelHandlerContext!
+    /// The channel's allocator, looked up once (through the pipeline it cost retains per head).
+    private var allocator = ByteBufferAllocator()
     private(set) var state: State = .idle
     private var body = RequestBody.none
     /// Client bytes not processed yet (a partial head, or pipelined requests).
@@ -70,6 +72,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var upstreamFlushPending = false
     /// Bytes were written to the client since its last flush.
     private var clientFlushPending = false
+    /// The current response's head, held back until the body bytes of the same upstream read
+    /// can join it; sent by ``writeToClient(_:)`` or ``flushClient()``.
+    private var pendingClientHead: ByteBuffer?
 
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
@@ -93,6 +98,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         if let ip = context.channel.remoteAddress?.ipAddress {
             peerIP = ip
             peerTrusted = !gateway.configuration.trustedProxies.isEmpty && gateway.configuration.trustedProxies.contains(ip: ip)
@@ -101,7 +107,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         gateway.connectionOpened()
-        setDeadline(gateway.configuration.headerReadTimeout)
+        setDeadline(gateway.timeouts.headerRead)
         context.fireChannelActive()
     }
 
@@ -143,8 +149,8 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: timer
 
-    private func setDeadline(_ d: Duration) {
-        deadline = .now() + d.timeAmount
+    private func setDeadline(_ d: TimeAmount, from now: NIODeadline = .now()) {
+        deadline = now + d
         armTimer()
     }
 
@@ -286,7 +292,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     // A head has started: it must now arrive within the header-read timeout.
                     if !headStarted {
                         headStarted = true
-                        setDeadline(gateway.configuration.headerReadTimeout)
+                        setDeadline(gateway.timeouts.headerRead)
                     }
                     return
                 case .failure(let failure):
@@ -381,7 +387,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         headStarted = false
         let config = gateway.configuration
         let started = NIODeadline.now()
-        setDeadline(config.idleTimeout)
+        setDeadline(gateway.timeouts.idle, from: started)
         switch head.framing {
         case .contentLength(let n): body = .length(remaining: n)
         case .chunked: body = .chunked(ChunkedBodyTracker())
@@ -442,7 +448,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         // The gateway's own endpoints (`/_tapper/*` only where this listener serves them).
-        if path == "/health" || (servesAdmin && path.hasPrefix("/_tapper/")) {
+        // (The byte test first: Substring's generic hasPrefix cost more than routing.)
+        if Self.mayBeAdminPath(path), path == "/health" || (servesAdmin && path.hasPrefix("/_tapper/")) {
             if path != "/health", let expected = config.adminToken() {
                 let presented = authorization.flatMap(BearerToken.parse)
                 guard let presented, BearerToken.constantTimeEqual(presented, expected) else {
@@ -465,7 +472,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
 
         // Routing.
-        let snapshot = gateway.state.snapshot
+        let snapshot = loop.routing(gateway.state)
         switch snapshot.table.resolveEntry(method: method, path: path) {
         case .notFound:
             return local(.notFound, "not_found", "no service has a route for \(method) \(String(path))")
@@ -512,12 +519,14 @@ final class ProxyHandler: ChannelDuplexHandler {
             // A deferred decision builds the head once it knows the subject.
             let upstreamHead =
                 deferredAuth == nil
-                ? buildUpstreamHead(head, headBytes, target: upstreamTarget, requestID: requestID, subject: subject) : context.channel.allocator.buffer(capacity: 0)
+                ? buildUpstreamHead(head, headBytes, target: upstreamTarget, requestID: requestID, subject: subject) : allocator.buffer(capacity: 0)
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: minor, method: method, keepAlive: keepAlive, requestID: requestID,
                 started: started, path: String(path), entry: entry, candidates: candidates, balancerCandidates: balancerCandidates,
                 retryBufferBytes: config.retryBufferBytes
             )
+            exchange.entryIndex = entryIndex
+            exchange.snapshotGeneration = loop.snapshotGeneration
             state = .proxying(exchange)
             gateway.requestStarted()
             // Without a body the request is complete now: the upstream gets it in one write.
@@ -536,7 +545,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func sendContinue(minor: Int) {
-        var buffer = context.channel.allocator.buffer(capacity: 32)
+        var buffer = allocator.buffer(capacity: 32)
         buffer.writeStaticString(minor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
@@ -546,7 +555,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func authenticate(_ request: AuthRequest, _ exchange: Exchange, onAllow: @escaping (String?) -> Void) {
         guard let auth = gateway.configuration.auth else { return }
         exchange.authPending = true
-        setDeadline(gateway.configuration.upstreamTimeout)
+        setDeadline(gateway.timeouts.upstream)
         let promise = context.eventLoop.makePromise(of: AuthDecision.self)
         promise.completeWithTask { await auth.authenticate(request) }
         promise.futureResult.assumeIsolated().whenSuccess { [weak self] decision in
@@ -555,7 +564,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             switch decision {
             case .allow(let subject):
                 onAllow(subject)
-                self.setDeadline(self.gateway.configuration.idleTimeout)
+                self.setDeadline(self.gateway.timeouts.idle)
                 self.connect(exchange)
             case .deny(let failure):
                 self.respondError(
@@ -571,76 +580,92 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// `X-Forwarded-*` set and `X-Request-ID`, which the gateway writes itself, and `Expect`,
     /// which it answered.
     private func buildUpstreamHead(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String, subject: String?) -> ByteBuffer {
-        var out = context.channel.allocator.buffer(capacity: head.length + 160 + peerIP.utf8.count + requestID.utf8.count + (subject?.utf8.count ?? 0))
+        // Everything written is a piece of the head, the strings passed in, or a fixed line:
+        // twice the head (trusted X-Forwarded-* values are copied twice) bounds it.
+        let subject = subject.flatMap { HeaderRules.acceptableFieldValue($0) ? $0 : nil }
+        let maxBytes =
+            2 * head.length + 2 * head.headers.count + (target?.utf8.count ?? 0) + peerIP.utf8.count + requestID.utf8.count + (subject?.utf8.count ?? 0) + 256
+        var out = allocator.buffer(capacity: maxBytes)
         headBytes.withUnsafeReadableBytes { raw in
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.method]))
-            out.writeStaticString(" ")
-            if let target {
-                out.writeString(target)
-            } else {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.target]))
-            }
-            out.writeStaticString(" HTTP/1.1\r\n")
-            // Header names listed in Connection are hop-by-hop too (the gateway's own excepted).
-            var named: [Range<Int>] = []
-            var host: Range<Int>? = nil
-            var forwardedProto: Range<Int>? = nil
-            var forwardedHost: Range<Int>? = nil
-            for h in head.headers {
-                if peerTrusted && forwardedProto == nil && raw.equalsIgnoringCase(h.name, "x-forwarded-proto") && !h.value.isEmpty {
-                    forwardedProto = h.value
-                } else if peerTrusted && forwardedHost == nil && raw.equalsIgnoringCase(h.name, "x-forwarded-host") && !h.value.isEmpty {
-                    forwardedHost = h.value
+            out.writeHead(maxBytes: maxBytes) { out in
+                out.write(raw, head.method)
+                out.write(" ")
+                if let target {
+                    out.write(target)
+                } else {
+                    out.write(raw, head.target)
                 }
-                if raw.equalsIgnoringCase(h.name, "connection") {
-                    raw.forEachToken(in: h.value) { token in
-                        if !raw.equalsIgnoringCase(token, "keep-alive") && !raw.equalsIgnoringCase(token, "close") && !HeaderRules.isGatewayOwned(raw, token) {
-                            named.append(token)
-                        }
+                out.write(" HTTP/1.1\r\n")
+                // Header names listed in Connection are hop-by-hop too (the gateway's own excepted).
+                var named: [Range<Int>] = []
+                var host: Range<Int>? = nil
+                var forwardedProto: Range<Int>? = nil
+                var forwardedHost: Range<Int>? = nil
+                for h in head.headers {
+                    if peerTrusted && forwardedProto == nil && raw.equalsIgnoringCase(h.name, "x-forwarded-proto") && !h.value.isEmpty {
+                        forwardedProto = h.value
+                    } else if peerTrusted && forwardedHost == nil && raw.equalsIgnoringCase(h.name, "x-forwarded-host") && !h.value.isEmpty {
+                        forwardedHost = h.value
                     }
-                } else if host == nil && raw.equalsIgnoringCase(h.name, "host") {
-                    host = h.value
+                    if raw.equalsIgnoringCase(h.name, "connection") {
+                        raw.forEachToken(in: h.value) { token in
+                            if !raw.equalsIgnoringCase(token, "keep-alive") && !raw.equalsIgnoringCase(token, "close") && !HeaderRules.isGatewayOwned(raw, token) {
+                                named.append(token)
+                            }
+                        }
+                    } else if host == nil && raw.equalsIgnoringCase(h.name, "host") {
+                        host = h.value
+                    }
                 }
-            }
-            for h in head.headers {
-                if HeaderRules.isHopByHop(raw, h.name) || HeaderRules.isGatewayOwned(raw, h.name) { continue }
-                if head.expectContinue && raw.equalsIgnoringCase(h.name, "expect") { continue }
-                if !named.isEmpty && named.contains(where: { HeaderRules.equalIgnoringCase(raw, $0, h.name) }) { continue }
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[h.name.lowerBound..<h.value.upperBound]))
-                out.writeStaticString("\r\n")
-            }
-            out.writeStaticString("X-Forwarded-For: ")
-            if peerTrusted {
-                for h in head.headers where raw.equalsIgnoringCase(h.name, "x-forwarded-for") && !h.value.isEmpty {
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[h.value]))
-                    out.writeStaticString(", ")
+                for h in head.headers {
+                    if HeaderRules.isHopByHop(raw, h.name) || HeaderRules.isGatewayOwned(raw, h.name) { continue }
+                    if head.expectContinue && raw.equalsIgnoringCase(h.name, "expect") { continue }
+                    if !named.isEmpty && named.contains(where: { HeaderRules.equalIgnoringCase(raw, $0, h.name) }) { continue }
+                    out.write(raw, h.name.lowerBound..<h.value.upperBound)
+                    out.write("\r\n")
                 }
+                out.write("X-Forwarded-For: ")
+                if peerTrusted {
+                    for h in head.headers where raw.equalsIgnoringCase(h.name, "x-forwarded-for") && !h.value.isEmpty {
+                        out.write(raw, h.value)
+                        out.write(", ")
+                    }
+                }
+                out.write(peerIP)
+                if let forwardedProto {
+                    out.write("\r\nX-Forwarded-Proto: ")
+                    out.write(raw, forwardedProto)
+                    out.write("\r\n")
+                } else {
+                    out.write("\r\nX-Forwarded-Proto: http\r\n")
+                }
+                if let host = forwardedHost ?? host {
+                    out.write("X-Forwarded-Host: ")
+                    out.write(raw, host)
+                    out.write("\r\n")
+                }
+                out.write("X-Request-ID: ")
+                out.write(requestID)
+                out.write("\r\n")
+                if let subject {
+                    out.write("X-Tapper-Subject: ")
+                    out.write(subject)
+                    out.write("\r\n")
+                }
+                if case .chunked = head.framing { out.write("Transfer-Encoding: chunked\r\n") }
+                out.write("\r\n")
             }
-            out.writeString(peerIP)
-            if let forwardedProto {
-                out.writeStaticString("\r\nX-Forwarded-Proto: ")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[forwardedProto]))
-                out.writeStaticString("\r\n")
-            } else {
-                out.writeStaticString("\r\nX-Forwarded-Proto: http\r\n")
-            }
-            if let host = forwardedHost ?? host {
-                out.writeStaticString("X-Forwarded-Host: ")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[host]))
-                out.writeStaticString("\r\n")
-            }
-            out.writeStaticString("X-Request-ID: ")
-            out.writeString(requestID)
-            out.writeStaticString("\r\n")
-            if let subject, HeaderRules.acceptableFieldValue(subject) {
-                out.writeStaticString("X-Tapper-Subject: ")
-                out.writeString(subject)
-                out.writeStaticString("\r\n")
-            }
-            if case .chunked = head.framing { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
-            out.writeStaticString("\r\n")
         }
         return out
+    }
+
+    /// Whether `path` can be `/health` or start with `/_tapper/`: its second byte is `h` or `_`.
+    @inline(__always)
+    static func mayBeAdminPath(_ path: Substring) -> Bool {
+        var bytes = path.utf8.makeIterator()
+        _ = bytes.next()
+        let second = bytes.next()
+        return second == UInt8(ascii: "h") || second == UInt8(ascii: "_")
     }
 
     /// Removes the first `n` path segments (the service prefix) from a request target, keeping
@@ -663,7 +688,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func clientBody(_ buffer: ByteBuffer, payloadBytes: Int, _ exchange: Exchange) {
         exchange.requestBodyBytes += Int64(payloadBytes)
-        if !exchange.responseStarted { setDeadline(gateway.configuration.idleTimeout) }
+        if !exchange.responseStarted { setDeadline(gateway.timeouts.idle) }
         if exchange.requestBodyBytes > gateway.configuration.maxBodyBytes {
             exchange.upstream?.owner = nil
             exchange.upstream?.close()
@@ -699,7 +724,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if exchange.requestSent, let upstream = exchange.upstream {
             upstream.flush()
             upstreamFlushPending = false
-            setDeadline(gateway.configuration.upstreamTimeout)
+            setDeadline(gateway.timeouts.upstream)
         }
     }
 
@@ -774,9 +799,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         exchange.pending.removeAll()
         exchange.pendingBytes = 0
         if exchange.requestComplete {
-            setDeadline(gateway.configuration.upstreamTimeout)
+            setDeadline(gateway.timeouts.upstream)
         }
-        upstream.flush()
+        loop.flushAtEndOfTick(upstream)
         upstreamFlushPending = false
         resumeClientReads()
     }
@@ -786,7 +811,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// A response head (never 1xx) from the upstream of the current exchange.
     func upstreamHead(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer, from upstream: UpstreamHandler) {
         guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
-        if exchange.requestComplete { setDeadline(gateway.configuration.upstreamTimeout) }
+        if exchange.requestComplete { setDeadline(gateway.timeouts.upstream) }
         exchange.responseStarted = true
         exchange.status = head.status
         exchange.upstreamKeepAlive = head.keepAlive
@@ -810,64 +835,99 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .none, .contentLength:
             break
         }
-        let gatewayConfig = gateway.configuration
-        var out = context.channel.allocator.buffer(capacity: bytes.readableBytes + 128 + exchange.requestID.utf8.count)
+        let exposeInstance = gateway.configuration.exposeInstanceHeader
+        let target = exposeInstance ? exchange.target : nil
+        let maxBytes = bytes.readableBytes + 128 + exchange.requestID.utf8.count + (target.map { $0.service.utf8.count + $0.instanceID.utf8.count } ?? 0)
+        // Room for a small body too: it usually arrives in the same read and then goes out in the
+        // same write (see ``writeToClient(_:)``). Only as much as that read holds: a bigger
+        // allocation takes malloc's slow path.
+        var out = allocator.buffer(capacity: maxBytes + min(upstream.bytesAfterHead, Self.coalesceBodyBytes))
         bytes.withUnsafeReadableBytes { raw in
-            out.writeStaticString(clientIsHTTP11 ? "HTTP/1.1" : "HTTP/1.0")
-            // The status line after the version, as the upstream sent it (" 200 OK").
-            let lineEnd = head.headers.first.map { $0.name.lowerBound - 2 } ?? head.length - 4
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[8..<lineEnd]))
-            out.writeStaticString("\r\n")
-            var named: [Range<Int>] = []
-            for h in head.headers where raw.equalsIgnoringCase(h.name, "connection") {
-                raw.forEachToken(in: h.value) { token in
-                    if !raw.equalsIgnoringCase(token, "keep-alive") && !raw.equalsIgnoringCase(token, "close") { named.append(token) }
+            out.writeHead(maxBytes: maxBytes) { out in
+                out.write(clientIsHTTP11 ? "HTTP/1.1" : "HTTP/1.0")
+                // The status line after the version, as the upstream sent it (" 200 OK").
+                let lineEnd = head.headers.first.map { $0.name.lowerBound - 2 } ?? head.length - 4
+                out.write(raw, 8..<lineEnd)
+                out.write("\r\n")
+                var named: [Range<Int>] = []
+                for h in head.headers where raw.equalsIgnoringCase(h.name, "connection") {
+                    raw.forEachToken(in: h.value) { token in
+                        if !raw.equalsIgnoringCase(token, "keep-alive") && !raw.equalsIgnoringCase(token, "close") { named.append(token) }
+                    }
                 }
+                for h in head.headers {
+                    if HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "x-request-id") { continue }
+                    if exposeInstance && raw.equalsIgnoringCase(h.name, "x-tapper-instance") { continue }
+                    if !named.isEmpty && named.contains(where: { HeaderRules.equalIgnoringCase(raw, $0, h.name) }) { continue }
+                    out.write(raw, h.name.lowerBound..<h.value.upperBound)
+                    out.write("\r\n")
+                }
+                out.write("X-Request-ID: ")
+                out.write(exchange.requestID)
+                out.write("\r\n")
+                if let t = target {
+                    out.write("X-Tapper-Instance: ")
+                    out.write(t.service)
+                    out.write("/")
+                    out.write(t.instanceID)
+                    out.write("\r\n")
+                }
+                if addChunkedHeader { out.write("Transfer-Encoding: chunked\r\n") }
+                if !exchange.keepAlive {
+                    out.write("Connection: close\r\n")
+                } else if !clientIsHTTP11 {
+                    out.write("Connection: keep-alive\r\n")
+                }
+                out.write("\r\n")
             }
-            for h in head.headers {
-                if HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "x-request-id") { continue }
-                if gatewayConfig.exposeInstanceHeader && raw.equalsIgnoringCase(h.name, "x-tapper-instance") { continue }
-                if !named.isEmpty && named.contains(where: { HeaderRules.equalIgnoringCase(raw, $0, h.name) }) { continue }
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[h.name.lowerBound..<h.value.upperBound]))
-                out.writeStaticString("\r\n")
-            }
         }
-        out.writeStaticString("X-Request-ID: ")
-        out.writeString(exchange.requestID)
-        out.writeStaticString("\r\n")
-        if gatewayConfig.exposeInstanceHeader, let t = exchange.target {
-            out.writeStaticString("X-Tapper-Instance: ")
-            out.writeString(t.service)
-            out.writeStaticString("/")
-            out.writeString(t.instanceID)
-            out.writeStaticString("\r\n")
-        }
-        if addChunkedHeader { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
-        if !exchange.keepAlive {
-            out.writeStaticString("Connection: close\r\n")
-        } else if !clientIsHTTP11 {
-            out.writeStaticString("Connection: keep-alive\r\n")
-        }
-        out.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(out), promise: nil)
+        pendingClientHead = out
         clientFlushPending = true
+    }
+
+    /// Bytes of response body that are copied behind a held-back response head.
+    static let coalesceBodyBytes = 4096
+
+    /// Writes response bytes to the client, after the held-back head if there is one: a body
+    /// that fits behind it goes in the same buffer (one `write` instead of a `writev` of two).
+    private func writeToClient(_ buffer: ByteBuffer) {
+        if var head = pendingClientHead {
+            pendingClientHead = nil
+            if buffer.readableBytes <= head.writableBytes {
+                head.writeImmutableBuffer(buffer)
+                context.write(wrapOutboundOut(head), promise: nil)
+                return
+            }
+            context.write(wrapOutboundOut(head), promise: nil)
+        }
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Sends the held-back response head, if any, and flushes.
+    private func flushClient() {
+        if let head = pendingClientHead {
+            pendingClientHead = nil
+            context.write(wrapOutboundOut(head), promise: nil)
+        }
+        context.flush()
     }
 
     /// Body bytes of the current response: raw, with the upstream's framing.
     func upstreamBody(_ buffer: ByteBuffer, from upstream: UpstreamHandler) {
         guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
-        if exchange.requestComplete { setDeadline(gateway.configuration.upstreamTimeout) }
+        // A head held back was sent in this same read, and set the deadline already.
+        if exchange.requestComplete && pendingClientHead == nil { setDeadline(gateway.timeouts.upstream) }
         guard buffer.readableBytes > 0 else { return }
         exchange.responseBytes += buffer.readableBytes
         clientFlushPending = true
         switch exchange.responseMode {
         case .passThrough:
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            writeToClient(buffer)
         case .addChunking:
             var size = context.channel.allocator.buffer(capacity: 20)
             size.writeString(String(buffer.readableBytes, radix: 16))
             size.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(size), promise: nil)
+            writeToClient(size)
             context.write(wrapOutboundOut(buffer), promise: nil)
             var crlf = context.channel.allocator.buffer(capacity: 2)
             crlf.writeStaticString("\r\n")
@@ -880,7 +940,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 }
             }
             exchange.responseMode = .removeChunking(tracker)
-            for piece in payload { context.write(wrapOutboundOut(piece), promise: nil) }
+            for piece in payload { writeToClient(piece) }
         }
     }
 
@@ -891,9 +951,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         if case .addChunking = exchange.responseMode {
             var last = context.channel.allocator.buffer(capacity: 5)
             last.writeStaticString("0\r\n\r\n")
-            context.write(wrapOutboundOut(last), promise: nil)
+            writeToClient(last)
         }
-        context.flush()
+        flushClient()
         clientFlushPending = false
         gateway.noteOutcome(target: exchange.target, success: exchange.status < 500)
         if exchange.requestComplete {
@@ -909,7 +969,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func upstreamReadComplete() {
         if clientFlushPending {
             clientFlushPending = false
-            context.flush()
+            flushClient()
         }
     }
 
@@ -967,6 +1027,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Drops an exchange that cannot complete (client gone, stream cut).
     private func abandon(_ exchange: Exchange, outcome: String) {
+        pendingClientHead = nil
         if let upstream = exchange.upstream {
             exchange.upstream = nil
             upstream.owner = nil
@@ -986,7 +1047,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         state = .idle
         headStarted = false
-        setDeadline(gateway.configuration.idleTimeout)
+        setDeadline(gateway.timeouts.idle)
         process()
         resumeClientReads()
     }

@@ -29,11 +29,16 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private(set) var isActive = true
     weak var pool: UpstreamPool?
+    /// The pool's idle list for ``poolKey``, once the connection was first released.
+    var idleList: UpstreamPool.IdleList?
     /// Set by the owner before each request: a response to HEAD has no body.
     var requestIsHEAD = false
     private var readState = ReadState.head
     /// Unparsed bytes of a response head that arrived in pieces.
     private var partial: ByteBuffer?
+    /// While a response head is handed on: how many bytes of the same read follow it (the owner
+    /// sizes the client buffer so a small body fits behind the head).
+    private(set) var bytesAfterHead = 0
 
     static let limits = HTTPHeadParser.Limits(maxHeadBytes: 64 * 1024, maxTargetBytes: 8 * 1024, maxHeaderCount: 1000)
 
@@ -103,6 +108,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     case .chunked: readState = .chunked(ChunkedBodyTracker())
                     case .untilClose: readState = .untilClose
                     }
+                    bytesAfterHead = buffer.readableBytes
                     owner.upstreamHead(head, headBytes, from: self)
                     if case .head = readState, self.owner === owner {
                         responseFinished(owner, leftover: buffer.readableBytes)

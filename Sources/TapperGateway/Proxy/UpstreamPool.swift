@@ -9,7 +9,14 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     let maxIdlePerKey: Int
     let connectTimeout: TimeAmount
-    private var idle: [String: [UpstreamHandler]] = [:]
+    /// Idle connections per key, boxed: a connection keeps its key's list, so releasing it
+    /// needs no lookup, and taking one hashes the key once.
+    private var idle: [String: IdleList] = [:]
+
+    /// The idle connections to one instance, most recently used last.
+    final class IdleList {
+        var handlers: [UpstreamHandler] = []
+    }
 
     init(eventLoop: any EventLoop, maxIdlePerKey: Int, connectTimeout: TimeAmount) {
         self.eventLoop = eventLoop
@@ -17,12 +24,17 @@ final class UpstreamPool {
         self.connectTimeout = connectTimeout
     }
 
+    private func list(_ key: String) -> IdleList {
+        if let l = idle[key] { return l }
+        let l = IdleList()
+        idle[key] = l
+        return l
+    }
+
     /// A pooled connection to `key`, most recently used first, or nil.
-    ///
-    /// The lists are changed in place through the dictionary: copying a list out and writing it
-    /// back made every take and release copy the whole array (and retain each connection in it).
     func takeIdle(_ key: String) -> UpstreamHandler? {
-        while let h = idle[key]?.popLast() {
+        guard let list = idle[key] else { return nil }
+        while let h = list.handlers.popLast() {
             if h.isActive { return h }
         }
         return nil
@@ -32,24 +44,32 @@ final class UpstreamPool {
     func release(_ handler: UpstreamHandler) {
         guard handler.isActive else { return }
         handler.owner = nil
-        if let count = idle[handler.poolKey]?.count, count >= maxIdlePerKey {
+        let list: IdleList
+        if let l = handler.idleList {
+            list = l
+        } else {
+            list = self.list(handler.poolKey)
+            handler.idleList = list
+        }
+        if list.handlers.count >= maxIdlePerKey {
             handler.close()
             return
         }
-        idle[handler.poolKey, default: []].append(handler)
+        list.handlers.append(handler)
         handler.resumeReads()
     }
 
     func remove(_ handler: UpstreamHandler) {
-        guard let i = idle[handler.poolKey]?.firstIndex(where: { $0 === handler }) else { return }
-        idle[handler.poolKey]?.remove(at: i)
+        guard let list = idle[handler.poolKey], let i = list.handlers.firstIndex(where: { $0 === handler }) else { return }
+        list.handlers.remove(at: i)
     }
 
     /// Closes every idle connection to instances not in `keep` (after a catalog change).
     func prune(keeping keep: Set<String>) {
         for (key, list) in idle where !keep.contains(key) {
-            for h in list { h.close() }
-            idle[key] = nil
+            // The (now empty) list stays: connections in use keep a reference to it.
+            for h in list.handlers { h.close() }
+            list.handlers.removeAll()
         }
     }
 
@@ -57,12 +77,12 @@ final class UpstreamPool {
     func closeAll() -> [EventLoopFuture<Void>] {
         var closed: [EventLoopFuture<Void>] = []
         for list in idle.values {
-            for h in list {
+            for h in list.handlers {
                 if let channel = h.context?.channel { closed.append(channel.closeFuture) }
                 h.close()
             }
+            list.handlers.removeAll()
         }
-        idle.removeAll()
         return closed
     }
 

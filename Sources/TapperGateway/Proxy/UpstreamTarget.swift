@@ -1,27 +1,72 @@
 import TapperCore
 
 /// One instance the gateway can send requests to, as resolved from the catalog.
+///
+/// The fields live in one shared, immutable box: a target is copied several times per request
+/// (candidates, the exchange, health and balancer calls), and copying eight strings cost eight
+/// retains and releases each time. Copies now share the box; setting a field copies it first.
 public struct UpstreamTarget: Sendable, Hashable {
-    public let service: String
-    public let instanceID: String
-    public let url: ServiceURL
-    public var weight: Int
-    public var healthEndpoint: String
-    public var version: String
+    private final class Storage: Sendable {
+        let service: String
+        let instanceID: String
+        let url: ServiceURL
+        let weight: Int
+        let healthEndpoint: String
+        let version: String
+        let key: String
+        let address: String
+
+        init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String) {
+            self.service = service
+            self.instanceID = instanceID
+            self.url = url
+            self.weight = weight
+            self.healthEndpoint = healthEndpoint
+            self.version = version
+            self.key = service + "/" + instanceID
+            self.address = url.authority
+        }
+    }
+
+    private var storage: Storage
+
+    public var service: String { storage.service }
+    public var instanceID: String { storage.instanceID }
+    public var url: ServiceURL { storage.url }
+    public var weight: Int {
+        get { storage.weight }
+        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: newValue, healthEndpoint: healthEndpoint, version: version) }
+    }
+    public var healthEndpoint: String {
+        get { storage.healthEndpoint }
+        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: newValue, version: version) }
+    }
+    public var version: String {
+        get { storage.version }
+        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: newValue) }
+    }
     /// `service/instance`, unique across the catalog. Stored, because passive health looks
     /// instances up by it on every request.
-    public let key: String
+    public var key: String { storage.key }
     /// `host:port` of ``url``: the upstream connection pool's key.
-    public let address: String
+    public var address: String { storage.address }
 
     public init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String) {
-        self.service = service
-        self.instanceID = instanceID
-        self.url = url
-        self.weight = weight
-        self.healthEndpoint = healthEndpoint
-        self.version = version
-        self.key = service + "/" + instanceID
-        self.address = url.authority
+        storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: version)
+    }
+
+    public static func == (a: UpstreamTarget, b: UpstreamTarget) -> Bool {
+        if a.storage === b.storage { return true }
+        return a.service == b.service && a.instanceID == b.instanceID && a.url == b.url && a.weight == b.weight
+            && a.healthEndpoint == b.healthEndpoint && a.version == b.version
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(service)
+        hasher.combine(instanceID)
+        hasher.combine(url)
+        hasher.combine(weight)
+        hasher.combine(healthEndpoint)
+        hasher.combine(version)
     }
 }
