@@ -10,6 +10,7 @@
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
 # Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"]
+#        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
 # Prints req/s, p50, p99 per target and connection count, CPU µs per request of each proxy
 # process (from /proc/PID/stat utime+stime over the run), and the tapper/nginx and
 # tapper/HAProxy ratios.
@@ -37,10 +38,14 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "building tapper (release)" >&2
-# The release binary as shipped: Swift runtime and Foundation linked in (see README).
-swift build -c release --static-swift-stdlib --product tapper >/dev/null
-TAPPER=$(swift build -c release --show-bin-path)/tapper
+if [ -n "${TAPPER_BIN:-}" ]; then
+  TAPPER=$TAPPER_BIN  # measure another build of tapper (e.g. other compiler flags)
+else
+  echo "building tapper (release)" >&2
+  # The release binary as shipped: Swift runtime and Foundation linked in (see README).
+  swift build -c release --static-swift-stdlib --product tapper >/dev/null
+  TAPPER=$(swift build -c release --show-bin-path)/tapper
+fi
 
 WORK=$(mktemp -d /tmp/tapper-bench.XXXXXX)
 PIDS=()
