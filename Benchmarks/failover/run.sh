@@ -25,7 +25,9 @@ TAPPER=$(swift build -c release --show-bin-path)/tapper
 WORK=$(mktemp -d /tmp/tapper-failover.XXXXXX)
 PIDS=()
 # nginx forks a worker: kill the master's children too, or the "killed" backend keeps serving.
-kill_tree() { pkill -9 -P "$1" 2>/dev/null || true; kill -9 "$1" 2>/dev/null || true; }
+# The parent first (an nginx master whose worker died first would fork a new one), then the
+# children it had: killed after their parent, they would be orphaned beyond pkill -P's reach.
+kill_tree() { local kids; kids=$(pgrep -P "$1" || true); kill -9 "$1" 2>/dev/null || true; [ -z "$kids" ] || kill -9 $kids 2>/dev/null || true; }
 cleanup() { for p in "${PIDS[@]}"; do kill_tree "$p"; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

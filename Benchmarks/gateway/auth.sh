@@ -22,33 +22,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx)
-command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-echo "building tapper (release)" >&2
-swift build -c release --static-swift-stdlib --product tapper >/dev/null
-TAPPER=$(swift build -c release --show-bin-path)/tapper
-
-WORK=$(mktemp -d /tmp/tapper-auth-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-NCPU=$(nproc)
-LOADCPU=0
-SERVERCPU=$(( NCPU > 1 ? 1 : 0 ))
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { # url [header]
-  local deadline=$((SECONDS + 20))
-  until curl -fs -o /dev/null ${2:+-H "$2"} "$1"; do
-    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1" >&2; exit 1; }
-    sleep 0.05
-  done
-}
+. Benchmarks/lib.sh
+bench_install wrk nginx openssl
+bench_tapper
+bench_workdir tapper-auth-bench
 
 # Keys and one valid credential per mode (tokens valid for a day).
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/rsa.key" 2>/dev/null
@@ -119,10 +96,6 @@ for mode in "${MODES[@]}"; do
   wait_http "http://127.0.0.1:$port/users/1" "${HEADER[$mode]}"
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2] + a[NR/2+1]) / 2 }'; }
 declare -A RPS P99 CPU
 run_one() { # mode
   local mode=$1 before after out reqs non2xx

@@ -29,42 +29,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
-if ((${#need[@]})); then
-  echo "installing ${need[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-if [ -n "${TAPPER_BIN:-}" ]; then
-  TAPPER=$TAPPER_BIN  # measure another build of tapper (e.g. other compiler flags)
-else
-  echo "building tapper (release)" >&2
-  # The release binary as shipped: Swift runtime and Foundation linked in (see README).
-  swift build -c release --static-swift-stdlib --product tapper >/dev/null
-  TAPPER=$(swift build -c release --show-bin-path)/tapper
-fi
-
-WORK=$(mktemp -d /tmp/tapper-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-NCPU=$(nproc)
-LOADCPU=0
-SERVERCPU=$(( NCPU > 1 ? 1 : 0 ))
+. Benchmarks/lib.sh
+bench_install wrk nginx haproxy
+bench_tapper
+bench_workdir tapper-bench
 
 B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093
-
-wait_http() { # url
-  local deadline=$((SECONDS + 20))
-  until curl -fs -o /dev/null "$1"; do
-    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1" >&2; exit 1; }
-    sleep 0.05
-  done
-}
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
 cat > "$WORK/nginx-backend/nginx.conf" <<CONF
@@ -131,9 +101,6 @@ wait_http "http://127.0.0.1:$HAPROXY/users/1"
 # nginx runs a master and a worker: measure the worker.
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-
 declare -A RPS P50 P99 CPU
 run_one() { # name port pid conns
   local name=$1 port=$2 pid=$3 c=$4
@@ -155,10 +122,6 @@ run_one() { # name port pid conns
     CPU[$name,$c]+="$(awk -v t=$((after - before)) -v hz="$TICK" -v r="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / r }') "
   fi
 }
-to_ms() { # wrk prints 1.23ms / 456.78us / 1.02s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2] + a[NR/2+1]) / 2 }'; }
 
 # Warm-up.
 for p in $TAPPER_PORT $NGINX $HAPROXY; do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
