@@ -11,16 +11,8 @@ import TapperCore
 /// re-read when it changes. Keys are compared in constant time.
 public struct APIKeyAuthProvider: GatewayAuthProvider {
     /// The keys of one version of the file.
-    public struct Keys: Sendable, Hashable {
+    public struct Keys: Sendable {
         public var entries: [(name: String, key: String)]
-
-        public static func == (a: Keys, b: Keys) -> Bool { a.entries.elementsEqual(b.entries) { $0 == $1 } }
-        public func hash(into hasher: inout Hasher) {
-            for e in entries {
-                hasher.combine(e.name)
-                hasher.combine(e.key)
-            }
-        }
 
         /// Parses the file format above.
         /// - Throws: ``ReloadingFileError`` naming the line of a malformed entry, or when no key is given.

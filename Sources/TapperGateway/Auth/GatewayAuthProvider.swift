@@ -153,6 +153,9 @@ public struct AuthFailure: Sendable, Hashable, Error {
         return AuthFailure(status: 401, code: "unauthorized", message: message, challenge: challenge)
     }
 
+    /// The response headers of the refusal: its challenge, if any.
+    var headers: [(String, String)] { challenge.map { [("WWW-Authenticate", $0)] } ?? [] }
+
     /// 403: the caller is known but may not do this.
     public static func forbidden(_ message: String) -> AuthFailure {
         AuthFailure(status: 403, code: "forbidden", message: message, challenge: nil)

@@ -497,7 +497,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     if case .none = body { bodyFollows = false }
                     return local(
                         HTTPResponseStatus(statusCode: failure.status), failure.code, failure.message,
-                        headers: failure.challenge.map { [("WWW-Authenticate", $0)] } ?? [], close: bodyFollows
+                        headers: failure.headers, close: bodyFollows
                     )
                 case nil:
                     deferredAuth = request
@@ -569,7 +569,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .deny(let failure):
                 self.respondError(
                     exchange, status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
-                    headers: failure.challenge.map { [("WWW-Authenticate", $0)] } ?? [], close: !exchange.requestComplete
+                    headers: failure.headers, close: !exchange.requestComplete
                 )
             }
         }
