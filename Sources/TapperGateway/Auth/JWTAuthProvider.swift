@@ -187,11 +187,12 @@ public final class JWTAuthProvider: GatewayAuthProvider {
     /// Decides on the event loop whenever the token's key is already resolved (every request
     /// after the first per key); the first one resolves it in ``authenticate(_:)``.
     public func decideImmediately(_ request: AuthRequest) -> AuthDecision? {
+        guard let bearer = request.bearerToken else { return .deny(Self.noToken) }
         let material = keyFile.current()
-        if let token = request.bearerToken, let claims = verified.withLock({ $0.generation == material.generation ? $0.tokens[token] : nil }) {
+        if let claims = verified.withLock({ $0.generation == material.generation ? $0.tokens[bearer] : nil }) {
             return check(claims)
         }
-        switch parse(request, material.value) {
+        switch parse(bearer, material.value) {
         case .failure(let failure):
             return .deny(failure)
         case .success(let token):
@@ -202,8 +203,13 @@ public final class JWTAuthProvider: GatewayAuthProvider {
 
     public func authenticate(_ request: AuthRequest) async -> AuthDecision {
         if let decision = decideImmediately(request) { return decision }
+        guard let bearer = request.bearerToken else { return .deny(Self.noToken) }
         let (material, generation) = keyFile.current()
-        guard case .success(let token) = parse(request, material) else { return decideImmediately(request) ?? .deny(Self.badSignature) }
+        let token: Parsed
+        switch parse(bearer, material) {
+        case .failure(let failure): return .deny(failure)
+        case .success(let parsed): token = parsed
+        }
         let algorithm: any JWTAlgorithm
         do {
             algorithm = try await keys(material, generation).getKey(for: token.kid.flatMap { JWKIdentifier(string: $0) }, alg: token.alg)
@@ -218,13 +224,13 @@ public final class JWTAuthProvider: GatewayAuthProvider {
     }
 
     static let badSignature = AuthFailure.unauthorized("the token's signature is not valid", invalidToken: true)
+    static let noToken = AuthFailure.unauthorized("this route needs a bearer token (Authorization: Bearer <JWT>)")
 
-    private func parse(_ request: AuthRequest, _ material: KeyMaterial) -> Result<Parsed, AuthFailure> {
-        guard let token = request.bearerToken else {
-            return .failure(.unauthorized("this route needs a bearer token (Authorization: Bearer <JWT>)"))
-        }
+    /// Reads a bearer token far enough to pick its key.
+    private func parse(_ token: String, _ material: KeyMaterial) -> Result<Parsed, AuthFailure> {
         let bytes = Array(token.utf8)
-        guard let parsed = try? DefaultJWTParser().parse(bytes, as: Payload.self), let secondDot = bytes.indices.filter({ bytes[$0] == UInt8(ascii: ".") }).dropFirst().first
+        // jwt-kit's parser accepts exactly three parts, so what is signed ends at the last dot.
+        guard let parsed = try? DefaultJWTParser().parse(bytes, as: Payload.self), let lastDot = bytes.lastIndex(of: UInt8(ascii: "."))
         else {
             return .failure(.unauthorized("the bearer token is not a JWT", invalidToken: true))
         }
@@ -234,7 +240,7 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         }
         let kid = parsed.header.kid.flatMap { material.keyIDs.contains($0) ? $0 : nil }
         return .success(
-            Parsed(token: token, alg: alg, cacheKey: (kid ?? "") + " " + alg, kid: kid, payload: parsed.payload, signature: parsed.signature, signingInput: bytes[..<secondDot])
+            Parsed(token: token, alg: alg, cacheKey: (kid ?? "") + " " + alg, kid: kid, payload: parsed.payload, signature: parsed.signature, signingInput: bytes[..<lastDot])
         )
     }
 
