@@ -3,13 +3,18 @@
 #
 # Backend: two nginx instances answering `return 200` with a small JSON body.
 # Proxies, each with ONE worker/thread (what tapper uses here, --threads 1):
-#   nginx  proxy_pass to an upstream block with keepalive 64, 1 worker, access_log off
+#   nginx    proxy_pass to an upstream block with keepalive 1024, 1 worker, access_log off
 #   haproxy  nbthread 1, http-reuse always, option http-keep-alive
 #   tapper   gateway serve --threads 1 --no-access-log (embedded registry)
+# nginx and HAProxy are configured to do the per-request work tapper's proxy contract always
+# does (DESIGN.md, Proxying): set X-Forwarded-For/-Proto/-Host, keep or generate X-Request-ID
+# and return it in the response. The same two servers also run with bare configs (plain
+# proxy_pass / backend, no header work: rows nginx-bare and haproxy-bare) so the cost of that
+# work is visible; the bar is judged against the equivalent configs.
 # wrk runs pinned to CPU 0; proxies and backends share CPU 1 (taskset), so the proxy's CPU
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
-# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"]
+# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare]
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
 # Prints req/s, p50, p99 per target and connection count, CPU µs per request of each proxy
 # process (from /proc/PID/stat utime+stime over the run), and the tapper/nginx and
@@ -20,11 +25,13 @@ cd "$(dirname "$0")/../.."
 DURATION=10
 REPS=3
 CONNS="64 256"
+BARE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
+    --no-bare) BARE=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +41,7 @@ bench_install wrk nginx haproxy
 bench_tapper
 bench_workdir tapper-bench
 
-B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093
+B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NGINX_BARE=19094; HAPROXY_BARE=19095
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
 cat > "$WORK/nginx-backend/nginx.conf" <<CONF
@@ -49,6 +56,8 @@ http {
   server { listen 127.0.0.1:$B2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
 }
 CONF
+# keepalive: idle upstream connections each worker keeps; at least the client connection count,
+# or nginx closes and reopens upstream connections under load.
 cat > "$WORK/nginx-proxy/nginx.conf" <<CONF
 worker_processes 1;
 pid $WORK/nginx-proxy/nginx.pid;
@@ -57,9 +66,22 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 64; }
+  upstream backend { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 1024; }
+  # X-Request-ID: the client's, else a generated one.
+  map \$http_x_request_id \$rid { default \$http_x_request_id; "" \$request_id; }
   server {
     listen 127.0.0.1:$NGINX;
+    location / {
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Request-ID \$rid;
+      add_header X-Request-ID \$rid always;
+    }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_BARE;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -77,6 +99,16 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:$HAPROXY
+  unique-id-format %{+X}o%ci%cp%fp%Ts%rt%pid
+  http-request set-header X-Request-ID %[unique-id] unless { req.hdr(x-request-id) -m found }
+  http-request set-var(txn.rid) req.hdr(x-request-id)
+  http-request set-header X-Forwarded-For %[src]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-response set-header X-Request-ID %[var(txn.rid)]
+  default_backend be
+frontend fe-bare
+  bind 127.0.0.1:$HAPROXY_BARE
   default_backend be
 backend be
   balance roundrobin
@@ -97,6 +129,12 @@ done
 wait_http "http://127.0.0.1:$TAPPER_PORT/users/1"
 wait_http "http://127.0.0.1:$NGINX/users/1"
 wait_http "http://127.0.0.1:$HAPROXY/users/1"
+wait_http "http://127.0.0.1:$NGINX_BARE/users/1"
+wait_http "http://127.0.0.1:$HAPROXY_BARE/users/1"
+# The equivalent configs really do the header work (checked, not assumed).
+for p in $NGINX $HAPROXY $TAPPER_PORT; do
+  curl -fsi "http://127.0.0.1:$p/users/1" | grep -qi '^x-request-id: .' || { echo "port $p returned no X-Request-ID" >&2; exit 1; }
+done
 
 # nginx runs a master and a worker: measure the worker.
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
@@ -124,7 +162,7 @@ run_one() { # name port pid conns
 }
 
 # Warm-up.
-for p in $TAPPER_PORT $NGINX $HAPROXY; do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
+for p in $TAPPER_PORT $NGINX $HAPROXY $NGINX_BARE $HAPROXY_BARE; do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
 
 for c in $CONNS; do
   for r in $(seq "$REPS"); do
@@ -132,20 +170,26 @@ for c in $CONNS; do
     run_one direct $B1 "" "$c"
     run_one nginx $NGINX "$NGINX_WORKER" "$c"
     run_one haproxy $HAPROXY "$HAPROXY_PID" "$c"
+    if ((BARE)); then
+      run_one nginx-bare $NGINX_BARE "$NGINX_WORKER" "$c"
+      run_one haproxy-bare $HAPROXY_BARE "$HAPROXY_PID" "$c"
+    fi
     run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
   done
 done
 
 echo
 echo "Gateway benchmark: $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
-printf "%-8s %6s %12s %10s %10s %12s\n" target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
+TARGETS="direct nginx haproxy tapper"
+((BARE)) && TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"
+printf "%-12s %6s %12s %10s %10s %12s\n" target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
 for c in $CONNS; do
-  for name in direct nginx haproxy tapper; do
+  for name in $TARGETS; do
     rps=$(echo "${RPS[$name,$c]}" | median)
     p50=$(echo "${P50[$name,$c]}" | median)
     p99=$(echo "${P99[$name,$c]}" | median)
     cpu=$( [ -n "${CPU[$name,$c]:-}" ] && echo "${CPU[$name,$c]}" | median || echo "-")
-    printf "%-8s %6s %12s %10s %10s %12s\n" "$name" "$c" "$rps" "$p50" "$p99" "$cpu"
+    printf "%-12s %6s %12s %10s %10s %12s\n" "$name" "$c" "$rps" "$p50" "$p99" "$cpu"
   done
 done
 echo
@@ -156,3 +200,20 @@ for c in $CONNS; do
   awk -v c="$c" -v t="$t" -v n="$n" -v h="$h" -v tp="$tp" -v np="$np" -v hp="$hp" -v tc="$tc" -v nc="$nc" -v hc="$hc" 'BEGIN {
     printf "c=%s  req/s tapper/nginx %.2f  tapper/haproxy %.2f | p99 tapper/nginx %.2f  tapper/haproxy %.2f | CPU/req tapper/nginx %.2f  tapper/haproxy %.2f\n", c, t/n, t/h, tp/np, tp/hp, tc/nc, tc/hc }'
 done
+if ((BARE)); then
+  for c in $CONNS; do
+    t=$(echo "${RPS[tapper,$c]}" | median); n=$(echo "${RPS[nginx-bare,$c]}" | median); h=$(echo "${RPS[haproxy-bare,$c]}" | median)
+    tc=$(echo "${CPU[tapper,$c]}" | median); nc=$(echo "${CPU[nginx-bare,$c]}" | median); hc=$(echo "${CPU[haproxy-bare,$c]}" | median)
+    awk -v c="$c" -v t="$t" -v n="$n" -v h="$h" -v tc="$tc" -v nc="$nc" -v hc="$hc" 'BEGIN {
+      printf "c=%s  (bare configs) req/s tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f | CPU/req tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f\n", c, t/n, t/h, tc/nc, tc/hc }'
+  done
+fi
+# The issue's bar, against the equivalent nginx config: req/s >=, p99 <=, CPU/req <= at every count.
+met=1
+for c in $CONNS; do
+  awk -v t="$(echo "${RPS[tapper,$c]}" | median)" -v n="$(echo "${RPS[nginx,$c]}" | median)" \
+      -v tp="$(echo "${P99[tapper,$c]}" | median)" -v np="$(echo "${P99[nginx,$c]}" | median)" \
+      -v tc="$(echo "${CPU[tapper,$c]}" | median)" -v nc="$(echo "${CPU[nginx,$c]}" | median)" \
+      'BEGIN { exit !(t >= n && tp <= np && tc <= nc) }' || met=0
+done
+echo "bar (tapper req/s >= nginx, p99 <= nginx, CPU/req <= nginx at c=${CONNS// /,}): $( ((met)) && echo met || echo NOT met)"
