@@ -13,14 +13,13 @@ bench_install() {
 }
 
 # bench_tapper — sets TAPPER: $TAPPER_BIN when given (another build to measure), else the
-# release binary as shipped (Swift runtime and Foundation linked in, see README), built now.
+# release binary as shipped (scripts/build-release), built now.
 bench_tapper() {
   if [ -n "${TAPPER_BIN:-}" ]; then
     TAPPER=$TAPPER_BIN
   else
     echo "building tapper (release)" >&2
-    swift build -c release --static-swift-stdlib --product tapper >/dev/null
-    TAPPER=$(swift build -c release --show-bin-path)/tapper
+    TAPPER=$(scripts/build-release)
   fi
 }
 

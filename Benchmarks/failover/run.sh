@@ -20,8 +20,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx)
 if ((${#need[@]})); then DEBIAN_FRONTEND=noninteractive apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
 # The release binary as shipped: Swift runtime and Foundation linked in (see README).
-swift build -c release --static-swift-stdlib --product tapper >/dev/null
-TAPPER=$(swift build -c release --show-bin-path)/tapper
+TAPPER=$(scripts/build-release)
 WORK=$(mktemp -d /tmp/tapper-failover.XXXXXX)
 PIDS=()
 # nginx forks a worker: kill the master's children too, or the "killed" backend keeps serving.

@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The release binary as shipped: Swift runtime and Foundation linked in (see README).
-swift build -c release --static-swift-stdlib --product tapper >/dev/null
-TAPPER=$(swift build -c release --show-bin-path)/tapper
+TAPPER=$(scripts/build-release)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GW=$(free_port); REG=$(free_port)
 "$TAPPER" gateway serve --port "$GW" --registry-port "$REG" --no-access-log --no-health-checks --log-level warning & PID=$!

@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 # The release binary as shipped: Swift runtime and Foundation linked in (see README).
-swift build -c release --static-swift-stdlib --product tapper >/dev/null
-TAPPER=$(swift build -c release --show-bin-path)/tapper
+TAPPER=$(scripts/build-release)
 PORT=${PORT:-19301}
 "$TAPPER" registry serve --port "$PORT" --log-level warning & PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
