@@ -14,7 +14,9 @@
 # wrk runs pinned to CPU 0; proxies and backends share CPU 1 (taskset), so the proxy's CPU
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
-# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare]
+# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor]
+#   --floor  also measures Benchmarks/gateway/floor (an experiment, not product code: the same
+#            parser and route table on a bare epoll loop without SwiftNIO; see its main.swift)
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
 # Prints req/s, p50, p99 per target and connection count, CPU µs per request of each proxy
 # process (from /proc/PID/stat utime+stime over the run), and the tapper/nginx and
@@ -26,12 +28,14 @@ DURATION=10
 REPS=3
 CONNS="64 256"
 BARE=1
+FLOOR=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --no-bare) BARE=0; shift ;;
+    --floor) FLOOR=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +45,7 @@ bench_install wrk nginx haproxy
 bench_tapper
 bench_workdir tapper-bench
 
-B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NGINX_BARE=19094; HAPROXY_BARE=19095
+B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NGINX_BARE=19094; HAPROXY_BARE=19095; FLOOR_PORT=19096
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
 cat > "$WORK/nginx-backend/nginx.conf" <<CONF
@@ -121,6 +125,13 @@ taskset -c $SERVERCPU nginx -c "$WORK/nginx-proxy/nginx.conf" -g 'daemon off;' -
 taskset -c $SERVERCPU haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
 taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
 
+if ((FLOOR)); then
+  echo "building the floor experiment" >&2
+  swiftc -O -wmo -enforce-exclusivity=unchecked -module-name Floor -import-objc-header Benchmarks/gateway/floor/shim.h \
+    $(find Sources/TapperCore -name '*.swift') Benchmarks/gateway/floor/main.swift -o "$WORK/floor" 2>"$WORK/floor-build.log" \
+    || { cat "$WORK/floor-build.log" >&2; exit 1; }
+  taskset -c $SERVERCPU "$WORK/floor" $FLOOR_PORT $B1 $B2 & PIDS+=($!); FLOOR_PID=$!
+fi
 wait_http "http://127.0.0.1:$B1/"
 wait_http "http://127.0.0.1:$REG/v1/health"
 for b in $B1 $B2; do
@@ -162,7 +173,8 @@ run_one() { # name port pid conns
 }
 
 # Warm-up.
-for p in $TAPPER_PORT $NGINX $HAPROXY $NGINX_BARE $HAPROXY_BARE; do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
+if ((FLOOR)); then wait_http "http://127.0.0.1:$FLOOR_PORT/users/1"; fi
+for p in $TAPPER_PORT $NGINX $HAPROXY $NGINX_BARE $HAPROXY_BARE $( ((FLOOR)) && echo $FLOOR_PORT); do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
 
 for c in $CONNS; do
   for r in $(seq "$REPS"); do
@@ -175,13 +187,15 @@ for c in $CONNS; do
       run_one haproxy-bare $HAPROXY_BARE "$HAPROXY_PID" "$c"
     fi
     run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
+    if ((FLOOR)); then run_one floor $FLOOR_PORT "$FLOOR_PID" "$c"; fi
   done
 done
 
 echo
 echo "Gateway benchmark: $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
 TARGETS="direct nginx haproxy tapper"
-((BARE)) && TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"
+if ((BARE)); then TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"; fi
+if ((FLOOR)); then TARGETS="$TARGETS floor"; fi
 printf "%-12s %6s %12s %10s %10s %12s\n" target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
 for c in $CONNS; do
   for name in $TARGETS; do

@@ -15,8 +15,8 @@ extension RouteTable {
             guard let d = PercentDecoding.decode(s) else { return .notFound }
             decoded.append(d)
         }
-        var search = Search(table: self, method: method, segments: decoded)
-        if let (entryIndex, values) = search.run() {
+        var search = Search(method: method, capturing: true)
+        if let (entryIndex, values) = decoded.withUnsafeBufferPointer({ run(&search, $0) }) {
             let entry = entries[entryIndex]
             let names = entry.template.parameterNames
             return .matched(Match(entryIndex: entryIndex, entry: entry, parameters: Array(zip(names, values)).map { (name: $0.0, value: $0.1) }))
@@ -57,8 +57,8 @@ extension RouteTable {
             }
             i = utf8.index(after: i)
         }
-        var search = Search(table: self, method: method, segments: decoded, capturing: false)
-        if let (entryIndex, _) = search.run() { return .matched(entryIndex: entryIndex) }
+        var search = Search(method: method, capturing: false)
+        if let (entryIndex, _) = decoded.withUnsafeBufferPointer({ run(&search, $0) }) { return .matched(entryIndex: entryIndex) }
         if search.allowed.isEmpty { return .notFound }
         return .methodNotAllowed(allowed: search.allowed.sorted())
     }
@@ -70,92 +70,93 @@ extension RouteTable {
         var path = path
         return path.withUTF8 { bytes -> EntryResolution in
             guard bytes.first == UInt8(ascii: "/") else { return .notFound }
-            var decoded: [String] = []
-            decoded.reserveCapacity(8)
-            var start = 1
-            var i = 1
-            var escaped = false
-            while true {
-                if i == bytes.count || bytes[i] == UInt8(ascii: "/") {
-                    let segment = UnsafeBufferPointer(rebasing: bytes[start..<i])
-                    if escaped {
-                        guard let d = PercentDecoding.decode(String(decoding: segment, as: UTF8.self)) else { return .notFound }
-                        decoded.append(d)
-                    } else {
-                        // No escapes: the bytes are the segment (they came from a String, so
-                        // they are valid UTF-8).
-                        decoded.append(String(decoding: segment, as: UTF8.self))
+            // The decoded segments live in a stack buffer: no array is allocated per request.
+            var count = 1
+            for b in bytes.dropFirst() where b == UInt8(ascii: "/") { count += 1 }
+            return withUnsafeTemporaryAllocation(of: String.self, capacity: count) { buffer -> EntryResolution in
+                var filled = 0
+                defer { buffer.baseAddress!.deinitialize(count: filled) }
+                var start = 1
+                var i = 1
+                var escaped = false
+                while true {
+                    if i == bytes.count || bytes[i] == UInt8(ascii: "/") {
+                        let segment = UnsafeBufferPointer(rebasing: bytes[start..<i])
+                        if escaped {
+                            guard let d = PercentDecoding.decode(String(decoding: segment, as: UTF8.self)) else { return .notFound }
+                            (buffer.baseAddress! + filled).initialize(to: d)
+                        } else {
+                            // No escapes: the bytes are the segment (they came from a String, so
+                            // they are valid UTF-8).
+                            (buffer.baseAddress! + filled).initialize(to: String(decoding: segment, as: UTF8.self))
+                        }
+                        filled += 1
+                        if i == bytes.count { break }
+                        start = i + 1
+                        escaped = false
+                    } else if bytes[i] == UInt8(ascii: "%") {
+                        escaped = true
                     }
-                    if i == bytes.count { break }
-                    start = i + 1
-                    escaped = false
-                } else if bytes[i] == UInt8(ascii: "%") {
-                    escaped = true
+                    i += 1
                 }
-                i += 1
+                var search = Search(method: method, capturing: false)
+                if let (entryIndex, _) = run(&search, UnsafeBufferPointer(start: buffer.baseAddress, count: filled)) {
+                    return .matched(entryIndex: entryIndex)
+                }
+                if search.allowed.isEmpty { return .notFound }
+                return .methodNotAllowed(allowed: search.allowed.sorted())
             }
-            var search = Search(table: self, method: method, segments: decoded, capturing: false)
-            if let (entryIndex, _) = search.run() { return .matched(entryIndex: entryIndex) }
-            if search.allowed.isEmpty { return .notFound }
-            return .methodNotAllowed(allowed: search.allowed.sorted())
         }
     }
 
-    /// Depth-first search in precedence order; collects allowed methods from path-only matches.
+    /// What a search carries besides the table (which it reads in place, never copies).
     struct Search {
-        let table: RouteTable
         let method: String
-        let segments: [String]
         /// Whether parameter values are collected.
         let capturing: Bool
         var captures: [String] = []
+        /// Methods of path-only matches, for a 405.
         var allowed: Set<String> = []
+    }
 
-        init(table: RouteTable, method: String, segments: [String], capturing: Bool = true) {
-            self.table = table
-            self.method = method
-            self.segments = segments
-            self.capturing = capturing
-        }
+    /// Depth-first search in precedence order; collects allowed methods from path-only matches.
+    func run(_ search: inout Search, _ segments: UnsafeBufferPointer<String>) -> (Int, [String])? {
+        visit(&search, segments, node: 0, at: 0)
+    }
 
-        mutating func run() -> (Int, [String])? {
-            visit(node: 0, at: 0)
-        }
+    func endpointMatch(_ search: inout Search, _ nodeIndex: Int32) -> Int? {
+        let e = Int(nodes[Int(nodeIndex)].endpoint)
+        guard e >= 0 else { return nil }
+        // Indexing in place (no `let endpoint = ...`): copying the struct out retained its
+        // list on every request.
+        if let i = endpoints[e].entry(for: search.method) { return Int(i) }
+        if search.method == "HEAD", let i = endpoints[e].entry(for: "GET") { return Int(i) }
+        if endpoints[e].anyMethod >= 0 { return Int(endpoints[e].anyMethod) }
+        for m in endpoints[e].byMethod { search.allowed.insert(m.method) }
+        if endpoints[e].entry(for: "GET") != nil { search.allowed.insert("HEAD") }
+        return nil
+    }
 
-        mutating func endpointMatch(_ nodeIndex: Int32) -> Int? {
-            let e = Int(table.nodes[Int(nodeIndex)].endpoint)
-            guard e >= 0 else { return nil }
-            // Indexing in place (no `let endpoint = ...`): copying the struct out retained its
-            // dictionary on every request.
-            if let i = table.endpoints[e].byMethod[method] { return Int(i) }
-            if method == "HEAD", let i = table.endpoints[e].byMethod["GET"] { return Int(i) }
-            if table.endpoints[e].anyMethod >= 0 { return Int(table.endpoints[e].anyMethod) }
-            for m in table.endpoints[e].byMethod.keys { allowed.insert(m) }
-            if table.endpoints[e].byMethod["GET"] != nil { allowed.insert("HEAD") }
+    func visit(_ search: inout Search, _ segments: UnsafeBufferPointer<String>, node: Int, at position: Int) -> (Int, [String])? {
+        if position == segments.count {
+            if let e = endpointMatch(&search, Int32(node)) { return (e, search.captures) }
             return nil
         }
-
-        mutating func visit(node: Int, at position: Int) -> (Int, [String])? {
-            if position == segments.count {
-                if let e = endpointMatch(Int32(node)) { return (e, captures) }
-                return nil
-            }
-            let segment = segments[position]
-            if let next = table.nodes[node].literals[segment], let found = visit(node: Int(next), at: position + 1) {
-                return found
-            }
-            for (convertor, child) in table.nodes[node].parameters where convertor.accepts(segment) {
-                if capturing { captures.append(segment) }
-                if let found = visit(node: Int(child), at: position + 1) { return found }
-                if capturing { captures.removeLast() }
-            }
-            let catchAll = table.nodes[node].catchAll
-            if catchAll >= 0 {
-                if capturing { captures.append(segments[position...].joined(separator: "/")) }
-                if let e = endpointMatch(catchAll) { return (e, captures) }
-                if capturing { captures.removeLast() }
-            }
-            return nil
+        let segment = segments[position]
+        if let next = literalChild(node, segment), let found = visit(&search, segments, node: Int(next), at: position + 1) {
+            return found
         }
+        for (convertor, child) in nodes[node].parameters where convertor.accepts(segment) {
+            if search.capturing { search.captures.append(segment) }
+            if let found = visit(&search, segments, node: Int(child), at: position + 1) { return found }
+            if search.capturing { search.captures.removeLast() }
+        }
+        let catchAll = nodes[node].catchAll
+        if catchAll >= 0 {
+            if search.capturing { search.captures.append(segments[position...].joined(separator: "/")) }
+            if let e = endpointMatch(&search, catchAll) { return (e, search.captures) }
+            if search.capturing { search.captures.removeLast() }
+        }
+        return nil
     }
 }

@@ -60,6 +60,9 @@ public struct RouteTable: Sendable {
 
     struct Node: Sendable {
         var literals: [String: Int32] = [:]
+        /// ``literals`` as a list when it is small (``linearLimit`` or fewer): comparing a few
+        /// short strings costs less than hashing one. Set by ``Builder/build(index:)``.
+        var linearLiterals: [(String, Int32)] = []
         /// Parameter children sorted by convertor rank.
         var parameters: [(RouteTemplate.Convertor, Int32)] = []
         var catchAll: Int32 = -1
@@ -67,10 +70,37 @@ public struct RouteTable: Sendable {
         var endpoint: Int32 = -1
     }
 
-    /// The routes ending at one node: by method, plus an any-method route.
+    /// The routes ending at one node: by method (a short list, searched in order), plus an
+    /// any-method route.
     struct Endpoint: Sendable {
-        var byMethod: [String: Int32] = [:]
+        var byMethod: [(method: String, entry: Int32)] = []
         var anyMethod: Int32 = -1
+
+        func entry(for method: String) -> Int32? {
+            for m in byMethod where m.method == method { return m.entry }
+            return nil
+        }
+
+        mutating func set(_ method: String, _ entry: Int32) {
+            if let i = byMethod.firstIndex(where: { $0.method == method }) {
+                byMethod[i].entry = entry
+            } else {
+                byMethod.append((method, entry))
+            }
+        }
+    }
+
+    /// Up to this many literal children are searched as a list rather than hashed.
+    static let linearLimit = 8
+
+    /// The child of `node` for the literal `segment`, if any.
+    @inline(__always)
+    func literalChild(_ node: Int, _ segment: String) -> Int32? {
+        if nodes[node].literals.count <= Self.linearLimit {
+            for (literal, child) in nodes[node].linearLiterals where literal == segment { return child }
+            return nil
+        }
+        return nodes[node].literals[segment]
     }
 
     var nodes: [Node]
@@ -220,8 +250,11 @@ extension RouteTable {
                 if entry.methods.isEmpty {
                     endpoints[e].anyMethod = Int32(entryIndex)
                 } else {
-                    for m in entry.methods { endpoints[e].byMethod[m] = Int32(entryIndex) }
+                    for m in entry.methods { endpoints[e].set(m, Int32(entryIndex)) }
                 }
+            }
+            for i in nodes.indices where nodes[i].literals.count <= RouteTable.linearLimit {
+                nodes[i].linearLiterals = nodes[i].literals.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             }
             return RouteTable(nodes: nodes, endpoints: endpoints, entries: finalEntries, conflicts: conflicts, index: index)
         }
