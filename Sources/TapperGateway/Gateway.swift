@@ -109,7 +109,7 @@ public final class Gateway: Sendable {
             }
         }
         let key = GatewayMetrics.RequestKey(
-            service: exchange.entry.service, route: exchange.entry.template.raw, method: exchange.method, statusClass: max(0, exchange.status / 100)
+            service: exchange.service, route: exchange.routeTemplate, method: exchange.method, statusClass: max(0, exchange.status / 100)
         )
         if let counter = loop.requestCounters[key] {
             counter.increment()
@@ -119,11 +119,11 @@ public final class Gateway: Sendable {
             counter.increment()
         }
         let timer: CoreMetrics.Timer
-        if let t = loop.latencyTimers[exchange.entry.service] {
+        if let t = loop.latencyTimers[exchange.service] {
             timer = t
         } else {
-            timer = metrics.upstreamLatency(service: exchange.entry.service)
-            loop.latencyTimers[exchange.entry.service] = timer
+            timer = metrics.upstreamLatency(service: exchange.service)
+            loop.latencyTimers[exchange.service] = timer
         }
         timer.recordNanoseconds(nanos)
         if slot >= 0, let counter = loop.requestCounters[key] {
@@ -137,7 +137,7 @@ public final class Gateway: Sendable {
         if let log = loop.accessLog {
             let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e6
             log.append(
-                "method=\(exchange.method) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.entry.service) route=\(AccessLogBuffer.value(exchange.entry.template.raw)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes) outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
+                "method=\(exchange.method) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.service) route=\(AccessLogBuffer.value(exchange.routeTemplate)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes) outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
             )
         }
     }
@@ -156,7 +156,7 @@ public final class Gateway: Sendable {
     /// - Returns: the candidate's index in `exchange.candidates`, or nil when all were tried.
     func pick(for exchange: Exchange, loop: LoopContext) -> Int? {
         let candidates = exchange.candidates
-        let service = exchange.entry.service
+        let service = exchange.service
         if exchange.tried.isEmpty {
             // The common case: nothing to filter, and the balancer input is precomputed.
             if candidates.count == 1 { return 0 }

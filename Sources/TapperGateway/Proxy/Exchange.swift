@@ -29,7 +29,10 @@ final class Exchange {
     let requestID: String
     let started: NIODeadline
     let path: String
-    let entry: RouteTable.Entry
+    /// The matched route's service and template (what metrics and the access log name; the
+    /// exchange keeps these two strings rather than a copy of the whole route entry).
+    let service: String
+    let routeTemplate: String
     let candidates: [UpstreamTarget]
     /// ``candidates`` as balancer input, precomputed by the routing snapshot.
     let balancerCandidates: [BalancerCandidate]
@@ -71,7 +74,7 @@ final class Exchange {
 
     init(
         requestHead: ByteBuffer, clientMinorVersion: Int, method: String, keepAlive: Bool, requestID: String, started: NIODeadline,
-        path: String, entry: RouteTable.Entry, candidates: [UpstreamTarget], balancerCandidates: [BalancerCandidate], retryBufferBytes: Int
+        path: String, service: String, routeTemplate: String, candidates: [UpstreamTarget], balancerCandidates: [BalancerCandidate], retryBufferBytes: Int
     ) {
         self.requestHead = requestHead
         self.clientMinorVersion = clientMinorVersion
@@ -82,7 +85,8 @@ final class Exchange {
         self.requestID = requestID
         self.started = started
         self.path = path
-        self.entry = entry
+        self.service = service
+        self.routeTemplate = routeTemplate
         self.candidates = candidates
         self.balancerCandidates = balancerCandidates
         self.retryBufferBytes = retryBufferBytes

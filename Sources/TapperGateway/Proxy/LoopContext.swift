@@ -50,12 +50,17 @@ final class LoopContext {
 /// copying the snapshot's fields.
 final class SnapshotRef {
     let value: RoutingSnapshot
-    var table: RouteTable { value.table }
-    var targets: [[UpstreamTarget]] { value.targets }
-    var balancerCandidates: [[BalancerCandidate]] { value.balancerCandidates }
+    /// The fields the data path reads, stored: a request reads them in place, where a computed
+    /// property returned a copy (and retained each of the table's arrays) on every access.
+    let table: RouteTable
+    let targets: [[UpstreamTarget]]
+    let balancerCandidates: [[BalancerCandidate]]
 
     init(_ value: RoutingSnapshot) {
         self.value = value
+        table = value.table
+        targets = value.targets
+        balancerCandidates = value.balancerCandidates
     }
 }
 

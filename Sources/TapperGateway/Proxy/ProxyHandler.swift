@@ -489,13 +489,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .methodNotAllowed(let allowed):
             return local(.methodNotAllowed, "method_not_allowed", "\(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))", headers: [("Allow", allowed.joined(separator: ", "))])
         case .matched(let entryIndex):
-            let entry = snapshot.table.entries[entryIndex]
+            // The entry's fields are read in place: copying the entry retained its arrays.
+            let service = snapshot.table.entries[entryIndex].service
+            let routeTemplate = snapshot.table.entries[entryIndex].template.raw
+            let prefixSegments = snapshot.table.entries[entryIndex].prefixSegments
             // Authentication (routes registered as public, and /health above, skip it).
             var subject: String? = nil
             var deferredAuth: AuthRequest? = nil
-            if let auth = config.auth, !entry.isPublic {
+            if let auth = config.auth, !snapshot.table.entries[entryIndex].isPublic {
                 let request = AuthRequest(
-                    method: method, target: uri, path: String(path), peerAddress: peerIP, service: entry.service, routeTemplate: entry.template.raw,
+                    method: method, target: uri, path: String(path), peerAddress: peerIP, service: service, routeTemplate: routeTemplate,
                     headBytes: headBytes, headerRanges: head.headers
                 )
                 switch auth.decideImmediately(request) {
@@ -517,7 +520,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             let candidates = gateway.health.routable(all)
             if candidates.isEmpty {
                 return local(
-                    .serviceUnavailable, "no_healthy_instance", "service '\(entry.service)' has no healthy instance right now",
+                    .serviceUnavailable, "no_healthy_instance", "service '\(service)' has no healthy instance right now",
                     headers: [("Retry-After", "1")]
                 )
             }
@@ -525,14 +528,14 @@ final class ProxyHandler: ChannelDuplexHandler {
                 candidates.count == all.count
                 ? snapshot.balancerCandidates[entryIndex]
                 : candidates.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) }
-            let upstreamTarget: String? = entry.prefixSegments > 0 ? Self.strip(segments: entry.prefixSegments, from: uri) : nil
+            let upstreamTarget: String? = prefixSegments > 0 ? Self.strip(segments: prefixSegments, from: uri) : nil
             // A deferred decision builds the head once it knows the subject.
             let upstreamHead =
                 deferredAuth == nil
                 ? buildUpstreamHead(head, headBytes, target: upstreamTarget, requestID: requestID, subject: subject) : allocator.buffer(capacity: 0)
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: minor, method: method, keepAlive: keepAlive, requestID: requestID,
-                started: started, path: String(path), entry: entry, candidates: candidates, balancerCandidates: balancerCandidates,
+                started: started, path: String(path), service: service, routeTemplate: routeTemplate, candidates: candidates, balancerCandidates: balancerCandidates,
                 retryBufferBytes: config.retryBufferBytes
             )
             exchange.entryIndex = entryIndex
@@ -753,7 +756,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             freshOnly = true
         }
         guard let index = picked else {
-            return respondError(exchange, status: exchange.lastFailureWasTimeout ? .gatewayTimeout : .badGateway, code: "upstream_unavailable", message: "no instance of '\(exchange.entry.service)' could be reached")
+            return respondError(exchange, status: exchange.lastFailureWasTimeout ? .gatewayTimeout : .badGateway, code: "upstream_unavailable", message: "no instance of '\(exchange.service)' could be reached")
         }
         let target = exchange.candidates[index]
         exchange.target = target

@@ -12,6 +12,10 @@ final class UpstreamPool {
     /// Idle connections per key, boxed: a connection keeps its key's list, so releasing it
     /// needs no lookup, and taking one hashes the key once.
     private var idle: [String: IdleList] = [:]
+    /// ``idle`` as a list while it has few keys: comparing a few short keys costs less than
+    /// hashing one, on every request.
+    private var linear: [(key: String, list: IdleList)] = []
+    private static let linearLimit = 8
 
     /// The idle connections to one instance, most recently used last.
     final class IdleList {
@@ -24,16 +28,26 @@ final class UpstreamPool {
         self.connectTimeout = connectTimeout
     }
 
+    private func lookup(_ key: String) -> IdleList? {
+        if idle.count <= Self.linearLimit {
+            for entry in linear where entry.key == key { return entry.list }
+            return nil
+        }
+        return idle[key]
+    }
+
     private func list(_ key: String) -> IdleList {
-        if let l = idle[key] { return l }
+        if let l = lookup(key) { return l }
         let l = IdleList()
         idle[key] = l
+        // Lists are never removed (see prune), so the list mirrors the map until it outgrows it.
+        if idle.count <= Self.linearLimit { linear.append((key, l)) } else { linear = [] }
         return l
     }
 
     /// A pooled connection to `key`, most recently used first, or nil.
     func takeIdle(_ key: String) -> UpstreamHandler? {
-        guard let list = idle[key] else { return nil }
+        guard let list = lookup(key) else { return nil }
         while let h = list.handlers.popLast() {
             if h.isActive { return h }
         }
