@@ -35,6 +35,18 @@ bench_workdir() {
   SERVERCPU=$(( ncpu > 1 ? 1 : 0 ))
 }
 
+# require_free_ports PORT... — exits when one is taken: a leftover server answering there would
+# be measured in place of the one this script starts.
+require_free_ports() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "port $p on 127.0.0.1 is already in use (a leftover server?); stop it first" >&2
+      exit 1
+    fi
+  done
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # wait_http URL [HEADER] — polls until URL answers 2xx (20 s at most, then exits).

@@ -46,6 +46,7 @@ bench_tapper
 bench_workdir tapper-bench
 
 B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NGINX_BARE=19094; HAPROXY_BARE=19095; FLOOR_PORT=19096
+require_free_ports $B1 $B2 $NGINX $HAPROXY $TAPPER_PORT $REG $NGINX_BARE $HAPROXY_BARE $FLOOR_PORT
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
 cat > "$WORK/nginx-backend/nginx.conf" <<CONF
