@@ -128,8 +128,10 @@ taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-por
 
 if ((FLOOR)); then
   echo "building the floor experiment" >&2
-  swiftc -O -wmo -enforce-exclusivity=unchecked -module-name Floor -import-objc-header Benchmarks/gateway/floor/shim.h \
-    $(find Sources/TapperCore -name '*.swift') Benchmarks/gateway/floor/main.swift -o "$WORK/floor" 2>"$WORK/floor-build.log" \
+  # One module named TapperCore, so HeaderRules.swift's `import TapperCore` is its own module.
+  swiftc -O -wmo -enforce-exclusivity=unchecked -module-name TapperCore -import-objc-header Benchmarks/gateway/floor/shim.h \
+    $(find Sources/TapperCore -name '*.swift') Sources/TapperGateway/Proxy/HeaderRules.swift Benchmarks/gateway/floor/main.swift \
+    -o "$WORK/floor" 2>"$WORK/floor-build.log" \
     || { cat "$WORK/floor-build.log" >&2; exit 1; }
   taskset -c $SERVERCPU "$WORK/floor" $FLOOR_PORT $B1 $B2 & PIDS+=($!); FLOOR_PID=$!
 fi

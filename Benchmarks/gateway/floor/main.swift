@@ -1,7 +1,8 @@
 // An experiment, not product code: the floor of a gateway data path without SwiftNIO.
 //
 // One thread, level-triggered epoll over raw non-blocking sockets, with tapper's own
-// HTTPHeadParser and RouteTable (TapperCore is compiled into this binary, see floor.sh). Per
+// HTTPHeadParser, RouteTable and HeaderRules (their sources are compiled into this binary, see
+// run.sh --floor). Per
 // request it does the work the real data path does on the benchmark's requests: parse the
 // request head, route it (`GET /users/{user_id}`), pick an instance round-robin, take a pooled
 // keep-alive upstream connection, rewrite the head (hop-by-hop and gateway-owned headers
@@ -303,7 +304,7 @@ final class Proxy {
         var host: Range<Int>? = nil
         for h in head.headers {
             if host == nil && raw.equalsIgnoringCase(h.name, "host") { host = h.value }
-            if isHopByHop(raw, h.name) || isGatewayOwned(raw, h.name) { continue }
+            if HeaderRules.isHopByHop(raw, h.name) || HeaderRules.isGatewayOwned(raw, h.name) { continue }
             out.append(raw, h.name.lowerBound..<h.value.upperBound)
             out.append("\r\n")
         }
@@ -362,7 +363,7 @@ final class Proxy {
         out.append(raw, 8..<lineEnd)
         out.append("\r\n")
         for h in head.headers {
-            if isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "x-request-id") { continue }
+            if HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "x-request-id") { continue }
             out.append(raw, h.name.lowerBound..<h.value.upperBound)
             out.append("\r\n")
         }
@@ -381,26 +382,6 @@ final class Proxy {
         served &+= 1
         flush(c)
         if !c.closed { processClient(c) }
-    }
-
-    @inline(__always) func isHopByHop(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
-        switch name.count {
-        case 2: return raw.equalsIgnoringCase(name, "te")
-        case 7: return raw.equalsIgnoringCase(name, "trailer") || raw.equalsIgnoringCase(name, "upgrade")
-        case 10: return raw.equalsIgnoringCase(name, "connection") || raw.equalsIgnoringCase(name, "keep-alive")
-        case 17: return raw.equalsIgnoringCase(name, "transfer-encoding")
-        default: return false
-        }
-    }
-
-    @inline(__always) func isGatewayOwned(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
-        switch name.count {
-        case 12: return raw.equalsIgnoringCase(name, "x-request-id")
-        case 15: return raw.equalsIgnoringCase(name, "x-forwarded-for")
-        case 16: return raw.equalsIgnoringCase(name, "x-forwarded-host")
-        case 17: return raw.equalsIgnoringCase(name, "x-forwarded-proto")
-        default: return false
-        }
     }
 }
 
