@@ -25,6 +25,30 @@ import TapperCore
         #expect(head.length == text.utf8.count - 5)
     }
 
+    @Test func reusesAHandedBackHeaderArrayAndLeavesASharedOneAlone() throws {
+        func take(_ a: inout [HTTPHeadParser.Header]) -> [HTTPHeadParser.Header] {
+            var taken: [HTTPHeadParser.Header] = []
+            swap(&taken, &a)
+            return taken
+        }
+        // Handed back alone (the head it came from is gone): the same buffer, refilled.
+        var storage = try parse("GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n").get().headers
+        let buffer = storage.withUnsafeBufferPointer { $0.baseAddress }
+        let text = "GET /b HTTP/1.1\r\nHost: y\r\n\r\n"
+        let second = try Array(text.utf8).withUnsafeBytes { HTTPHeadParser.parse($0, kind: .request, reusing: take(&storage)) }.get()
+        #expect(second.headers.count == 1)
+        #expect(string(text, second.headers[0].value) == "y")
+        #expect(second.headers.withUnsafeBufferPointer { $0.baseAddress } == buffer)
+        // Still held elsewhere: a new array, and the other holder keeps its headers.
+        let keep = second.headers
+        let third = try Array("GET /c HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".utf8).withUnsafeBytes {
+            HTTPHeadParser.parse($0, kind: .request, reusing: second.headers)
+        }.get()
+        #expect(third.headers.count == 3)
+        #expect(keep.count == 1)
+        #expect(string(text, keep[0].value) == "y")
+    }
+
     @Test func longValuesKeepTabsAndObsTextAndLoseTrailingBlanks() throws {
         let text = "GET / HTTP/1.1\r\nX-Long: a\tb c d e f g h i j k l m n o p caf\u{E9} \t \r\nY: \t \r\n\r\n"
         let head = try parse(text).get()

@@ -84,8 +84,12 @@ public struct HTTPHeadParser: Sendable {
     /// Parses a head at the start of `bytes`.
     /// - Parameters:
     ///   - requestMethodWasHEAD: for responses, whether the request was HEAD (no body then).
+    ///   - storage: an array to keep the headers in (emptied first). A connection that hands back
+    ///     the previous head's `headers`, no longer referenced elsewhere, parses without
+    ///     allocating; otherwise a new array is made.
     public static func parse(
-        _ bytes: UnsafeRawBufferPointer, kind: Kind, limits: Limits = .init(), requestMethodWasHEAD: Bool = false
+        _ bytes: UnsafeRawBufferPointer, kind: Kind, limits: Limits = .init(), requestMethodWasHEAD: Bool = false,
+        reusing storage: consuming [Header] = []
     ) -> Result<Head, Failure> {
         // First find where the head ends: that separates "read more" from "too large" from
         // "malformed", and a bare LF is refused before anything else looks at the bytes.
@@ -112,8 +116,10 @@ public struct HTTPHeadParser: Sendable {
         }
         var p = Cursor(bytes: bytes, limit: end)
         var head = Head()
+        head.headers = consume storage
+        head.headers.removeAll(keepingCapacity: true)
         // One allocation for a typical head instead of growing 1, 2, 4, 8, 16.
-        head.headers.reserveCapacity(16)
+        if head.headers.capacity < 16 { head.headers.reserveCapacity(16) }
         // Start line.
         switch kind {
         case .request:

@@ -84,6 +84,16 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// can join it; sent by ``writeToClient(_:)`` or ``flushClient()``.
     private var pendingClientHead: ByteBuffer?
 
+    /// The last request head's header array, handed back to the parser for the next head (it
+    /// is unique again once that head is gone, so parsing allocates nothing).
+    private var headerStorage: [HTTPHeadParser.Header] = []
+
+    private func takeHeaderStorage() -> [HTTPHeadParser.Header] {
+        var taken: [HTTPHeadParser.Header] = []
+        swap(&taken, &headerStorage)
+        return taken
+    }
+
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
 
@@ -290,12 +300,15 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .none:
                 guard case .idle = state else { return }
                 let limits = self.limits
-                let parsed = buffer.withUnsafeReadableBytes { HTTPHeadParser.parse($0, kind: .request, limits: limits) }
+                let parsed = buffer.withUnsafeReadableBytes {
+                    HTTPHeadParser.parse($0, kind: .request, limits: limits, reusing: self.takeHeaderStorage())
+                }
                 switch parsed {
                 case .success(let head):
                     let headBytes = buffer.readSlice(length: head.length)!
                     inbound = buffer.readableBytes > 0 ? buffer : nil
                     startRequest(head, headBytes)
+                    headerStorage = head.headers
                 case .failure(.incomplete):
                     // A head has started: it must now arrive within the header-read timeout.
                     if !headStarted {

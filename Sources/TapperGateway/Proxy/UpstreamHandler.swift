@@ -36,6 +36,14 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readState = ReadState.head
     /// Unparsed bytes of a response head that arrived in pieces.
     private var partial: ByteBuffer?
+    /// The last response head's header array, reused by the parser (see ProxyHandler's).
+    private var headerStorage: [HTTPHeadParser.Header] = []
+
+    private func takeHeaderStorage() -> [HTTPHeadParser.Header] {
+        var taken: [HTTPHeadParser.Header] = []
+        swap(&taken, &headerStorage)
+        return taken
+    }
     /// While a response head is handed on: how many bytes of the same read follow it (the owner
     /// sizes the client buffer so a small body fits behind the head).
     private(set) var bytesAfterHead = 0
@@ -93,10 +101,11 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch readState {
             case .head:
                 let parsed = buffer.withUnsafeReadableBytes {
-                    HTTPHeadParser.parse($0, kind: .response, limits: Self.limits, requestMethodWasHEAD: requestIsHEAD)
+                    HTTPHeadParser.parse($0, kind: .response, limits: Self.limits, requestMethodWasHEAD: requestIsHEAD, reusing: self.takeHeaderStorage())
                 }
                 switch parsed {
                 case .success(let head):
+                    defer { headerStorage = head.headers }
                     let headBytes = buffer.readSlice(length: head.length)!
                     if head.status < 200 {
                         // 1xx: informational (the gateway answers `Expect` itself); skip it.
