@@ -242,6 +242,10 @@ def test_registry_restart_is_followed_by_a_new_registration(procs: Procs) -> Non
     app = procs.uvicorn(small_app("survivor", ttl=3), "survivor", env=clean_env(TAPPER_REGISTRY_URL=first.url))
     instance_id = f"127.0.0.1-{app.port}"
     first.wait_instance("survivor", instance_id)
+    # The registry stores the instance before the service reads the answer: kill it only once
+    # the service has logged its registration, or the kill can land in between and the service
+    # sees its first registration fail (then the second one is its first "registered").
+    wait_for(lambda: count_lines(app.stderr, "tapper: registered") >= 1, 5, "the service to log its registration")
 
     first.proc.kill()
     second = procs.registry(port=first.port)  # a fresh, empty registry on the same address
