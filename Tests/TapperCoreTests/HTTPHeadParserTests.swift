@@ -26,16 +26,11 @@ import TapperCore
     }
 
     @Test func reusesAHandedBackHeaderArrayAndLeavesASharedOneAlone() throws {
-        func take(_ a: inout [HTTPHeadParser.Header]) -> [HTTPHeadParser.Header] {
-            var taken: [HTTPHeadParser.Header] = []
-            swap(&taken, &a)
-            return taken
-        }
         // Handed back alone (the head it came from is gone): the same buffer, refilled.
         var storage = try parse("GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n").get().headers
         let buffer = storage.withUnsafeBufferPointer { $0.baseAddress }
         let text = "GET /b HTTP/1.1\r\nHost: y\r\n\r\n"
-        let second = try Array(text.utf8).withUnsafeBytes { HTTPHeadParser.parse($0, kind: .request, reusing: take(&storage)) }.get()
+        let second = try Array(text.utf8).withUnsafeBytes { HTTPHeadParser.parse($0, kind: .request, reusing: HTTPHeadParser.take(&storage)) }.get()
         #expect(second.headers.count == 1)
         #expect(string(text, second.headers[0].value) == "y")
         #expect(second.headers.withUnsafeBufferPointer { $0.baseAddress } == buffer)

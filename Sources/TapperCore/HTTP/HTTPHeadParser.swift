@@ -81,6 +81,14 @@ public struct HTTPHeadParser: Sendable {
         case unsupportedTransferEncoding
     }
 
+    /// Empties `storage` and returns what it held, for ``parse(_:kind:limits:requestMethodWasHEAD:reusing:)``:
+    /// passing `storage` itself would leave a second reference, and the parser would copy.
+    public static func take(_ storage: inout [Header]) -> [Header] {
+        var taken: [Header] = []
+        swap(&taken, &storage)
+        return taken
+    }
+
     /// Parses a head at the start of `bytes`.
     /// - Parameters:
     ///   - requestMethodWasHEAD: for responses, whether the request was HEAD (no body then).

@@ -88,12 +88,6 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// is unique again once that head is gone, so parsing allocates nothing).
     private var headerStorage: [HTTPHeadParser.Header] = []
 
-    private func takeHeaderStorage() -> [HTTPHeadParser.Header] {
-        var taken: [HTTPHeadParser.Header] = []
-        swap(&taken, &headerStorage)
-        return taken
-    }
-
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
 
@@ -301,7 +295,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 guard case .idle = state else { return }
                 let limits = self.limits
                 let parsed = buffer.withUnsafeReadableBytes {
-                    HTTPHeadParser.parse($0, kind: .request, limits: limits, reusing: self.takeHeaderStorage())
+                    HTTPHeadParser.parse($0, kind: .request, limits: limits, reusing: HTTPHeadParser.take(&self.headerStorage))
                 }
                 switch parsed {
                 case .success(let head):

@@ -38,12 +38,6 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var partial: ByteBuffer?
     /// The last response head's header array, reused by the parser (see ProxyHandler's).
     private var headerStorage: [HTTPHeadParser.Header] = []
-
-    private func takeHeaderStorage() -> [HTTPHeadParser.Header] {
-        var taken: [HTTPHeadParser.Header] = []
-        swap(&taken, &headerStorage)
-        return taken
-    }
     /// While a response head is handed on: how many bytes of the same read follow it (the owner
     /// sizes the client buffer so a small body fits behind the head).
     private(set) var bytesAfterHead = 0
@@ -101,7 +95,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch readState {
             case .head:
                 let parsed = buffer.withUnsafeReadableBytes {
-                    HTTPHeadParser.parse($0, kind: .response, limits: Self.limits, requestMethodWasHEAD: requestIsHEAD, reusing: self.takeHeaderStorage())
+                    HTTPHeadParser.parse($0, kind: .response, limits: Self.limits, requestMethodWasHEAD: requestIsHEAD, reusing: HTTPHeadParser.take(&self.headerStorage))
                 }
                 switch parsed {
                 case .success(let head):
