@@ -115,6 +115,7 @@ let package = Package(
         .target(
             name: "TapperGateway",
             dependencies: [
+                "CEpoll",
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",
@@ -130,6 +131,7 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        .systemLibrary(name: "CEpoll"),
         .systemLibrary(
             name: "CReadline",
             providers: [.apt(["libreadline-dev"])]

@@ -2,18 +2,18 @@ import Atomics
 import CoreMetrics
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import TapperCore
 
-/// The gateway's shared core: configuration, the routing state, per-event-loop contexts and
+/// The gateway's shared core: configuration, the routing state, per-reactor contexts and
 /// the counters the admin endpoints report. Shared by every connection handler.
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
     public let state: GatewayState
     public let health: any HealthView
     public let balancers: BalancerFactory
-    let group: MultiThreadedEventLoopGroup
-    let loops: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    /// The data path's threads, one epoll loop each, and the state each one owns.
+    let reactors: [Reactor]
+    let loops: [ReactorBound<LoopContext>]
     let inFlight = ManagedAtomic<Int>(0)
     let openConnections = ManagedAtomic<Int>(0)
     let totalRequests = ManagedAtomic<Int>(0)
@@ -50,24 +50,14 @@ public final class Gateway: Sendable {
             upstream: configuration.upstreamTimeout.timeAmount
         )
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
-        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        var loops: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
-        for loop in group.makeIterator() {
-            // Loop-bound state must be created on its loop.
-            loops[ObjectIdentifier(loop)] = try! loop.submit {
-                NIOLoopBound(LoopContext(eventLoop: loop, configuration: configuration), eventLoop: loop)
-            }.wait()
-        }
-        self.loops = loops
+        reactors = Reactor.start(count: threads)
+        // Created here, used only on its reactor from now on.
+        loops = reactors.map { ReactorBound(LoopContext(reactor: $0, configuration: configuration)) }
         if let monitor = health as? HealthMonitor {
             // Health follows the catalog whether or not active probes run.
             state.onChange { monitor.sync($0) }
             monitor.sync(state.snapshot)
         }
-    }
-
-    func context(for loop: any EventLoop) -> LoopContext {
-        loops[ObjectIdentifier(loop)]!.value
     }
 
     /// The admin endpoints' responder.

@@ -5,15 +5,15 @@ import Darwin
 #endif
 import NIOCore
 
-/// Per-event-loop access log: logfmt lines collected in memory and written to stdout in one
+/// Per-reactor access log: logfmt lines collected in memory and written to stdout in one
 /// `write(2)` every 200 ms or 32 KiB, so logging costs no syscall per request.
 final class AccessLogBuffer {
     private var buffer: [UInt8] = []
     private var scheduled = false
-    let eventLoop: any EventLoop
+    let reactor: Reactor
 
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
+    init(reactor: Reactor) {
+        self.reactor = reactor
         buffer.reserveCapacity(64 * 1024)
     }
 
@@ -24,7 +24,7 @@ final class AccessLogBuffer {
             flush()
         } else if !scheduled {
             scheduled = true
-            eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) { [self] in
+            reactor.schedule(at: .now() + .milliseconds(200)) { [self] in
                 self.scheduled = false
                 self.flush()
             }

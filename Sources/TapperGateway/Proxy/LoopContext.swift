@@ -2,10 +2,16 @@ import CoreMetrics
 import NIOCore
 import TapperCore
 
-/// State owned by one event loop: its upstream pools, balancers, request-id generator and
-/// access-log buffer. Only ever touched on that loop, so it needs no lock.
+/// State owned by one reactor: its client connections, upstream pools, balancers, request-id
+/// generator and access-log buffer. Only ever touched on that reactor, so it needs no lock.
 final class LoopContext {
-    let eventLoop: any EventLoop
+    let reactor: Reactor
+    /// The open client connections (graceful shutdown asks each to finish).
+    private var clients: [ObjectIdentifier: ProxyHandler] = [:]
+    /// This reactor's registrations of the listening sockets.
+    var acceptors: [Acceptor] = []
+    private var quiescing = false
+    private var onDrained: (() -> Void)?
     let pool: UpstreamPool
     /// Balancers by service name, boxed so a request looks one up once and uses it in place.
     var balancers: [String: BalancerBox] = [:]
@@ -35,14 +41,49 @@ final class LoopContext {
         var timer: CoreMetrics.Timer
     }
 
-    init(eventLoop: any EventLoop, configuration: GatewayConfiguration) {
-        self.eventLoop = eventLoop
+    init(reactor: Reactor, configuration: GatewayConfiguration) {
+        self.reactor = reactor
         self.pool = UpstreamPool(
-            eventLoop: eventLoop,
+            reactor: reactor,
             maxIdlePerKey: configuration.maxIdleUpstreamConnections,
             connectTimeout: .nanoseconds(Int64(configuration.upstreamTimeout.nanoseconds))
         )
-        if configuration.accessLog { accessLog = AccessLogBuffer(eventLoop: eventLoop) }
+        if configuration.accessLog { accessLog = AccessLogBuffer(reactor: reactor) }
+    }
+
+    // MARK: client connections and graceful shutdown
+
+    func clientOpened(_ handler: ProxyHandler) {
+        clients[ObjectIdentifier(handler)] = handler
+        if quiescing { handler.quiesce() }
+    }
+
+    func clientClosed(_ handler: ProxyHandler) {
+        clients[ObjectIdentifier(handler)] = nil
+        if clients.isEmpty, let done = onDrained {
+            onDrained = nil
+            done()
+        }
+    }
+
+    /// Stops accepting, asks every client connection to close once its exchange is done, and
+    /// calls `drained` when none is left.
+    func quiesce(drained: @escaping () -> Void) {
+        quiescing = true
+        for acceptor in acceptors { acceptor.stop() }
+        for handler in Array(clients.values) { handler.quiesce() }
+        if clients.isEmpty {
+            drained()
+        } else {
+            onDrained = drained
+        }
+    }
+
+    /// Closes every connection left: clients (after the drain timeout) and pooled upstreams.
+    func closeEverything() {
+        for handler in Array(clients.values) { handler.closeNow() }
+        pool.closeAll()
+        accessLog?.flush()
     }
 }
 
@@ -88,7 +129,7 @@ extension LoopContext {
     func flushAtEndOfTick(_ upstream: UpstreamHandler) {
         upstreamsToFlush.append(upstream)
         if upstreamsToFlush.count == 1 {
-            eventLoop.assumeIsolated().execute { [self] in
+            reactor.later { [self] in
                 // A flush that fails can start a retry that appends here: the loop sees it.
                 var i = 0
                 while i < upstreamsToFlush.count {

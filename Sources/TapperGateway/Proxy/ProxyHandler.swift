@@ -10,9 +10,10 @@ import Musl
 import Darwin
 #endif
 
-/// One client connection, on raw bytes: parses each request head with ``HTTPHeadParser``, routes
-/// it, forwards it (head rewritten, body bytes passed through as slices of the read buffer) to an
-/// upstream connection of the same event loop, and passes the response back the same way.
+/// One client connection (a ``Connection`` on a ``Reactor``), on raw bytes: parses each request
+/// head with ``HTTPHeadParser``, routes it, forwards it (head rewritten, body bytes passed through
+/// as slices of the read buffer) to an upstream connection of the same reactor, and passes the
+/// response back the same way.
 ///
 /// There is no NIOHTTP1 codec on either side: decoding every header into `HTTPHeaders` and
 /// encoding it again cost most of the CPU per proxied request. Bodies keep their framing
@@ -23,11 +24,7 @@ import Darwin
 /// ``UpstreamHandler``), so a 1 GiB upload or download passes with flat memory. Pipelined
 /// requests wait, unparsed, in the read buffer until the current exchange is done. One lazily
 /// rescheduled timer per connection enforces the header-read, idle and upstream timeouts.
-final class ProxyHandler: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class ProxyHandler: ConnectionHandler {
     enum State {
         /// Waiting for a request head.
         case idle
@@ -58,15 +55,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     let limits: HTTPHeadParser.Limits
     let servesAdmin: Bool
     let servesProxy: Bool
-    private var context: ChannelHandlerContext!
-    /// The channel's allocator, looked up once (through the pipeline it cost retains per head).
-    private var allocator = ByteBufferAllocator()
+    let connection: Connection
+    private let allocator = ByteBufferAllocator()
     private(set) var state: State = .idle
     private var body = RequestBody.none
     /// Client bytes not processed yet (a partial head, or pipelined requests).
     private var inbound: ByteBuffer?
     private var processing = false
-    private var readPending = false
     private var headStarted = false
     private var peerIP = ""
     /// Whether the peer is a trusted proxy (`--trusted-proxies`): only then are its
@@ -91,9 +86,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
 
-    init(gateway: Gateway, loop: LoopContext, role: Role = .main) {
+    init(gateway: Gateway, loop: LoopContext, role: Role = .main, connection: Connection, peer: SocketAddress4or6) {
         self.gateway = gateway
         self.loop = loop
+        self.connection = connection
         let config = gateway.configuration
         servesProxy = role == .main
         servesAdmin = role == .admin || config.adminPort == nil
@@ -102,61 +98,55 @@ final class ProxyHandler: ChannelDuplexHandler {
         limits = HTTPHeadParser.Limits(
             maxHeadBytes: config.maxHeaderBytes + config.maxURIBytes + 1024, maxTargetBytes: config.maxURIBytes, maxHeaderCount: 1000
         )
+        let ip = peer.ipString
+        peerIP = ip
+        peerTrusted = !ip.isEmpty && !config.trustedProxies.isEmpty && config.trustedProxies.contains(ip: ip)
+
     }
 
-    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
+    var downstreamWritable: Bool { connection.isWritable }
+
 
     // MARK: connection lifecycle
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        allocator = context.channel.allocator
-        if let ip = context.channel.remoteAddress?.ipAddress {
-            peerIP = ip
-            peerTrusted = !gateway.configuration.trustedProxies.isEmpty && gateway.configuration.trustedProxies.contains(ip: ip)
-        }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
+    /// The connection is accepted and this handler is its handler.
+    func start() {
         gateway.connectionOpened()
+        loop.clientOpened(self)
         setDeadline(gateway.timeouts.headerRead)
-        context.fireChannelActive()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func connectionClosed(error: Int32?) {
         gateway.connectionClosed()
         if case .proxying(let exchange) = state {
-            abandon(exchange, outcome: "client_closed")
+            abandon(exchange, outcome: error == nil ? "client_closed" : "client_error")
         }
         state = .closed
         inbound = nil
-        context.fireChannelInactive()
+        loop.clientClosed(self)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            // Graceful shutdown: idle connections close now, busy ones after their response.
-            quiescing = true
-            switch state {
-            case .idle:
-                state = .closed
-                context.close(promise: nil)
-            case .proxying(let exchange):
-                if !exchange.responseStarted { exchange.keepAlive = false }
-            case .discarding:
-                state = .discarding(closeAfter: true)
-            case .closed:
-                break
-            }
-            return
+    /// Graceful shutdown: idle connections close now, busy ones after their response.
+    func quiesce() {
+        quiescing = true
+        switch state {
+        case .idle:
+            state = .closed
+            connection.close()
+        case .proxying(let exchange):
+            if !exchange.responseStarted { exchange.keepAlive = false }
+        case .discarding:
+            state = .discarding(closeAfter: true)
+        case .closed:
+            break
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .proxying(let exchange) = state { abandon(exchange, outcome: "client_error") }
+    /// The drain timeout ran out: close whatever state the connection is in.
+    func closeNow() {
+        if case .proxying(let exchange) = state { abandon(exchange, outcome: "shutdown") }
         state = .closed
-        context.close(promise: nil)
+        connection.close()
     }
 
     // MARK: timer
@@ -173,7 +163,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if let pending = scheduledFor, pending <= deadline { return }
         let fireAt = deadline
         scheduledFor = fireAt
-        context.eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) { [weak self] in
+        loop.reactor.schedule(at: fireAt) { [weak self] in
             self?.timerFired(scheduled: fireAt)
         }
     }
@@ -194,7 +184,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             if headStarted {
                 rejectAndClose(status: .requestTimeout, code: "request_timeout", message: "the request head was not received in time")
             } else {
-                context.close(promise: nil)
+                connection.close()
             }
         case .proxying(let exchange):
             if exchange.authPending {
@@ -206,7 +196,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 // Stalled stream, or a client that stopped sending its body: cut it.
                 abandon(exchange, outcome: exchange.responseStarted ? "upstream_stalled" : "client_timeout")
                 state = .closed
-                context.close(promise: nil)
+                connection.close()
             } else {
                 exchange.upstream?.owner = nil
                 exchange.upstream?.close()
@@ -237,26 +227,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if shouldHoldReads {
-            readPending = true
-            return
-        }
-        context.read()
-    }
+    var holdsReads: Bool { shouldHoldReads }
 
     private func resumeClientReads() {
-        if readPending && !shouldHoldReads {
-            readPending = false
-            context.read()
-        }
+        if !shouldHoldReads { connection.readIfReady() }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .proxying(let exchange) = state {
+    func connectionWritabilityChanged(_ writable: Bool) {
+        if writable, case .proxying(let exchange) = state {
             exchange.upstream?.resumeReads()
         }
-        context.fireChannelWritabilityChanged()
     }
 
     func upstreamBecameWritable() {
@@ -265,8 +245,8 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     // MARK: client → gateway
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
+    func connectionRead(_ data: ByteBuffer) {
+        var buffer = data
         guard state.isOpen else { return }
         if var earlier = inbound {
             inbound = nil
@@ -362,7 +342,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             guard ended else { return }
             if closeAfter {
                 state = .closed
-                context.close(promise: nil)
+                connection.closeAfterFlush()
             } else {
                 finishedRequest()
             }
@@ -382,19 +362,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .proxying(let exchange):
             abandon(exchange, outcome: "client_error")
             state = .closed
-            context.close(promise: nil)
+            connection.close()
         case .idle, .discarding, .closed:
             state = .closed
-            context.close(promise: nil)
+            connection.close()
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func connectionReadComplete() {
         if upstreamFlushPending, case .proxying(let exchange) = state, let upstream = exchange.upstream {
             upstreamFlushPending = false
             upstream.flush()
         }
-        context.fireChannelReadComplete()
     }
 
     private func startRequest(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer) {
@@ -567,7 +546,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func sendContinue(minor: Int) {
         var buffer = allocator.buffer(capacity: 32)
         buffer.writeStaticString(minor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        connection.write(buffer)
+        connection.flush()
     }
 
     /// Runs a provider that could not decide at once; the exchange waits (body buffered, reads
@@ -576,22 +556,39 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let auth = gateway.configuration.auth else { return }
         exchange.authPending = true
         setDeadline(gateway.timeouts.upstream)
-        let promise = context.eventLoop.makePromise(of: AuthDecision.self)
-        promise.completeWithTask { await auth.authenticate(request) }
-        promise.futureResult.assumeIsolated().whenSuccess { [weak self] decision in
-            guard let self, case .proxying(let current) = self.state, current === exchange else { return }
-            exchange.authPending = false
-            switch decision {
-            case .allow(let subject):
-                onAllow(subject)
-                self.setDeadline(self.gateway.timeouts.idle)
-                self.connect(exchange)
-            case .deny(let failure):
-                self.respondError(
-                    exchange, status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
-                    headers: failure.headers, close: !exchange.requestComplete
-                )
+        let reactor = loop.reactor
+        // Named fields, not a tuple: destructuring a tuple out of the box in the closure below
+        // over-released the handler (Swift 6.3.1; a use-after-free in AuthTests).
+        let waiting = ReactorBound(PendingAuth(handler: self, exchange: exchange, onAllow: onAllow))
+        Task {
+            let decision = await auth.authenticate(request)
+            reactor.execute {
+                let pending = waiting.value
+                pending.handler.authDecided(decision, pending.exchange, onAllow: pending.onAllow)
             }
+        }
+    }
+
+    /// An exchange waiting for its auth provider's decision.
+    private struct PendingAuth {
+        let handler: ProxyHandler
+        let exchange: Exchange
+        let onAllow: (String?) -> Void
+    }
+
+    private func authDecided(_ decision: AuthDecision, _ exchange: Exchange, onAllow: (String?) -> Void) {
+        guard case .proxying(let current) = state, current === exchange else { return }
+        exchange.authPending = false
+        switch decision {
+        case .allow(let subject):
+            onAllow(subject)
+            setDeadline(gateway.timeouts.idle)
+            connect(exchange)
+        case .deny(let failure):
+            respondError(
+                exchange, status: HTTPResponseStatus(statusCode: failure.status), code: failure.code, message: failure.message,
+                headers: failure.headers, close: !exchange.requestComplete
+            )
         }
     }
 
@@ -716,7 +713,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             if exchange.responseStarted {
                 abandon(exchange, outcome: "too_large")
                 state = .closed
-                context.close(promise: nil)
+                connection.close()
             } else {
                 respondError(exchange, status: .payloadTooLarge, code: "too_large", message: "the request body is larger than \(gateway.configuration.maxBodyBytes) bytes", close: true)
             }
@@ -789,7 +786,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .failure(let error):
                 self.gateway.noteOutcome(target: target, success: false)
                 self.gateway.balancerFinished(target, loop: self.loop)
-                if case .connectTimeout = error as? ChannelError {
+                if case .timedOut = error {
                     exchange.lastFailureWasTimeout = true
                 } else {
                     exchange.lastFailureWasTimeout = false
@@ -915,21 +912,21 @@ final class ProxyHandler: ChannelDuplexHandler {
             pendingClientHead = nil
             if buffer.readableBytes <= head.writableBytes {
                 head.writeImmutableBuffer(buffer)
-                context.write(wrapOutboundOut(head), promise: nil)
+                connection.write(head)
                 return
             }
-            context.write(wrapOutboundOut(head), promise: nil)
+            connection.write(head)
         }
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        connection.write(buffer)
     }
 
     /// Sends the held-back response head, if any, and flushes.
     private func flushClient() {
         if let head = pendingClientHead {
             pendingClientHead = nil
-            context.write(wrapOutboundOut(head), promise: nil)
+            connection.write(head)
         }
-        context.flush()
+        connection.flush()
     }
 
     /// Body bytes of the current response: raw, with the upstream's framing.
@@ -944,14 +941,14 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .passThrough:
             writeToClient(buffer)
         case .addChunking:
-            var size = context.channel.allocator.buffer(capacity: 20)
+            var size = allocator.buffer(capacity: 20)
             size.writeString(String(buffer.readableBytes, radix: 16))
             size.writeStaticString("\r\n")
             writeToClient(size)
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            var crlf = context.channel.allocator.buffer(capacity: 2)
+            connection.write(buffer)
+            var crlf = allocator.buffer(capacity: 2)
             crlf.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(crlf), promise: nil)
+            connection.write(crlf)
         case .removeChunking(var tracker):
             var payload: [ByteBuffer] = []
             _ = try? buffer.withUnsafeReadableBytes { raw throws(ChunkedBodyTracker.Failure) in
@@ -969,7 +966,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
         exchange.responseComplete = true
         if case .addChunking = exchange.responseMode {
-            var last = context.channel.allocator.buffer(capacity: 5)
+            var last = allocator.buffer(capacity: 5)
             last.writeStaticString("0\r\n\r\n")
             writeToClient(last)
         }
@@ -1005,7 +1002,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             // Mid-response: the client can only learn of it by the connection closing.
             abandon(exchange, outcome: "upstream_reset")
             state = .closed
-            context.close(promise: nil)
+            connection.close()
             return
         }
         // Failed before any response byte. A reused keep-alive connection closed by the upstream
@@ -1041,7 +1038,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             finishedRequest()
         } else {
             state = .closed
-            context.close(promise: nil)
+            connection.closeAfterFlush()
         }
     }
 
@@ -1062,7 +1059,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func finishedRequest() {
         if quiescing {
             state = .closed
-            context.close(promise: nil)
+            connection.closeAfterFlush()
             return
         }
         state = .idle
@@ -1112,7 +1109,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         status: HTTPResponseStatus, minor: Int, contentType: String, body: String, requestID: String, extraHeaders: [(String, String)], close: Bool,
         omitBody: Bool
     ) {
-        var out = context.channel.allocator.buffer(capacity: 192 + body.utf8.count)
+        var out = allocator.buffer(capacity: 192 + body.utf8.count)
         out.writeStaticString(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeString(String(status.code))
         out.writeStaticString(" ")
@@ -1137,7 +1134,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         out.writeStaticString("\r\n")
         if !omitBody { out.writeString(body) }
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        connection.write(out)
+        connection.flush()
     }
 
     /// After a local response: close now, discard the rest of the request until its end, or
@@ -1146,7 +1144,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if close {
             state = .closed
             inbound = nil
-            context.close(promise: nil)
+            connection.closeAfterFlush()
         } else if requestComplete {
             finishedRequest()
         } else {
@@ -1158,13 +1156,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func rejectAndClose(status: HTTPResponseStatus, code: String, message: String) {
         state = .closed
         let body = GatewayErrors.body(code: code, message: message)
-        var out = context.channel.allocator.buffer(capacity: 160 + body.utf8.count)
+        var out = allocator.buffer(capacity: 160 + body.utf8.count)
         out.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n")
         out.writeString(body)
-        let context = self.context!
-        context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+        connection.write(out)
+        connection.closeAfterFlush()
     }
 }
 

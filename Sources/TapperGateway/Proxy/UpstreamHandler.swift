@@ -1,18 +1,14 @@
 import NIOCore
 import TapperCore
 
-/// The only handler of an upstream connection's pipeline: raw bytes both ways, no NIOHTTP1.
+/// The handler of an upstream connection: raw bytes both ways.
 ///
 /// Requests go out as bytes the ``ProxyHandler`` already framed. Responses are split with
 /// ``HTTPHeadParser`` (strict: a response it cannot frame unambiguously fails the exchange) and
 /// their body bytes handed on as slices of the read buffer, chunked framing included and checked
 /// by ``ChunkedBodyTracker``. Reads are held while the client cannot take more (backpressure from
 /// client to upstream).
-final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class UpstreamHandler: ConnectionHandler {
     /// Where the response being read is.
     enum ReadState {
         case head
@@ -25,9 +21,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let poolKey: String
     /// The exchange owner, nil while pooled.
     weak var owner: ProxyHandler?
-    private(set) var context: ChannelHandlerContext?
-    private var readPending = false
-    private(set) var isActive = true
+    let connection: Connection
+    var isActive: Bool { connection.isOpen }
     weak var pool: UpstreamPool?
     /// The pool's idle list for ``poolKey``, once the connection was first released.
     var idleList: UpstreamPool.IdleList?
@@ -44,19 +39,12 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     static let limits = HTTPHeadParser.Limits(maxHeadBytes: 64 * 1024, maxTargetBytes: 8 * 1024, maxHeaderCount: 1000)
 
-    init(poolKey: String) {
+    init(poolKey: String, connection: Connection) {
         self.poolKey = poolKey
+        self.connection = connection
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isWritable: Bool { connection.isWritable }
 
     /// Prepares for the next response on this connection.
     func startExchange(isHEAD: Bool) {
@@ -66,21 +54,19 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func send(_ bytes: ByteBuffer) {
-        context?.write(wrapOutboundOut(bytes), promise: nil)
+        connection.write(bytes)
     }
 
     func flush() {
-        context?.flush()
+        connection.flush()
     }
 
     func close() {
-        guard isActive else { return }
-        isActive = false
-        context?.close(promise: nil)
+        connection.close()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
+    func connectionRead(_ data: ByteBuffer) {
+        var buffer = data
         guard owner != nil else {
             // Data on an idle pooled connection is a protocol error: drop the connection.
             close()
@@ -166,18 +152,20 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A response that cannot be framed: the exchange fails as if the connection had closed.
     private func fail(_ owner: ProxyHandler) {
         self.owner = nil
-        let wasActive = isActive
-        isActive = false
+        connection.close()
         owner.upstreamClosed(self, error: UpstreamProtocolError())
-        if wasActive { context?.close(promise: nil) }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func connectionReadComplete() {
         owner?.upstreamReadComplete()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        isActive = false
+    func connectionClosed(error: Int32?) {
+        if let error, let owner {
+            self.owner = nil
+            owner.upstreamClosed(self, error: SocketError(operation: "upstream", code: error))
+            return
+        }
         if let owner {
             if case .untilClose = readState {
                 // A close-delimited body ends with the connection.
@@ -193,37 +181,19 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let wasActive = isActive
-        isActive = false
-        if let owner {
-            self.owner = nil
-            owner.upstreamClosed(self, error: error)
-        } else {
-            pool?.remove(self)
-        }
-        if wasActive { context.close(promise: nil) }
+    func connectionWritabilityChanged(_ writable: Bool) {
+        if writable { owner?.upstreamBecameWritable() }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { owner?.upstreamBecameWritable() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if let owner, !owner.downstreamWritable {
-            readPending = true
-        } else {
-            context.read()
-        }
+    /// Reads wait while the client cannot take more.
+    var holdsReads: Bool {
+        if let owner { return !owner.downstreamWritable }
+        return false
     }
 
     /// Called when the client became writable again.
     func resumeReads() {
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        connection.readIfReady()
     }
 }
 

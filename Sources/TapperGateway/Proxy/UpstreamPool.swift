@@ -1,12 +1,16 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
 import NIOCore
-import NIOPosix
 
-/// Keep-alive upstream connections of one event loop, per instance (`host:port`).
+/// Keep-alive upstream connections of one reactor, per instance (`host:port`).
 ///
-/// Connections never cross event loops: a client connection's requests use connections of its
-/// own loop, so the data path never hops threads or takes a lock.
+/// Connections never cross reactors: a client connection's requests use connections of its
+/// own reactor, so the data path never hops threads or takes a lock.
 final class UpstreamPool {
-    let eventLoop: any EventLoop
+    let reactor: Reactor
     let maxIdlePerKey: Int
     let connectTimeout: TimeAmount
     /// Idle connections per key, boxed: a connection keeps its key's list, so releasing it
@@ -22,8 +26,8 @@ final class UpstreamPool {
         var handlers: [UpstreamHandler] = []
     }
 
-    init(eventLoop: any EventLoop, maxIdlePerKey: Int, connectTimeout: TimeAmount) {
-        self.eventLoop = eventLoop
+    init(reactor: Reactor, maxIdlePerKey: Int, connectTimeout: TimeAmount) {
+        self.reactor = reactor
         self.maxIdlePerKey = maxIdlePerKey
         self.connectTimeout = connectTimeout
     }
@@ -87,47 +91,99 @@ final class UpstreamPool {
         }
     }
 
-    /// Closes every idle connection; the futures complete when they are closed.
-    func closeAll() -> [EventLoopFuture<Void>] {
-        var closed: [EventLoopFuture<Void>] = []
+    /// Closes every idle connection.
+    func closeAll() {
         for list in idle.values {
-            for h in list.handlers {
-                if let channel = h.context?.channel { closed.append(channel.closeFuture) }
-                h.close()
-            }
+            for h in list.handlers { h.close() }
             list.handlers.removeAll()
         }
-        return closed
     }
 
-    /// Opens a new connection on this loop and calls `completion` on it.
-    func connect(host: String, port: Int, key: String, completion: @escaping (Result<UpstreamHandler, any Error>) -> Void) {
-        ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(poolKey: key))
-                }
-            }
-            .connect(host: host, port: port)
-            .assumeIsolated()
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    do {
-                        let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                        handler.pool = self
-                        completion(.success(handler))
-                    } catch {
-                        channel.close(promise: nil)
-                        completion(.failure(error))
-                    }
-                case .failure(let error):
-                    completion(.failure(error))
-                }
-            }
+    /// Opens a new connection on this reactor and calls `completion` with it (never before
+    /// returning). Each address `host` resolves to is tried in turn.
+    func connect(host: String, port: Int, key: String, completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void) {
+        let addresses: [SocketAddress4or6]
+        do {
+            addresses = try resolve(host: host, port: port)
+        } catch {
+            reactor.later { completion(.failure(.failed(error))) }
+            return
+        }
+        let deadline = NIODeadline.now() + connectTimeout
+        attempt(addresses[...], deadline: deadline, key: key, lastError: nil, completion: completion)
     }
+
+    private func attempt(
+        _ addresses: ArraySlice<SocketAddress4or6>, deadline: NIODeadline, key: String, lastError: SocketError?,
+        completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void
+    ) {
+        guard let address = addresses.first else {
+            let error = lastError ?? SocketError(operation: "connect \(key)", code: EADDRNOTAVAIL)
+            reactor.later { completion(.failure(.failed(error))) }
+            return
+        }
+        let rest = addresses.dropFirst()
+        let reactor = self.reactor
+        switch Sockets.startConnect(to: address) {
+        case .failure(let error):
+            attempt(rest, deadline: deadline, key: key, lastError: error, completion: completion)
+        case .success(let (fd, connected)):
+            guard let connection = Connection(fd: fd, reactor: reactor) else {
+                return attempt(rest, deadline: deadline, key: key, lastError: SocketError(operation: "register", code: errno), completion: completion)
+            }
+            let handler = UpstreamHandler(poolKey: key, connection: connection)
+            handler.pool = self
+            if connected {
+                connection.handler = handler
+                reactor.later { completion(.success(handler)) }
+                return
+            }
+            var finished = false
+            connection.onConnected = { [weak self] error in
+                guard !finished else { return }
+                finished = true
+                if let error {
+                    connection.close()
+                    let failure = SocketError(operation: "connect \(key)", code: error)
+                    if let self {
+                        self.attempt(rest, deadline: deadline, key: key, lastError: failure, completion: completion)
+                    } else {
+                        completion(.failure(.failed(failure)))
+                    }
+                } else {
+                    connection.handler = handler
+                    completion(.success(handler))
+                }
+            }
+            reactor.schedule(at: deadline) {
+                guard !finished else { return }
+                finished = true
+                connection.onConnected = nil
+                connection.close()
+                completion(.failure(.timedOut))
+            }
+        }
+    }
+
+    /// Resolved addresses by `host:port`, for a few seconds: names are looked up (blocking)
+    /// only when a new connection is needed, and numeric hosts need no lookup at all.
+    private var resolved: [String: (addresses: [SocketAddress4or6], until: NIODeadline)] = [:]
+
+    private func resolve(host: String, port: Int) throws(SocketError) -> [SocketAddress4or6] {
+        let key = "\(host):\(port)"
+        let now = NIODeadline.now()
+        if let hit = resolved[key], hit.until > now { return hit.addresses }
+        let addresses = try SocketAddress4or6.resolve(host: host, port: port)
+        if resolved.count > 1024 { resolved.removeAll() }
+        resolved[key] = (addresses, now + .seconds(10))
+        return addresses
+    }
+}
+
+/// Why an upstream connection could not be opened.
+enum UpstreamConnectError: Error {
+    case timedOut
+    case failed(SocketError)
 }
 
 @available(*, unavailable)

@@ -1,7 +1,10 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
 import Logging
 import NIOCore
-import NIOExtras
-import NIOPosix
 import ServiceLifecycle
 
 /// The gateway's listener as a `Service`: binds, serves until graceful shutdown, then stops
@@ -26,59 +29,52 @@ public struct GatewayServer: Service {
     }
 
     public func run() async throws {
-        try await serveUntilDrained()
-        // The quiescing helper (owned by serveUntilDrained) is gone by now: its deinit completes a
-        // promise on an event loop, which must happen before the loops shut down.
-        try await gateway.group.shutdownGracefully()
+        var fds: [Int32] = []
+        do {
+            try await serveUntilDrained(listenFDs: &fds)
+        } catch {
+            await stopReactors(closing: fds)
+            throw error
+        }
+        await stopReactors(closing: fds)
         logger.notice("gateway stopped")
     }
 
-    /// One listening socket, with the quiescing helper that drains its connections.
-    private struct Listener {
-        let channel: any Channel
-        let quiesce: ServerQuiescingHelper
-        var port: Int
+    private func stopReactors(closing fds: [Int32]) async {
+        for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
+            await reactor.submit { loop.value.closeEverything() }
+            await reactor.stop()
+        }
+        for fd in fds { close(fd) }
     }
 
-    private func listen(role: ProxyHandler.Role, host: String, port: Int) async throws -> Listener {
+    /// Binds `host:port` and has every reactor accept from it.
+    private func listen(role: ProxyHandler.Role, host: String, port: Int) async throws -> (fd: Int32, port: Int) {
+        let (fd, bound) = try Sockets.listen(host: host, port: port)
         let gateway = self.gateway
-        let quiesce = ServerQuiescingHelper(group: gateway.group)
-        let channel = try await ServerBootstrap(group: gateway.group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+        for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
+            await reactor.submit {
+                let context = loop.value
+                let acceptor = Acceptor(fd: fd, reactor: reactor) { connection, peer in
+                    let handler = ProxyHandler(gateway: gateway, loop: context, role: role, connection: connection, peer: peer)
+                    connection.handler = handler
+                    handler.start()
                 }
+                context.acceptors.append(acceptor)
+                acceptor.start()
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 8)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let loop = gateway.context(for: channel.eventLoop)
-                    // Raw bytes in and out: the proxy handler parses and frames HTTP/1.1 itself.
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(gateway: gateway, loop: loop, role: role))
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
-        return Listener(channel: channel, quiesce: quiesce, port: channel.localAddress?.port ?? port)
+        }
+        return (fd, bound)
     }
 
-    private func serveUntilDrained() async throws {
+    private func serveUntilDrained(listenFDs: inout [Int32]) async throws {
         let gateway = self.gateway
         let config = gateway.configuration
         let main = try await listen(role: .main, host: config.host, port: config.port)
-        var listeners = [main]
+        listenFDs.append(main.fd)
         if let adminPort = config.adminPort {
-            let admin: Listener
-            do {
-                admin = try await listen(role: .admin, host: config.adminHost, port: adminPort)
-            } catch {
-                try? await main.channel.close()
-                throw error
-            }
-            listeners.append(admin)
+            let admin = try await listen(role: .admin, host: config.adminHost, port: adminPort)
+            listenFDs.append(admin.fd)
             logger.notice("gateway admin endpoints on http://\(config.adminHost):\(admin.port)")
             await onAdminListening(admin.port)
         }
@@ -88,39 +84,33 @@ public struct GatewayServer: Service {
         try? await gracefulShutdown()
 
         logger.notice("gateway draining", metadata: ["in_flight": "\(gateway.requestsInFlight)", "drain_timeout": "\(config.drainTimeout)"])
-        let loop = gateway.group.next()
-        let drainedEach = listeners.map { listener in
-            let promise = loop.makePromise(of: Void.self)
-            listener.quiesce.initiateShutdown(promise: promise)
-            return promise.futureResult
+        // Every reactor stops accepting and asks its connections to finish; each reports when
+        // its last client connection is gone.
+        let drained = AsyncStream<Void>.makeStream()
+        for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
+            reactor.execute { loop.value.quiesce { drained.continuation.yield() } }
         }
-        let drained = EventLoopFuture.andAllSucceed(drainedEach, on: loop)
+        let reactorCount = gateway.reactors.count
         let finished = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                (try? await drained.get()) != nil
+                var left = reactorCount
+                for await _ in drained.stream {
+                    left -= 1
+                    if left == 0 { return true }
+                }
+                return false
             }
             group.addTask {
                 try? await Task.sleep(for: config.drainTimeout)
                 return false
             }
             let first = await group.next() ?? false
+            drained.continuation.finish()
             group.cancelAll()
             return first
         }
         if !finished {
             logger.warning("drain timeout reached; closing the remaining connections", metadata: ["in_flight": "\(gateway.requestsInFlight)"])
         }
-        // Close pooled upstream connections and wait until they are gone, so nothing is left
-        // to run on the event loops when they shut down.
-        for loop in gateway.group.makeIterator() {
-            let bound = gateway.loops[ObjectIdentifier(loop)]!
-            let closing = try? await loop.flatSubmit {
-                let futures = bound.value.pool.closeAll()
-                bound.value.accessLog?.flush()
-                return EventLoopFuture.andAllComplete(futures, on: loop)
-            }.get()
-            _ = closing
-        }
-        for listener in listeners { try? await listener.channel.closeFuture.get() }
     }
 }

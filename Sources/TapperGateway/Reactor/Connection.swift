@@ -1,0 +1,292 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+import CEpoll
+import NIOCore
+
+/// What a ``Connection`` tells the code that owns it. All calls come on the connection's reactor.
+protocol ConnectionHandler: AnyObject {
+    /// Bytes read. The buffer is the reactor's read buffer: keeping it (or a slice) is allowed,
+    /// and only costs the next read a fresh allocation.
+    func connectionRead(_ buffer: ByteBuffer)
+    /// The reads of one readiness event are done (flush what they produced).
+    func connectionReadComplete()
+    /// Asked before every read: true holds reads until ``Connection/readIfReady()``.
+    var holdsReads: Bool { get }
+    /// The pending output crossed the high (false) or low (true) watermark.
+    func connectionWritabilityChanged(_ writable: Bool)
+    /// The connection is closed: by the peer (`error` nil for an orderly end), by an error
+    /// (`errno`), or by ``Connection/close()``. Called once, after the current events.
+    func connectionClosed(error: Int32?)
+}
+
+/// A non-blocking TCP socket on a ``Reactor``: reads until drained (edge-triggered), queues
+/// writes until ``flush()``, and tracks pending output against watermarks for backpressure.
+///
+/// Registered once for input, output and peer hang-up in edge-triggered mode, so holding reads
+/// or waiting for output never costs an `epoll_ctl`.
+final class Connection: PollTarget {
+    let fd: Int32
+    unowned let reactor: Reactor
+    var handler: (any ConnectionHandler)?
+    private(set) var isOpen = true
+    /// The socket may have unread bytes (set by an input event, cleared by a short read).
+    private var readable = false
+    /// The peer's end of stream was reported: a short read no longer means "drained", reads
+    /// go on until they return 0 (no further event would come for it).
+    private var peerEnded = false
+    private var readScheduled = false
+    private var queue: [ByteBuffer] = []
+    private var queueHead = 0
+    private(set) var pendingBytes = 0
+    private(set) var isWritable = true
+    /// A write stopped short: the rest goes out on the next output event.
+    private var waitingForOutput = false
+    private var closeWhenFlushed = false
+    /// Set while a non-blocking connect is in progress.
+    var onConnected: ((Int32?) -> Void)?
+
+    static let highWatermark = 64 * 1024
+    static let lowWatermark = 32 * 1024
+    static let events = UInt32(EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue) | EPOLLET.rawValue
+    /// Reads per readiness event before other connections get their turn.
+    static let readsPerEvent = 4
+
+    /// Takes over `fd` (non-blocking) and registers it with `reactor`.
+    init?(fd: Int32, reactor: Reactor) {
+        self.fd = fd
+        self.reactor = reactor
+        guard reactor.register(fd, self, events: Self.events) else {
+            Glibc.close(fd)
+            return nil
+        }
+    }
+
+    func ready(events: UInt32) {
+        if let onConnected {
+            guard events & UInt32(EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 else { return }
+            self.onConnected = nil
+            var error: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len)
+            onConnected(error == 0 ? nil : error)
+            if error != 0 || !isOpen { return }
+        }
+        if events & UInt32(EPOLLERR.rawValue) != 0 {
+            var error: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len)
+            close(error: error == 0 ? ECONNRESET : error)
+            return
+        }
+        if events & UInt32(EPOLLOUT.rawValue) != 0 && waitingForOutput {
+            waitingForOutput = false
+            writeOut()
+            guard isOpen else { return }
+        }
+        if events & UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 {
+            readable = true
+            if events & UInt32(EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 { peerEnded = true }
+            if events & UInt32(EPOLLHUP.rawValue) != 0, handler?.holdsReads ?? false {
+                // Both directions are gone: nothing held can be delivered any more.
+                close(error: ECONNRESET)
+                return
+            }
+            readLoop()
+        }
+    }
+
+    // MARK: reading
+
+    /// Reads now if bytes may be waiting and the handler no longer holds reads (after the
+    /// current events, so a handler can call it from anywhere).
+    func readIfReady() {
+        guard isOpen, readable, !readScheduled else { return }
+        readScheduled = true
+        reactor.later { [self] in
+            readScheduled = false
+            readLoop()
+        }
+    }
+
+    private func readLoop() {
+        var reads = 0
+        var delivered = false
+        while isOpen && readable {
+            guard let handler, !handler.holdsReads else { break }
+            if reads == Self.readsPerEvent {
+                readIfReady()
+                break
+            }
+            reads += 1
+            var buffer = reactor.readBuffer.take() ?? ByteBufferAllocator().buffer(capacity: Reactor.readSize)
+            buffer.clear()
+            var result = 0
+            var space = 0
+            let fd = self.fd
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
+                space = raw.count
+                result = Glibc.read(fd, raw.baseAddress, raw.count)
+                return max(result, 0)
+            }
+            if result > 0 {
+                if result < space && !peerEnded { readable = false }
+                reactor.readBuffer = buffer
+                delivered = true
+                handler.connectionRead(buffer)
+                continue
+            }
+            let error = errno
+            buffer.clear()
+            reactor.readBuffer = buffer
+            if result == 0 {
+                close(error: nil)
+                return
+            }
+            switch error {
+            case EAGAIN, EWOULDBLOCK:
+                readable = false
+            case EINTR:
+                continue
+            default:
+                close(error: error)
+                return
+            }
+        }
+        if delivered, isOpen { handler?.connectionReadComplete() }
+    }
+
+    // MARK: writing
+
+    /// Queues `buffer`; nothing is sent before ``flush()``.
+    func write(_ buffer: ByteBuffer) {
+        guard isOpen, buffer.readableBytes > 0 else { return }
+        queue.append(buffer)
+        pendingBytes += buffer.readableBytes
+        if isWritable && pendingBytes > Self.highWatermark {
+            isWritable = false
+            handler?.connectionWritabilityChanged(false)
+        }
+    }
+
+    /// Sends what is queued, as far as the socket takes it.
+    func flush() {
+        guard isOpen, !waitingForOutput, queueHead < queue.count else { return }
+        writeOut()
+    }
+
+    /// Closes once everything queued is sent (a last response); at most `linger` later.
+    func closeAfterFlush(linger: TimeAmount = .seconds(5)) {
+        guard isOpen else { return }
+        flush()
+        guard isOpen else { return }
+        if queueHead == queue.count {
+            close()
+            return
+        }
+        closeWhenFlushed = true
+        reactor.schedule(at: .now() + linger) { [weak self] in self?.close() }
+    }
+
+    private func writeOut() {
+        while queueHead < queue.count {
+            let count = queue.count - queueHead
+            var written = 0
+            if count == 1 {
+                written = queue[queueHead].withUnsafeReadableBytes { raw in
+                    send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+                }
+            } else {
+                let n = min(count, 64)
+                written = withUnsafeTemporaryAllocation(of: iovec.self, capacity: n) { iov in
+                    for i in 0..<n {
+                        // The queue keeps each buffer alive and unchanged during the call.
+                        queue[queueHead + i].withUnsafeReadableBytes { raw in
+                            iov[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count)
+                        }
+                    }
+                    var msg = msghdr()
+                    msg.msg_iov = iov.baseAddress
+                    msg.msg_iovlen = n
+                    return sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
+                }
+            }
+            if written < 0 {
+                let error = errno
+                if error == EINTR { continue }
+                if error == EAGAIN || error == EWOULDBLOCK {
+                    waitingForOutput = true
+                    break
+                }
+                close(error: error)
+                return
+            }
+            consume(written)
+            if queueHead < queue.count {
+                // The socket took less than offered: it is full until the next output event.
+                waitingForOutput = true
+                break
+            }
+        }
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            queueHead = 0
+            if closeWhenFlushed {
+                close()
+                return
+            }
+        } else if queueHead >= 32 {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        if !isWritable && pendingBytes <= Self.lowWatermark {
+            isWritable = true
+            handler?.connectionWritabilityChanged(true)
+        }
+    }
+
+    private func consume(_ bytes: Int) {
+        var left = bytes
+        pendingBytes -= bytes
+        while left > 0 {
+            let n = queue[queueHead].readableBytes
+            if n <= left {
+                queue[queueHead] = ByteBuffer()
+                queueHead += 1
+                left -= n
+            } else {
+                queue[queueHead].moveReaderIndex(forwardBy: left)
+                left = 0
+            }
+        }
+    }
+
+    // MARK: closing
+
+    /// Closes the socket now; queued output is dropped. The handler hears of it after the
+    /// current events.
+    func close(error: Int32? = nil) {
+        guard isOpen else { return }
+        isOpen = false
+        readable = false
+        reactor.forget(fd)
+        Glibc.close(fd)
+        queue = []
+        queueHead = 0
+        pendingBytes = 0
+        if let onConnected {
+            self.onConnected = nil
+            onConnected(error ?? ECONNABORTED)
+        }
+        reactor.later { [self] in
+            let h = handler
+            handler = nil
+            h?.connectionClosed(error: error)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension Connection: Sendable {}
