@@ -20,7 +20,7 @@ public struct GatewayConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// On SIGTERM, how long in-flight requests may take before connections are cut.
     public var drainTimeout: Duration = .seconds(30)
-    /// Idle pooled upstream connections per instance and event loop.
+    /// Idle pooled upstream connections per instance and I/O thread (reactor).
     public var maxIdleUpstreamConnections = 128
     /// Request bodies up to this size are kept so a retry can replay them.
     public var retryBufferBytes = 64 * 1024

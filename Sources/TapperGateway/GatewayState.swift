@@ -18,7 +18,7 @@ public final class GatewayState: Sendable {
     }
 
     private let snapshotBox: NIOLockedValueBox<RoutingSnapshot>
-    /// Bumped after each installed snapshot, so event loops can keep their own copy and re-read
+    /// Bumped after each installed snapshot, so the I/O threads can keep their own copy and re-read
     /// ``snapshot`` (a lock and a struct copy) only when it changed.
     private let snapshotGeneration = Atomic<Int>(0)
     private let statusBox: NIOLockedValueBox<DiscoveryStatus>

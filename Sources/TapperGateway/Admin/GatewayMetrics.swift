@@ -5,7 +5,7 @@ import Prometheus
 /// this gateway (no global bootstrap), exposed at `/_tapper/metrics`.
 ///
 /// Labels use the route template, never the raw path, so cardinality stays bounded by the
-/// route table. Metric handles are cached per event loop (``LoopContext``), so the data path
+/// route table. Metric handles are cached per I/O thread (``LoopContext``), so the data path
 /// only increments.
 public final class GatewayMetrics: Sendable {
     let registry: PrometheusCollectorRegistry

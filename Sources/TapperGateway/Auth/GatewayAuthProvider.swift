@@ -11,7 +11,7 @@ import TapperCore
 /// provider names (a client's own `X-Tapper-Subject` is always removed).
 ///
 /// Providers that can decide from the request alone implement ``decideImmediately(_:)``, which
-/// the gateway calls on its event loop without suspending; the others implement only
+/// the gateway calls on its I/O thread without suspending; the others implement only
 /// ``authenticate(_:)`` (which may do I/O), and the request waits, its body buffered up to a
 /// bound, until it answers.
 ///
@@ -26,7 +26,7 @@ import TapperCore
 /// ```
 public protocol GatewayAuthProvider: Sendable {
     /// Answers at once when the request alone decides it; nil defers to ``authenticate(_:)``.
-    /// Runs on an event loop: it must not block.
+    /// Runs on one of the gateway's I/O threads: it must not block.
     func decideImmediately(_ request: AuthRequest) -> AuthDecision?
 
     /// The full decision; may suspend (call another service, refresh keys).

@@ -16,7 +16,7 @@ import TapperCore
 ///
 /// jwt-kit parses the token and its algorithms check the signature. The first token for a key
 /// resolves that key through jwt-kit's `JWTKeyCollection` (an actor, so the request waits for
-/// it once); after that, tokens for the key are decided on the event loop without suspending.
+/// it once); after that, tokens for the key are decided on the I/O thread without suspending.
 public final class JWTAuthProvider: GatewayAuthProvider {
     /// The algorithms the gateway accepts.
     public enum Algorithm: String, Sendable, CaseIterable {
@@ -145,7 +145,7 @@ public final class JWTAuthProvider: GatewayAuthProvider {
     let now: @Sendable () -> Date
     private let built = Mutex<(generation: Int, keys: JWTKeyCollection)?>(nil)
     /// The verifying algorithm for each (key file version, kid, alg) seen so far, so a token is
-    /// checked on the event loop without suspending. Only kids the key file names are keys
+    /// checked on the I/O thread without suspending. Only kids the key file names are keys
     /// here (an unknown kid is the default key), so a client cannot grow it.
     private let resolved = Mutex<(generation: Int, algorithms: [String: any JWTAlgorithm])>((-1, [:]))
     /// Tokens whose signature was verified with this version of the key file, with their claims:
@@ -184,7 +184,7 @@ public final class JWTAuthProvider: GatewayAuthProvider {
         var signingInput: ArraySlice<UInt8>
     }
 
-    /// Decides on the event loop whenever the token's key is already resolved (every request
+    /// Decides on the I/O thread whenever the token's key is already resolved (every request
     /// after the first per key); the first one resolves it in ``authenticate(_:)``.
     public func decideImmediately(_ request: AuthRequest) -> AuthDecision? {
         guard let bearer = request.bearerToken else { return .deny(Self.noToken) }

@@ -108,7 +108,7 @@ final class Exchange {
             replayLost = true
             replay.removeAll()
         } else {
-            replay.append(buffer)
+            replay.append(buffer.compacted())
         }
     }
 

@@ -284,6 +284,7 @@ final class ProxyHandler: ConnectionHandler {
                     startRequest(head, headBytes)
                     headerStorage = head.headers
                 case .failure(.incomplete):
+                    inbound = buffer.compacted()
                     // A head has started: it must now arrive within the header-read timeout.
                     if !headStarted {
                         headStarted = true
@@ -726,7 +727,7 @@ final class ProxyHandler: ConnectionHandler {
             upstream.send(buffer)
             upstreamFlushPending = true
         } else {
-            exchange.pending.append(buffer)
+            exchange.pending.append(buffer.compacted())
             exchange.pendingBytes += buffer.readableBytes
         }
     }

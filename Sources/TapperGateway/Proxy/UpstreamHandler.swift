@@ -104,7 +104,7 @@ final class UpstreamHandler: ConnectionHandler {
                         return
                     }
                 case .failure(.incomplete):
-                    partial = buffer
+                    partial = buffer.compacted()
                     return
                 case .failure:
                     fail(owner)

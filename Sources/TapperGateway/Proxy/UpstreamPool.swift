@@ -138,10 +138,11 @@ final class UpstreamPool {
                 reactor.later { completion(.success(handler)) }
                 return
             }
-            var finished = false
+            // The timer holds the attempt weakly: a connect that succeeds leaves only an empty
+            // weak reference in the reactor's timer heap until the deadline passes.
+            let pending = PendingConnect(connection: connection, completion: completion)
             connection.onConnected = { [weak self] error in
-                guard !finished else { return }
-                finished = true
+                pending.finished = true
                 if let error {
                     connection.close()
                     let failure = SocketError(operation: "connect \(key)", code: error)
@@ -155,12 +156,12 @@ final class UpstreamPool {
                     completion(.success(handler))
                 }
             }
-            reactor.schedule(at: deadline) {
-                guard !finished else { return }
-                finished = true
-                connection.onConnected = nil
-                connection.close()
-                completion(.failure(.timedOut))
+            reactor.schedule(at: deadline) { [weak pending] in
+                guard let pending, !pending.finished else { return }
+                pending.finished = true
+                pending.connection.onConnected = nil
+                pending.connection.close()
+                pending.completion(.failure(.timedOut))
             }
         }
     }
@@ -177,6 +178,18 @@ final class UpstreamPool {
         if resolved.count > 1024 { resolved.removeAll() }
         resolved[key] = (addresses, now + .seconds(10))
         return addresses
+    }
+}
+
+/// A connect in progress, as its timeout sees it.
+private final class PendingConnect {
+    let connection: Connection
+    let completion: (Result<UpstreamHandler, UpstreamConnectError>) -> Void
+    var finished = false
+
+    init(connection: Connection, completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void) {
+        self.connection = connection
+        self.completion = completion
     }
 }
 

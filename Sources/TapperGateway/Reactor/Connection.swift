@@ -218,6 +218,7 @@ final class Connection: PollTarget {
                 if error == EINTR { continue }
                 if error == EAGAIN || error == EWOULDBLOCK {
                     waitingForOutput = true
+                    for i in queueHead..<queue.count { queue[i] = queue[i].compacted() }
                     break
                 }
                 close(error: error)
@@ -227,6 +228,7 @@ final class Connection: PollTarget {
             if queueHead < queue.count {
                 // The socket took less than offered: it is full until the next output event.
                 waitingForOutput = true
+                for i in queueHead..<queue.count { queue[i] = queue[i].compacted() }
                 break
             }
         }
@@ -290,3 +292,17 @@ final class Connection: PollTarget {
 
 @available(*, unavailable)
 extension Connection: Sendable {}
+
+extension ByteBuffer {
+    /// The bytes in a buffer of their own when this one is a small slice of a large storage
+    /// (the reactor reads into 64 KiB): bytes kept for a while (a partial head, a body waiting
+    /// for its upstream or kept for a retry, output a slow peer has not taken) then hold only
+    /// what they need, however small the reads that brought them.
+    func compacted() -> ByteBuffer {
+        let n = readableBytes
+        guard storageCapacity > 4 * n + 4096 else { return self }
+        var copy = ByteBufferAllocator().buffer(capacity: n)
+        copy.writeImmutableBuffer(self)
+        return copy
+    }
+}
