@@ -30,8 +30,9 @@ final class ProxyHandler: ConnectionHandler {
         case idle
         /// A gateway-generated response was sent; the rest of the request body is discarded.
         case discarding(closeAfter: Bool)
-        /// Proxying the current exchange.
-        case proxying(Exchange)
+        /// Proxying the current exchange (``ProxyHandler/active``). The enum carries no payload:
+        /// copying one that held the exchange (every `state` check) retained and released it.
+        case proxying
         case closed
     }
 
@@ -57,7 +58,13 @@ final class ProxyHandler: ConnectionHandler {
     let servesProxy: Bool
     let connection: Connection
     private let allocator = ByteBufferAllocator()
-    private(set) var state: State = .idle
+    private(set) var state: State = .idle {
+        didSet {
+            if case .proxying = state {} else { active = nil }
+        }
+    }
+    /// The exchange being proxied, set exactly while ``state`` is `.proxying`.
+    private var active: Exchange?
     private var body = RequestBody.none
     /// Client bytes not processed yet (a partial head, or pipelined requests).
     private var inbound: ByteBuffer?
@@ -118,7 +125,7 @@ final class ProxyHandler: ConnectionHandler {
 
     func connectionClosed(error: Int32?) {
         gateway.connectionClosed()
-        if case .proxying(let exchange) = state {
+        if case .proxying = state, let exchange = active {
             abandon(exchange, outcome: error == nil ? "client_closed" : "client_error")
         }
         state = .closed
@@ -133,7 +140,8 @@ final class ProxyHandler: ConnectionHandler {
         case .idle:
             state = .closed
             connection.close()
-        case .proxying(let exchange):
+        case .proxying:
+            let exchange = active!
             if !exchange.responseStarted { exchange.keepAlive = false }
         case .discarding:
             state = .discarding(closeAfter: true)
@@ -144,7 +152,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// The drain timeout ran out: close whatever state the connection is in.
     func closeNow() {
-        if case .proxying(let exchange) = state { abandon(exchange, outcome: "shutdown") }
+        if case .proxying = state, let exchange = active { abandon(exchange, outcome: "shutdown") }
         state = .closed
         connection.close()
     }
@@ -186,7 +194,8 @@ final class ProxyHandler: ConnectionHandler {
             } else {
                 connection.close()
             }
-        case .proxying(let exchange):
+        case .proxying:
+            let exchange = active!
             if exchange.authPending {
                 respondError(
                     exchange, status: .gatewayTimeout, code: "auth_timeout", message: "the authentication provider did not answer in time",
@@ -215,7 +224,8 @@ final class ProxyHandler: ConnectionHandler {
     /// body waits for an upstream that can take it.
     private var shouldHoldReads: Bool {
         switch state {
-        case .proxying(let exchange):
+        case .proxying:
+            let exchange = active!
             if inbound != nil, case .none = body { return true }
             if let upstream = exchange.upstream { return !upstream.isWritable }
             return exchange.pendingBytes > Self.pendingBodyLimit
@@ -234,7 +244,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     func connectionWritabilityChanged(_ writable: Bool) {
-        if writable, case .proxying(let exchange) = state {
+        if writable, case .proxying = state, let exchange = active {
             exchange.upstream?.resumeReads()
         }
     }
@@ -336,9 +346,10 @@ final class ProxyHandler: ConnectionHandler {
 
     private func requestBody(_ slice: ByteBuffer, payloadBytes: Int, ended: Bool) {
         switch state {
-        case .proxying(let exchange):
+        case .proxying:
+            let exchange = active!
             if slice.readableBytes > 0 { clientBody(slice, payloadBytes: payloadBytes, exchange) }
-            if ended, case .proxying(let current) = state, current === exchange { clientEnd(exchange) }
+            if ended, case .proxying = state, let current = active, current === exchange { clientEnd(exchange) }
         case .discarding(let closeAfter):
             guard ended else { return }
             if closeAfter {
@@ -355,12 +366,14 @@ final class ProxyHandler: ConnectionHandler {
     /// A chunked request body that breaks the framing rules.
     private func requestFramingFailed() {
         switch state {
-        case .proxying(let exchange) where !exchange.responseStarted:
+        case .proxying where !(active?.responseStarted ?? true):
+            let exchange = active!
             exchange.upstream?.owner = nil
             exchange.upstream?.close()
             exchange.upstream = nil
             respondError(exchange, status: .badRequest, code: "bad_request", message: "malformed chunked request body", close: true)
-        case .proxying(let exchange):
+        case .proxying:
+            let exchange = active!
             abandon(exchange, outcome: "client_error")
             state = .closed
             connection.close()
@@ -371,7 +384,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     func connectionReadComplete() {
-        if upstreamFlushPending, case .proxying(let exchange) = state, let upstream = exchange.upstream {
+        if upstreamFlushPending, case .proxying = state, let exchange = active, let upstream = exchange.upstream {
             upstreamFlushPending = false
             upstream.flush()
         }
@@ -380,7 +393,6 @@ final class ProxyHandler: ConnectionHandler {
     private func startRequest(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer) {
         guard case .idle = state else { return }
         headStarted = false
-        let config = gateway.configuration
         let started = NIODeadline.now()
         setDeadline(gateway.timeouts.idle, from: started)
         switch head.framing {
@@ -428,11 +440,11 @@ final class ProxyHandler: ConnectionHandler {
         }
 
         // Size checks (the target's own limit is the parser's: 414).
-        if head.length - head.target.count > config.maxHeaderBytes {
-            return local(.requestHeaderFieldsTooLarge, "headers_too_large", "the request head is larger than \(config.maxHeaderBytes) bytes", close: true)
+        if head.length - head.target.count > gateway.configuration.maxHeaderBytes {
+            return local(.requestHeaderFieldsTooLarge, "headers_too_large", "the request head is larger than \(gateway.configuration.maxHeaderBytes) bytes", close: true)
         }
-        if case .contentLength(let n) = head.framing, n > config.maxBodyBytes {
-            return local(.payloadTooLarge, "too_large", "the request body is larger than \(config.maxBodyBytes) bytes", close: true)
+        if case .contentLength(let n) = head.framing, n > gateway.configuration.maxBodyBytes {
+            return local(.payloadTooLarge, "too_large", "the request body is larger than \(gateway.configuration.maxBodyBytes) bytes", close: true)
         }
 
         // Path.
@@ -447,7 +459,7 @@ final class ProxyHandler: ConnectionHandler {
         // The gateway's own endpoints (`/_tapper/*` only where this listener serves them).
         // (The byte test first: Substring's generic hasPrefix cost more than routing.)
         if Self.mayBeAdminPath(path), path == "/health" || (servesAdmin && path.hasPrefix("/_tapper/")) {
-            if path != "/health", let expected = config.adminToken() {
+            if path != "/health", let expected = gateway.configuration.adminToken() {
                 let presented = authorization.flatMap(BearerToken.parse)
                 guard let presented, BearerToken.constantTimeEqual(presented, expected) else {
                     return local(
@@ -483,7 +495,7 @@ final class ProxyHandler: ConnectionHandler {
             // Authentication (routes registered as public, and /health above, skip it).
             var subject: String? = nil
             var deferredAuth: AuthRequest? = nil
-            if let auth = config.auth, !snapshot.table.entries[entryIndex].isPublic {
+            if let auth = gateway.configuration.auth, !snapshot.table.entries[entryIndex].isPublic {
                 let request = AuthRequest(
                     method: method, target: uri, path: String(path), peerAddress: peerIP, service: service, routeTemplate: routeTemplate,
                     headBytes: headBytes, headerRanges: head.headers
@@ -523,11 +535,12 @@ final class ProxyHandler: ConnectionHandler {
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: minor, method: method, keepAlive: keepAlive, requestID: requestID,
                 started: started, path: String(path), service: service, routeTemplate: routeTemplate, candidates: candidates, balancerCandidates: balancerCandidates,
-                retryBufferBytes: config.retryBufferBytes
+                retryBufferBytes: gateway.configuration.retryBufferBytes
             )
             exchange.entryIndex = entryIndex
             exchange.snapshotGeneration = loop.snapshotGeneration
-            state = .proxying(exchange)
+            active = exchange
+            state = .proxying
             gateway.requestStarted()
             // Without a body the request is complete now: the upstream gets it in one write.
             if case .none = body { exchange.requestComplete = true }
@@ -578,7 +591,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     private func authDecided(_ decision: AuthDecision, _ exchange: Exchange, onAllow: (String?) -> Void) {
-        guard case .proxying(let current) = state, current === exchange else { return }
+        guard case .proxying = state, let current = active, current === exchange else { return }
         exchange.authPending = false
         switch decision {
         case .allow(let subject):
@@ -777,7 +790,7 @@ final class ProxyHandler: ConnectionHandler {
                 if case .success(let h) = result { h.close() }
                 return
             }
-            guard case .proxying(let current) = self.state, current === exchange else {
+            guard case .proxying = self.state, let current = self.active, current === exchange else {
                 if case .success(let h) = result { self.loop.pool.release(h) }
                 return
             }
@@ -828,7 +841,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// A response head (never 1xx) from the upstream of the current exchange.
     func upstreamHead(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer, from upstream: UpstreamHandler) {
-        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
+        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
         if exchange.requestComplete { setDeadline(gateway.timeouts.upstream) }
         exchange.responseStarted = true
         exchange.status = head.status
@@ -932,7 +945,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// Body bytes of the current response: raw, with the upstream's framing.
     func upstreamBody(_ buffer: ByteBuffer, from upstream: UpstreamHandler) {
-        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
+        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
         // A head held back was sent in this same read, and set the deadline already.
         if exchange.requestComplete && pendingClientHead == nil { setDeadline(gateway.timeouts.upstream) }
         guard buffer.readableBytes > 0 else { return }
@@ -964,7 +977,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// The current response is complete.
     func upstreamEnd(from upstream: UpstreamHandler) {
-        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
+        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
         exchange.responseComplete = true
         if case .addChunking = exchange.responseMode {
             var last = allocator.buffer(capacity: 5)
@@ -992,7 +1005,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     func upstreamClosed(_ upstream: UpstreamHandler, error: (any Error)?) {
-        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
+        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
         exchange.upstream = nil
         if exchange.responseComplete { return }
         if let t = exchange.target {

@@ -146,7 +146,7 @@ final class Acceptor: PollTarget {
     let fd: Int32
     unowned let reactor: Reactor
     let accepted: (Connection, SocketAddress4or6) -> Void
-    private var paused = false
+    private var stopped = false
 
     init(fd: Int32, reactor: Reactor, accepted: @escaping (Connection, SocketAddress4or6) -> Void) {
         self.fd = fd
@@ -158,7 +158,9 @@ final class Acceptor: PollTarget {
         reactor.register(fd, self, events: UInt32(EPOLLIN.rawValue) | EPOLLEXCLUSIVE.rawValue)
     }
 
+    /// For good: the listening socket is closed after every reactor stopped.
     func stop() {
+        stopped = true
         reactor.deregister(fd)
     }
 
@@ -176,7 +178,9 @@ final class Acceptor: PollTarget {
                 if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
                     // Out of descriptors: stop accepting for a moment instead of spinning.
                     reactor.deregister(fd)
-                    reactor.schedule(at: .now() + .milliseconds(100)) { [weak self] in self?.start() }
+                    reactor.schedule(at: .now() + .milliseconds(100)) { [weak self] in
+                        if let self, !self.stopped { self.start() }
+                    }
                 }
                 return
             }

@@ -90,6 +90,11 @@ public struct GatewayServer: Service {
         for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
             reactor.execute { loop.value.quiesce { drained.continuation.yield() } }
         }
+        // Once no reactor polls the listening sockets any more, close them: new connections are
+        // refused at once instead of waiting in the backlog until the process exits.
+        for reactor in gateway.reactors { await reactor.submit {} }
+        for fd in listenFDs { close(fd) }
+        listenFDs = []
         let reactorCount = gateway.reactors.count
         let finished = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
