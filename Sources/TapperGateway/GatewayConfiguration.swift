@@ -20,8 +20,12 @@ public struct GatewayConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// On SIGTERM, how long in-flight requests may take before connections are cut.
     public var drainTimeout: Duration = .seconds(30)
-    /// Idle pooled upstream connections per instance and I/O thread (reactor).
-    public var maxIdleUpstreamConnections = 128
+    /// Idle pooled upstream connections per instance and I/O thread (reactor). Above the
+    /// concurrency an instance sees, or a burst of responses closes connections the next burst
+    /// of requests must open again: 128 made 256 concurrent clients open ~2,700 upstream
+    /// connections a second to one instance. Idle ones cost a descriptor each; the upstream's
+    /// own keep-alive timeout (uvicorn: 5 s) closes them after a load peak.
+    public var maxIdleUpstreamConnections = 1024
     /// Request bodies up to this size are kept so a retry can replay them.
     public var retryBufferBytes = 64 * 1024
     /// How many different instances one request may try.
