@@ -30,9 +30,8 @@ final class ProxyHandler: ConnectionHandler {
         case idle
         /// A gateway-generated response was sent; the rest of the request body is discarded.
         case discarding(closeAfter: Bool)
-        /// Proxying the current exchange (``ProxyHandler/active``). The enum carries no payload:
-        /// copying one that held the exchange (every `state` check) retained and released it.
-        case proxying
+        /// Proxying the current exchange.
+        case proxying(Exchange)
         case closed
     }
 
@@ -58,13 +57,7 @@ final class ProxyHandler: ConnectionHandler {
     let servesProxy: Bool
     let connection: Connection
     private let allocator = ByteBufferAllocator()
-    private(set) var state: State = .idle {
-        didSet {
-            if case .proxying = state {} else { active = nil }
-        }
-    }
-    /// The exchange being proxied, set exactly while ``state`` is `.proxying`.
-    private var active: Exchange?
+    private(set) var state: State = .idle
     private var body = RequestBody.none
     /// Client bytes not processed yet (a partial head, or pipelined requests).
     private var inbound: ByteBuffer?
@@ -108,11 +101,9 @@ final class ProxyHandler: ConnectionHandler {
         let ip = peer.ipString
         peerIP = ip
         peerTrusted = !ip.isEmpty && !config.trustedProxies.isEmpty && config.trustedProxies.contains(ip: ip)
-
     }
 
     var downstreamWritable: Bool { connection.isWritable }
-
 
     // MARK: connection lifecycle
 
@@ -125,7 +116,7 @@ final class ProxyHandler: ConnectionHandler {
 
     func connectionClosed(error: Int32?) {
         gateway.connectionClosed()
-        if case .proxying = state, let exchange = active {
+        if case .proxying(let exchange) = state {
             abandon(exchange, outcome: error == nil ? "client_closed" : "client_error")
         }
         state = .closed
@@ -140,8 +131,7 @@ final class ProxyHandler: ConnectionHandler {
         case .idle:
             state = .closed
             connection.close()
-        case .proxying:
-            let exchange = active!
+        case .proxying(let exchange):
             if !exchange.responseStarted { exchange.keepAlive = false }
         case .discarding:
             state = .discarding(closeAfter: true)
@@ -152,7 +142,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// The drain timeout ran out: close whatever state the connection is in.
     func closeNow() {
-        if case .proxying = state, let exchange = active { abandon(exchange, outcome: "shutdown") }
+        if case .proxying(let exchange) = state { abandon(exchange, outcome: "shutdown") }
         state = .closed
         connection.close()
     }
@@ -194,8 +184,7 @@ final class ProxyHandler: ConnectionHandler {
             } else {
                 connection.close()
             }
-        case .proxying:
-            let exchange = active!
+        case .proxying(let exchange):
             if exchange.authPending {
                 respondError(
                     exchange, status: .gatewayTimeout, code: "auth_timeout", message: "the authentication provider did not answer in time",
@@ -224,8 +213,7 @@ final class ProxyHandler: ConnectionHandler {
     /// body waits for an upstream that can take it.
     private var shouldHoldReads: Bool {
         switch state {
-        case .proxying:
-            let exchange = active!
+        case .proxying(let exchange):
             if inbound != nil, case .none = body { return true }
             if let upstream = exchange.upstream { return !upstream.isWritable }
             return exchange.pendingBytes > Self.pendingBodyLimit
@@ -244,7 +232,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     func connectionWritabilityChanged(_ writable: Bool) {
-        if writable, case .proxying = state, let exchange = active {
+        if writable, case .proxying(let exchange) = state {
             exchange.upstream?.resumeReads()
         }
     }
@@ -346,10 +334,9 @@ final class ProxyHandler: ConnectionHandler {
 
     private func requestBody(_ slice: ByteBuffer, payloadBytes: Int, ended: Bool) {
         switch state {
-        case .proxying:
-            let exchange = active!
+        case .proxying(let exchange):
             if slice.readableBytes > 0 { clientBody(slice, payloadBytes: payloadBytes, exchange) }
-            if ended, case .proxying = state, let current = active, current === exchange { clientEnd(exchange) }
+            if ended, case .proxying(let current) = state, current === exchange { clientEnd(exchange) }
         case .discarding(let closeAfter):
             guard ended else { return }
             if closeAfter {
@@ -366,14 +353,12 @@ final class ProxyHandler: ConnectionHandler {
     /// A chunked request body that breaks the framing rules.
     private func requestFramingFailed() {
         switch state {
-        case .proxying where !(active?.responseStarted ?? true):
-            let exchange = active!
+        case .proxying(let exchange) where !exchange.responseStarted:
             exchange.upstream?.owner = nil
             exchange.upstream?.close()
             exchange.upstream = nil
             respondError(exchange, status: .badRequest, code: "bad_request", message: "malformed chunked request body", close: true)
-        case .proxying:
-            let exchange = active!
+        case .proxying(let exchange):
             abandon(exchange, outcome: "client_error")
             state = .closed
             connection.close()
@@ -384,7 +369,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     func connectionReadComplete() {
-        if upstreamFlushPending, case .proxying = state, let exchange = active, let upstream = exchange.upstream {
+        if upstreamFlushPending, case .proxying(let exchange) = state, let upstream = exchange.upstream {
             upstreamFlushPending = false
             upstream.flush()
         }
@@ -539,8 +524,7 @@ final class ProxyHandler: ConnectionHandler {
             )
             exchange.entryIndex = entryIndex
             exchange.snapshotGeneration = loop.snapshotGeneration
-            active = exchange
-            state = .proxying
+            state = .proxying(exchange)
             gateway.requestStarted()
             // Without a body the request is complete now: the upstream gets it in one write.
             if case .none = body { exchange.requestComplete = true }
@@ -591,7 +575,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     private func authDecided(_ decision: AuthDecision, _ exchange: Exchange, onAllow: (String?) -> Void) {
-        guard case .proxying = state, let current = active, current === exchange else { return }
+        guard case .proxying(let current) = state, current === exchange else { return }
         exchange.authPending = false
         switch decision {
         case .allow(let subject):
@@ -790,7 +774,7 @@ final class ProxyHandler: ConnectionHandler {
                 if case .success(let h) = result { h.close() }
                 return
             }
-            guard case .proxying = self.state, let current = self.active, current === exchange else {
+            guard case .proxying(let current) = self.state, current === exchange else {
                 if case .success(let h) = result { self.loop.pool.release(h) }
                 return
             }
@@ -841,7 +825,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// A response head (never 1xx) from the upstream of the current exchange.
     func upstreamHead(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer, from upstream: UpstreamHandler) {
-        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
+        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
         if exchange.requestComplete { setDeadline(gateway.timeouts.upstream) }
         exchange.responseStarted = true
         exchange.status = head.status
@@ -945,7 +929,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// Body bytes of the current response: raw, with the upstream's framing.
     func upstreamBody(_ buffer: ByteBuffer, from upstream: UpstreamHandler) {
-        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
+        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
         // A head held back was sent in this same read, and set the deadline already.
         if exchange.requestComplete && pendingClientHead == nil { setDeadline(gateway.timeouts.upstream) }
         guard buffer.readableBytes > 0 else { return }
@@ -977,7 +961,7 @@ final class ProxyHandler: ConnectionHandler {
 
     /// The current response is complete.
     func upstreamEnd(from upstream: UpstreamHandler) {
-        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
+        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
         exchange.responseComplete = true
         if case .addChunking = exchange.responseMode {
             var last = allocator.buffer(capacity: 5)
@@ -1005,7 +989,7 @@ final class ProxyHandler: ConnectionHandler {
     }
 
     func upstreamClosed(_ upstream: UpstreamHandler, error: (any Error)?) {
-        guard case .proxying = state, let exchange = active, exchange.upstream === upstream else { return }
+        guard case .proxying(let exchange) = state, exchange.upstream === upstream else { return }
         exchange.upstream = nil
         if exchange.responseComplete { return }
         if let t = exchange.target {

@@ -161,24 +161,19 @@ final class UpstreamHandler: ConnectionHandler {
     }
 
     func connectionClosed(error: Int32?) {
-        if let error, let owner {
-            self.owner = nil
-            owner.upstreamClosed(self, error: SocketError(operation: "upstream", code: error))
+        guard let owner else {
+            pool?.remove(self)
             return
         }
-        if let owner {
-            if case .untilClose = readState {
-                // A close-delimited body ends with the connection.
-                readState = .head
-                owner.upstreamEnd(from: self)
-                self.owner = nil
-                return
-            }
+        if error == nil, case .untilClose = readState {
+            // A close-delimited body ends with the connection.
+            readState = .head
+            owner.upstreamEnd(from: self)
             self.owner = nil
-            owner.upstreamClosed(self, error: nil)
-        } else {
-            pool?.remove(self)
+            return
         }
+        self.owner = nil
+        owner.upstreamClosed(self, error: error.map { SocketError(operation: "upstream", code: $0) })
     }
 
     func connectionWritabilityChanged(_ writable: Bool) {

@@ -68,16 +68,12 @@ final class Connection: PollTarget {
         if let onConnected {
             guard events & UInt32(EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 else { return }
             self.onConnected = nil
-            var error: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len)
+            let error = pendingError()
             onConnected(error == 0 ? nil : error)
             if error != 0 || !isOpen { return }
         }
         if events & UInt32(EPOLLERR.rawValue) != 0 {
-            var error: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len)
+            let error = pendingError()
             close(error: error == 0 ? ECONNRESET : error)
             return
         }
@@ -96,6 +92,14 @@ final class Connection: PollTarget {
             }
             readLoop()
         }
+    }
+
+    /// The socket's pending error (`SO_ERROR`), 0 for none.
+    private func pendingError() -> Int32 {
+        var error: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len)
+        return error
     }
 
     // MARK: reading
@@ -218,7 +222,6 @@ final class Connection: PollTarget {
                 if error == EINTR { continue }
                 if error == EAGAIN || error == EWOULDBLOCK {
                     waitingForOutput = true
-                    for i in queueHead..<queue.count { queue[i] = queue[i].compacted() }
                     break
                 }
                 close(error: error)
@@ -228,9 +231,12 @@ final class Connection: PollTarget {
             if queueHead < queue.count {
                 // The socket took less than offered: it is full until the next output event.
                 waitingForOutput = true
-                for i in queueHead..<queue.count { queue[i] = queue[i].compacted() }
                 break
             }
+        }
+        if waitingForOutput {
+            // What waits for the peer should not pin whole read buffers.
+            for i in queueHead..<queue.count { queue[i] = queue[i].compacted() }
         }
         if queueHead == queue.count {
             queue.removeAll(keepingCapacity: true)

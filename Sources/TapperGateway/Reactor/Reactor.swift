@@ -164,9 +164,8 @@ final class Reactor: @unchecked Sendable {
     /// Stops the loop once the tasks queued before are done, and waits for its thread to end.
     func stop() async {
         await submit { self.stopped = true }
-        var t = thread
+        let t = thread
         _ = await Task.detached { pthread_join(t, nil) }.value
-        _ = t
     }
 
     private func drainRemote() {
