@@ -93,7 +93,7 @@ public final class Gateway: Sendable {
             slot = exchange.entryIndex * 8 + statusClass
             if slot < loop.routeMetrics.count, let m = loop.routeMetrics[slot], m.method == exchange.method {
                 m.counter.increment()
-                m.timer.recordNanoseconds(nanos)
+                m.latency.record(nanoseconds: nanos)
                 if loop.accessLog != nil { logAccess(exchange, loop: loop) }
                 return
             }
@@ -108,17 +108,17 @@ public final class Gateway: Sendable {
             loop.requestCounters[key] = counter
             counter.increment()
         }
-        let timer: CoreMetrics.Timer
-        if let t = loop.latencyTimers[exchange.service] {
-            timer = t
+        let latency: LatencyHistograms.Shard
+        if let shard = loop.latencyShards[exchange.service] {
+            latency = shard
         } else {
-            timer = metrics.upstreamLatency(service: exchange.service)
-            loop.latencyTimers[exchange.service] = timer
+            latency = metrics.upstreamLatency.makeShard(service: exchange.service)
+            loop.latencyShards[exchange.service] = latency
         }
-        timer.recordNanoseconds(nanos)
+        latency.record(nanoseconds: nanos)
         if slot >= 0, let counter = loop.requestCounters[key] {
             if loop.routeMetrics.count <= slot { loop.routeMetrics.append(contentsOf: repeatElement(nil, count: slot + 1 - loop.routeMetrics.count)) }
-            loop.routeMetrics[slot] = LoopContext.RouteMetrics(method: exchange.method, counter: counter, timer: timer)
+            loop.routeMetrics[slot] = LoopContext.RouteMetrics(method: exchange.method, counter: counter, latency: latency)
         }
         if loop.accessLog != nil { logAccess(exchange, loop: loop) }
     }

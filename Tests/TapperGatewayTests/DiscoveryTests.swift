@@ -89,7 +89,19 @@ import TapperTesting
             #expect(line.contains(#"status="2xx""#) && line.contains(#"method="GET""#) && line.contains(#"service="users""#))
             #expect(line.hasSuffix(" 3"))
             #expect(!metrics.contains("/users/1"))
-            #expect(metrics.contains("tapper_upstream_duration_seconds_bucket"))
+            // The latency histogram (recorded per I/O thread, summed here): every bucket is
+            // cumulative, +Inf and _count are the 3 requests, and the sum is their total time.
+            let latency = metrics.split(separator: "\n").filter { $0.hasPrefix("tapper_upstream_duration_seconds") }
+            func value(_ line: Substring) -> Double { Double(line.split(separator: " ").last ?? "") ?? -1 }
+            let buckets = latency.filter { $0.hasPrefix(#"tapper_upstream_duration_seconds_bucket{service="users",le=""#) }
+            #expect(buckets.count == 15, "\(latency)")
+            #expect(buckets.first?.contains(#"le="0.00025""#) == true && buckets.dropLast().last?.contains(#"le="10.0""#) == true, "\(buckets)")
+            #expect(zip(buckets, buckets.dropFirst()).allSatisfy { value($0) <= value($1) }, "\(buckets)")
+            #expect(buckets.last.map(value) == 3 && buckets.last?.contains(#"le="+Inf""#) == true, "\(buckets)")
+            #expect(latency.first { $0.hasPrefix(#"tapper_upstream_duration_seconds_count{service="users"}"#) }.map(value) == 3, "\(latency)")
+            let sum = latency.first { $0.hasPrefix(#"tapper_upstream_duration_seconds_sum{service="users"}"#) }.map(value) ?? -1
+            #expect(sum > 0 && sum < 30, "\(latency)")
+            #expect(metrics.contains("# TYPE tapper_upstream_duration_seconds histogram"))
         }
     }
 }

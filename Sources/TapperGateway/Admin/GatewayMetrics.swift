@@ -12,14 +12,18 @@ public final class GatewayMetrics: Sendable {
     let factory: PrometheusMetricsFactory
     let inFlight: CoreMetrics.Gauge
     let openConnections: CoreMetrics.Gauge
+    /// `tapper_upstream_duration_seconds` by service, recorded per I/O thread without a lock.
+    let upstreamLatency = LatencyHistograms(name: "tapper_upstream_duration_seconds", bounds: GatewayMetrics.latencyBuckets)
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(250), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
 
     public init() {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(250), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
-        ]
+        factory.defaultDurationHistogramBuckets = Self.latencyBuckets
         self.registry = registry
         self.factory = factory
         inFlight = CoreMetrics.Gauge(label: "tapper_requests_in_flight", dimensions: [], factory: factory)
@@ -41,14 +45,12 @@ public final class GatewayMetrics: Sendable {
         )
     }
 
-    func upstreamLatency(service: String) -> CoreMetrics.Timer {
-        CoreMetrics.Timer(label: "tapper_upstream_duration_seconds", dimensions: [("service", service)], factory: factory)
-    }
-
     /// The Prometheus text exposition.
     public func text() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
+        var text = String(decoding: buffer, as: UTF8.self)
+        upstreamLatency.emit(into: &text)
+        return text
     }
 }

@@ -22,7 +22,7 @@ final class LoopContext {
     var accessLog: AccessLogBuffer?
     /// Metric handles already looked up on this loop.
     var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
-    var latencyTimers: [String: CoreMetrics.Timer] = [:]
+    var latencyShards: [String: LatencyHistograms.Shard] = [:]
     /// This loop's copy of the routing snapshot and the ``GatewayState/generation`` it is from.
     private var snapshot = SnapshotRef(.empty)
     private(set) var snapshotGeneration = -1
@@ -38,7 +38,7 @@ final class LoopContext {
     struct RouteMetrics {
         var method: String
         var counter: CoreMetrics.Counter
-        var timer: CoreMetrics.Timer
+        var latency: LatencyHistograms.Shard
     }
 
     init(reactor: Reactor, configuration: GatewayConfiguration) {

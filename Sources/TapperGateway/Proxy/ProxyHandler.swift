@@ -83,6 +83,14 @@ final class ProxyHandler: ConnectionHandler {
     /// is unique again once that head is gone, so parsing allocates nothing).
     private var headerStorage: [HTTPHeadParser.Header] = []
 
+    /// What timer tasks and connect completions hold instead of this handler: a weak
+    /// reference would give the handler a side table, and then every retain and release of it
+    /// takes the runtime's slow path. Cleared when the connection closes.
+    private final class Ref {
+        unowned(unsafe) var handler: ProxyHandler?
+    }
+    private let ref = Ref()
+
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
 
@@ -101,6 +109,11 @@ final class ProxyHandler: ConnectionHandler {
         let ip = peer.ipString
         peerIP = ip
         peerTrusted = !ip.isEmpty && !config.trustedProxies.isEmpty && config.trustedProxies.contains(ip: ip)
+        ref.handler = self
+    }
+
+    deinit {
+        ref.handler = nil
     }
 
     var downstreamWritable: Bool { connection.isWritable }
@@ -121,6 +134,7 @@ final class ProxyHandler: ConnectionHandler {
         }
         state = .closed
         inbound = nil
+        ref.handler = nil
         loop.clientClosed(self)
     }
 
@@ -161,8 +175,9 @@ final class ProxyHandler: ConnectionHandler {
         if let pending = scheduledFor, pending <= deadline { return }
         let fireAt = deadline
         scheduledFor = fireAt
-        loop.reactor.schedule(at: fireAt) { [weak self] in
-            self?.timerFired(scheduled: fireAt)
+        let ref = self.ref
+        loop.reactor.schedule(at: fireAt) {
+            ref.handler?.timerFired(scheduled: fireAt)
         }
     }
 
@@ -769,8 +784,9 @@ final class ProxyHandler: ConnectionHandler {
             attach(pooled, to: exchange, fresh: false)
             return
         }
-        loop.pool.connect(host: target.url.connectHost, port: target.url.port, key: key) { [weak self] result in
-            guard let self else {
+        let ref = self.ref
+        loop.pool.connect(host: target.url.connectHost, port: target.url.port, key: key) { result in
+            guard let self = ref.handler else {
                 if case .success(let h) = result { h.close() }
                 return
             }

@@ -60,8 +60,8 @@ final class UpstreamPool {
 
     /// Returns a connection after a complete exchange.
     func release(_ handler: UpstreamHandler) {
-        guard handler.isActive else { return }
         handler.owner = nil
+        guard handler.isActive else { return }
         let list: IdleList
         if let l = handler.idleList {
             list = l
