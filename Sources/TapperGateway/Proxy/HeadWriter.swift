@@ -34,10 +34,14 @@ struct HeadWriter {
         write(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
+    /// A string's bytes. (Labelled, so literals take the `StaticString` overload: unlabelled,
+    /// a literal chose this one and paid a copy and a release per piece.)
     @inline(__always)
-    mutating func write(_ s: String) {
-        var s = s
-        s.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    mutating func write(string s: String) {
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            for b in s.utf8 { write(b) }
+        }
     }
 
     @inline(__always)

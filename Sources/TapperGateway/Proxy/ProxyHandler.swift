@@ -621,7 +621,7 @@ final class ProxyHandler: ConnectionHandler {
                 out.write(raw, head.method)
                 out.write(" ")
                 if let target {
-                    out.write(target)
+                    out.write(string: target)
                 } else {
                     out.write(raw, head.target)
                 }
@@ -661,7 +661,7 @@ final class ProxyHandler: ConnectionHandler {
                         out.write(", ")
                     }
                 }
-                out.write(peerIP)
+                out.write(string: peerIP)
                 if let forwardedProto {
                     out.write("\r\nX-Forwarded-Proto: ")
                     out.write(raw, forwardedProto)
@@ -675,11 +675,11 @@ final class ProxyHandler: ConnectionHandler {
                     out.write("\r\n")
                 }
                 out.write("X-Request-ID: ")
-                out.write(requestID)
+                out.write(string: requestID)
                 out.write("\r\n")
                 if let subject {
                     out.write("X-Tapper-Subject: ")
-                    out.write(subject)
+                    out.write(string: subject)
                     out.write("\r\n")
                 }
                 if case .chunked = head.framing { out.write("Transfer-Encoding: chunked\r\n") }
@@ -894,13 +894,13 @@ final class ProxyHandler: ConnectionHandler {
                     out.write("\r\n")
                 }
                 out.write("X-Request-ID: ")
-                out.write(exchange.requestID)
+                out.write(string: exchange.requestID)
                 out.write("\r\n")
                 if let t = target {
                     out.write("X-Tapper-Instance: ")
-                    out.write(t.service)
+                    out.write(string: t.service)
                     out.write("/")
-                    out.write(t.instanceID)
+                    out.write(string: t.instanceID)
                     out.write("\r\n")
                 }
                 if addChunkedHeader { out.write("Transfer-Encoding: chunked\r\n") }
