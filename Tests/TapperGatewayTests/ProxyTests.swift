@@ -210,6 +210,38 @@ func values(_ headers: [(String, String)], _ name: String) -> [String] {
         }
     }
 
+    /// Each I/O thread reuses the buffers of heads it built 1,024 heads earlier (HeadBuffers):
+    /// enough requests for every ring to wrap, on concurrent keep-alive connections with heads
+    /// of varying sizes, and each request and response must still carry only its own bytes.
+    @Test func recycledHeadBuffersNeverMixRequests() async throws {
+        let up = try await FakeUpstream(name: "a")
+        defer { Task { await up.stop() } }
+        try await withLiveGateway { gw in
+            try await gw.register("items", "a", registration(up, ["GET /items/{id}"]))
+            let url = gw.url
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for i in 0..<375 {
+                            let id = "w\(worker)-r\(i)"
+                            let pad = String(repeating: "p", count: (i * 37 + worker * 101) % 900)
+                            let target = "/items/\(id)?n=\(i)"
+                            let reply = try await httpRequest(.GET, url + target, headers: [("X-Request-ID", id), ("X-Pad", pad)])
+                            #expect(reply.status == 200, "\(id): \(reply.text)")
+                            #expect(reply.headers["X-Request-ID"] == [id])
+                            let seen = try echo(reply)
+                            #expect(seen.uri == target)
+                            #expect(values(seen.headers, "X-Request-ID") == [id])
+                            #expect(values(seen.headers, "X-Pad") == [pad])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(up.requestCount >= 3000)
+        }
+    }
+
     @Test func theServicePrefixIsRemovedBeforeForwarding() async throws {
         let up = try await FakeUpstream(name: "a")
         defer { Task { await up.stop() } }

@@ -34,6 +34,9 @@ final class LoopContext {
     /// service, route and method. Emptied when the snapshot changes.
     var routeMetrics: [RouteMetrics?] = []
 
+    /// Recycled buffers for the request and response heads this loop builds.
+    var heads = HeadBuffers()
+
     /// The handles one route entry's requests of one method and status class record to.
     struct RouteMetrics {
         var method: String

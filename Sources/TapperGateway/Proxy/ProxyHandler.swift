@@ -615,7 +615,8 @@ final class ProxyHandler: ConnectionHandler {
         let subject = subject.flatMap { HeaderRules.acceptableFieldValue($0) ? $0 : nil }
         let maxBytes =
             2 * head.length + 2 * head.headers.count + (target?.utf8.count ?? 0) + peerIP.utf8.count + requestID.utf8.count + (subject?.utf8.count ?? 0) + 256
-        var out = allocator.buffer(capacity: maxBytes)
+        var out = loop.heads.take(capacity: maxBytes)
+        defer { loop.heads.keep(out) }
         headBytes.withUnsafeReadableBytes { raw in
             out.writeHead(maxBytes: maxBytes) { out in
                 out.write(raw, head.method)
@@ -870,9 +871,8 @@ final class ProxyHandler: ConnectionHandler {
         let target = exposeInstance ? exchange.target : nil
         let maxBytes = bytes.readableBytes + 128 + exchange.requestID.utf8.count + (target.map { $0.service.utf8.count + $0.instanceID.utf8.count } ?? 0)
         // Room for a small body too: it usually arrives in the same read and then goes out in the
-        // same write (see ``writeToClient(_:)``). Only as much as that read holds: a bigger
-        // allocation takes malloc's slow path.
-        var out = allocator.buffer(capacity: maxBytes + min(upstream.bytesAfterHead, Self.coalesceBodyBytes))
+        // same write (see ``writeToClient(_:)``).
+        var out = loop.heads.take(capacity: maxBytes + min(upstream.bytesAfterHead, Self.coalesceBodyBytes))
         bytes.withUnsafeReadableBytes { raw in
             out.writeHead(maxBytes: maxBytes) { out in
                 out.write(clientIsHTTP11 ? "HTTP/1.1" : "HTTP/1.0")
@@ -927,9 +927,11 @@ final class ProxyHandler: ConnectionHandler {
             if buffer.readableBytes <= head.writableBytes {
                 head.writeImmutableBuffer(buffer)
                 connection.write(head)
+                loop.heads.keep(head)
                 return
             }
             connection.write(head)
+            loop.heads.keep(head)
         }
         connection.write(buffer)
     }
@@ -939,6 +941,7 @@ final class ProxyHandler: ConnectionHandler {
         if let head = pendingClientHead {
             pendingClientHead = nil
             connection.write(head)
+            loop.heads.keep(head)
         }
         connection.flush()
     }
