@@ -225,6 +225,20 @@ if ((BARE)); then
       printf "c=%s  (bare configs) req/s tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f | CPU/req tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f\n", c, t/n, t/h, tc/nc, tc/hc }'
   done
 fi
+# Each repetition on its own (tapper and nginx ran back to back in it): how the medians came to be.
+for c in $CONNS; do
+  read -ra tr <<<"${RPS[tapper,$c]}"; read -ra nr <<<"${RPS[nginx,$c]}"
+  read -ra tp <<<"${P99[tapper,$c]}"; read -ra np <<<"${P99[nginx,$c]}"
+  read -ra tc <<<"${CPU[tapper,$c]}"; read -ra nc <<<"${CPU[nginx,$c]}"
+  line="c=$c  per repetition, tapper/nginx req/s p99 CPU:"; won=0
+  for i in "${!tr[@]}"; do
+    line+=$(awk -v a="${tr[$i]}" -v b="${nr[$i]}" -v c="${tp[$i]}" -v d="${np[$i]}" -v e="${tc[$i]}" -v f="${nc[$i]}" \
+      'BEGIN { printf "  %.2f %.2f %.2f", a/b, c/d, e/f }')
+    awk -v a="${tr[$i]}" -v b="${nr[$i]}" -v c="${tp[$i]}" -v d="${np[$i]}" -v e="${tc[$i]}" -v f="${nc[$i]}" \
+      'BEGIN { exit !(a >= b && c <= d && e <= f) }' && won=$((won + 1))
+  done
+  echo "$line | all three met in $won of ${#tr[@]}"
+done
 # The issue's bar, against the equivalent nginx config: req/s >=, p99 <=, CPU/req <= at every count.
 met=1
 for c in $CONNS; do
