@@ -406,7 +406,7 @@ final class ProxyHandler: ConnectionHandler {
         // The strings the routing and logging need; the rest stays as offsets into the head.
         var method = ""
         var uri = ""
-        var requestID = ""
+        var clientRequestID = ""
         var authorization: String? = nil
         /// Where the query starts in the target, in bytes (`memchr`: the generic search over
         /// `String.UTF8View` cost more per request).
@@ -419,7 +419,7 @@ final class ProxyHandler: ConnectionHandler {
                 queryOffset = base.distance(to: UnsafeRawPointer(q))
             }
             for h in head.headers where raw.equalsIgnoringCase(h.name, "x-request-id") {
-                requestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                clientRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
                 break
             }
             // Only the admin endpoints look at credentials; proxied requests pass them on untouched.
@@ -430,7 +430,9 @@ final class ProxyHandler: ConnectionHandler {
                 }
             }
         }
-        if !HeaderRules.acceptableRequestID(requestID) { requestID = loop.requestIDs.make() }
+        // A constant: the deferred-auth closure below captures it, and a captured `var` is a
+        // heap box allocated on every request.
+        let requestID = HeaderRules.acceptableRequestID(clientRequestID) ? clientRequestID : loop.requestIDs.make()
 
         func local(_ status: HTTPResponseStatus, _ code: String, _ message: String, headers: [(String, String)] = [], close: Bool = false) {
             respondLocal(
