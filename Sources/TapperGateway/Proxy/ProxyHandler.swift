@@ -163,8 +163,10 @@ final class ProxyHandler: ConnectionHandler {
 
     // MARK: timer
 
-    private func setDeadline(_ d: TimeAmount, from now: NIODeadline = .now()) {
-        deadline = now + d
+    /// Moves the deadline to `d` after `now` (default: the reactor's tick time, see
+    /// ``Reactor/tickTime``).
+    private func setDeadline(_ d: TimeAmount, from now: NIODeadline? = nil) {
+        deadline = (now ?? loop.reactor.tickTime) + d
         armTimer()
     }
 

@@ -45,6 +45,10 @@ final class Reactor: @unchecked Sendable {
     private var wakePending = false
     private var stopped = false
     private var thread = pthread_t()
+    /// When the current tick's events arrived (read once per `epoll_wait`): what timeouts are
+    /// measured from, so moving a deadline costs no clock read. Late by at most the time a tick
+    /// takes; latency metrics read the clock themselves.
+    private(set) var tickTime = NIODeadline.now()
     /// The buffer socket reads go into; reused while no reader keeps a slice of it.
     var readBuffer: ByteBuffer? = ByteBufferAllocator().buffer(capacity: Reactor.readSize)
     static let readSize = 64 * 1024
@@ -194,6 +198,7 @@ final class Reactor: @unchecked Sendable {
                 timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 60_000))
             }
             let n = epoll_wait(epfd, events, capacity, timeout)
+            tickTime = NIODeadline.now()
             if n < 0 {
                 if errno == EINTR { continue }
                 preconditionFailure("epoll_wait failed: errno \(errno)")
