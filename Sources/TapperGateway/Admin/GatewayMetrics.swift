@@ -22,8 +22,7 @@ public final class GatewayMetrics: Sendable {
 
     public init() {
         let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = Self.latencyBuckets
+        let factory = PrometheusMetricsFactory(registry: registry)
         self.registry = registry
         self.factory = factory
         inFlight = CoreMetrics.Gauge(label: "tapper_requests_in_flight", dimensions: [], factory: factory)

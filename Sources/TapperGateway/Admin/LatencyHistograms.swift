@@ -1,5 +1,6 @@
 import Atomics
 import NIOConcurrencyHelpers
+import Prometheus
 import TapperCore
 
 /// A Prometheus histogram family labelled by service (`tapper_upstream_duration_seconds`) that the
@@ -69,22 +70,13 @@ final class LatencyHistograms: Sendable {
             var cumulative = 0
             for (i, bound) in bounds.enumerated() {
                 cumulative += counts[i]
-                out += "\(name)_bucket{\(label),le=\"\(Self.seconds(bound))\"} \(cumulative)\n"
+                out += "\(name)_bucket{\(label),le=\"\(Duration.nanoseconds(bound).bucketRepresentation)\"} \(cumulative)\n"
             }
             cumulative += counts[bounds.count]
             out += "\(name)_bucket{\(label),le=\"+Inf\"} \(cumulative)\n"
-            out += "\(name)_sum{\(label)} \(Self.seconds(sum))\n"
+            out += "\(name)_sum{\(label)} \(Duration.nanoseconds(sum).bucketRepresentation)\n"
             out += "\(name)_count{\(label)} \(cumulative)\n"
         }
-    }
-
-    /// Nanoseconds as decimal seconds without trailing zeros: 250000 → `0.00025`.
-    static func seconds(_ nanoseconds: Int64) -> String {
-        let whole = nanoseconds / 1_000_000_000
-        var fraction = String(nanoseconds % 1_000_000_000)
-        fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        return fraction.isEmpty ? "\(whole).0" : "\(whole).\(fraction)"
     }
 
     /// A label value escaped as the exposition format asks (backslash, quote, newline).

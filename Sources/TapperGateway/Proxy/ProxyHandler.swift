@@ -930,22 +930,25 @@ final class ProxyHandler: ConnectionHandler {
             pendingClientHead = nil
             if buffer.readableBytes <= head.writableBytes {
                 head.writeImmutableBuffer(buffer)
-                connection.write(head)
-                loop.heads.keep(head)
+                queue(head: head)
                 return
             }
-            connection.write(head)
-            loop.heads.keep(head)
+            queue(head: head)
         }
         connection.write(buffer)
+    }
+
+    /// Queues a response head, and offers its buffer for reuse once it is sent.
+    private func queue(head: ByteBuffer) {
+        connection.write(head)
+        loop.heads.keep(head)
     }
 
     /// Sends the held-back response head, if any, and flushes.
     private func flushClient() {
         if let head = pendingClientHead {
             pendingClientHead = nil
-            connection.write(head)
-            loop.heads.keep(head)
+            queue(head: head)
         }
         connection.flush()
     }

@@ -26,8 +26,8 @@ final class UpstreamHandler: ConnectionHandler {
     var owner: ProxyHandler?
     let connection: Connection
     var isActive: Bool { connection.isOpen }
-    weak var pool: UpstreamPool?
-    /// The pool's idle list for ``poolKey``, once the connection was first released.
+    /// The pool's idle list for ``poolKey``, once the connection was first released (a pooled
+    /// connection the upstream closes takes itself off it).
     var idleList: UpstreamPool.IdleList?
     /// Set by the owner before each request: a response to HEAD has no body.
     var requestIsHEAD = false
@@ -165,7 +165,7 @@ final class UpstreamHandler: ConnectionHandler {
 
     func connectionClosed(error: Int32?) {
         guard let owner else {
-            pool?.remove(self)
+            idleList?.remove(self)
             return
         }
         if error == nil, case .untilClose = readState {

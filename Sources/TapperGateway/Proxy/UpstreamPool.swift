@@ -24,6 +24,10 @@ final class UpstreamPool {
     /// The idle connections to one instance, most recently used last.
     final class IdleList {
         var handlers: [UpstreamHandler] = []
+
+        func remove(_ handler: UpstreamHandler) {
+            if let i = handlers.firstIndex(where: { $0 === handler }) { handlers.remove(at: i) }
+        }
     }
 
     init(reactor: Reactor, maxIdlePerKey: Int, connectTimeout: TimeAmount) {
@@ -77,11 +81,6 @@ final class UpstreamPool {
         handler.resumeReads()
     }
 
-    func remove(_ handler: UpstreamHandler) {
-        guard let list = idle[handler.poolKey], let i = list.handlers.firstIndex(where: { $0 === handler }) else { return }
-        list.handlers.remove(at: i)
-    }
-
     /// Closes every idle connection to instances not in `keep` (after a catalog change).
     func prune(keeping keep: Set<String>) {
         for (key, list) in idle where !keep.contains(key) {
@@ -132,7 +131,6 @@ final class UpstreamPool {
                 return attempt(rest, deadline: deadline, key: key, lastError: SocketError(operation: "register", code: errno), completion: completion)
             }
             let handler = UpstreamHandler(poolKey: key, connection: connection)
-            handler.pool = self
             if connected {
                 connection.handler = handler
                 reactor.later { completion(.success(handler)) }

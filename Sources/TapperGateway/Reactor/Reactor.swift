@@ -30,7 +30,6 @@ protocol PollTarget: AnyObject {
 /// ready file descriptor, run due timers, then the queued tasks (``later(_:)``), the last of which
 /// flush what the tick wrote (see `LoopContext.flushAtEndOfTick`).
 final class Reactor: @unchecked Sendable {
-    let index: Int
     private let epfd: Int32
     private let wakeFD: Int32
     /// Registered targets by file descriptor, with the generation their events carry (a closed
@@ -64,8 +63,7 @@ final class Reactor: @unchecked Sendable {
         func ready(events: UInt32) { reactor.drainRemote() }
     }
 
-    private init(index: Int) {
-        self.index = index
+    private init() {
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epfd >= 0, "epoll_create1 failed: errno \(errno)")
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
@@ -74,8 +72,8 @@ final class Reactor: @unchecked Sendable {
 
     /// Starts `count` reactors, each on its own thread.
     static func start(count: Int) -> [Reactor] {
-        (0..<count).map { i in
-            let r = Reactor(index: i)
+        (0..<count).map { _ in
+            let r = Reactor()
             _ = r.register(r.wakeFD, Wake(r), events: UInt32(EPOLLIN.rawValue))
             let box = Unmanaged.passRetained(r).toOpaque()
             var attr = pthread_attr_t()
@@ -211,7 +209,7 @@ final class Reactor: @unchecked Sendable {
                 target.ready(events: ev.events)
             }
             if timers.nextDeadline != nil {
-                let now = NIODeadline.now().uptimeNanoseconds
+                let now = tickTime.uptimeNanoseconds
                 while let task = timers.popDue(now: now) { task() }
             }
             runTasks()
