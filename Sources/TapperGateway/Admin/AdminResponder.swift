@@ -16,7 +16,7 @@ struct AdminResponder {
 
     func respond(method: HTTPMethod, path: Substring, query: Substring) -> Reply {
         guard method == .GET || method == .HEAD else {
-            return Reply(status: .methodNotAllowed, body: GatewayErrors.body(code: "method_not_allowed", message: "use GET"), headers: [("Allow", "GET, HEAD")])
+            return Reply(status: .methodNotAllowed, body: GatewayError.body(code: "method_not_allowed", message: "use GET"), headers: [("Allow", "GET, HEAD")])
         }
         switch path {
         case "/health": return health()
@@ -25,7 +25,7 @@ struct AdminResponder {
         case "/_tapper/metrics":
             return Reply(status: .ok, body: gateway.metricsText(), contentType: "text/plain; version=0.0.4")
         default:
-            return Reply(status: .notFound, body: GatewayErrors.body(code: "not_found", message: "no such gateway endpoint"))
+            return Reply(status: .notFound, body: GatewayError.noAdminEndpoint.body)
         }
     }
 

@@ -161,3 +161,23 @@ public struct AuthFailure: Sendable, Hashable, Error {
         AuthFailure(status: 403, code: "forbidden", message: message, challenge: nil)
     }
 }
+
+extension GatewayAuthProvider {
+    /// Runs ``authenticate(_:)`` off the I/O thread and hands the decision to `decided` on
+    /// `reactor` (the exchange waits meanwhile; nothing blocks the loop).
+    func decideLater(_ request: AuthRequest, on reactor: Reactor, _ decided: @escaping (AuthDecision) -> Void) {
+        // The callback goes in a box only the reactor opens: it holds the connection's handler
+        // (a value named in a struct, never a tuple: destructuring a tuple out of the box
+        // over-released the handler, Swift 6.3.1, a use-after-free in AuthTests).
+        let waiting = ReactorBound(PendingDecision(decided: decided))
+        Task {
+            let decision = await authenticate(request)
+            reactor.execute { waiting.value.decided(decision) }
+        }
+    }
+}
+
+/// A deferred auth decision's callback, bound to its reactor.
+private struct PendingDecision {
+    let decided: (AuthDecision) -> Void
+}

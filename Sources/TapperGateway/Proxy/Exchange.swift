@@ -1,52 +1,37 @@
 import NIOCore
 import TapperCore
 
-/// One proxied request/response: everything the ``ProxyHandler`` tracks about it.
+/// The data of one proxied request/response: the upstream head, the body kept for a retry, the
+/// route and the instance tried, and what metrics and the access log record. Its progress
+/// (sent, answered, retried, kept alive) is the ``ProxyConnection/StateMachine``'s.
 final class Exchange {
-    /// How response body bytes go from the upstream to the client.
-    enum ResponseMode {
-        /// As they arrive (Content-Length, or chunked towards an HTTP/1.1 client).
-        case passThrough
-        /// A close-delimited upstream body towards an HTTP/1.1 client: the gateway adds chunked
-        /// framing so the client connection can stay open.
-        case addChunking
-        /// A chunked upstream body towards an HTTP/1.0 client: the framing is removed and the
-        /// connection closes at the end.
-        case removeChunking(ChunkedBodyTracker)
+    /// A head whose upstream form waits for the deferred auth decision (the subject goes in it).
+    struct Deferred {
+        var head: HTTPHeadParser.Head
+        var headBytes: ByteBuffer
     }
 
     /// The upstream request head, serialized (request line, filtered headers, gateway headers);
     /// written once the request is let in (late when the auth provider answers asynchronously).
     var requestHead: ByteBuffer
-    /// Waiting for the auth provider's decision: no upstream may be picked yet.
-    var authPending = false
+    var deferred: Deferred?
     let clientMinorVersion: Int
     /// The request method as sent, e.g. `GET`.
     let method: String
     let isHEAD: Bool
-    let isIdempotent: Bool
-    var keepAlive: Bool
     let requestID: String
     let started: NIODeadline
     let path: String
-    /// The matched route's service and template (what metrics and the access log name; the
-    /// exchange keeps these two strings rather than a copy of the whole route entry).
-    let service: String
-    let routeTemplate: String
-    let candidates: [UpstreamTarget]
-    /// ``candidates`` as balancer input, precomputed by the routing snapshot.
-    let balancerCandidates: [BalancerCandidate]
-
-    var target: UpstreamTarget?
+    /// The route it matched: service, template, candidate instances.
+    let route: RequestAdmission.Route
+    /// The instance of the current (or last) attempt.
+    private(set) var target: UpstreamTarget?
+    /// The attempt's upstream connection, once attached.
     var upstream: UpstreamHandler?
-    /// Indices into ``candidates`` already tried.
-    var tried = TriedSet()
-    var attempts = 0
-    var freshConnection = true
-    var lastFailureWasTimeout = false
-    /// A reused keep-alive connection failed before any response byte: the same instance may
-    /// get one more try on a fresh connection if no other instance is left.
-    var retrySameInstanceFresh = false
+    /// Indices into the route's candidates already tried.
+    private(set) var tried = TriedSet()
+    /// The current attempt's pick is not yet reported finished to the balancer.
+    var attemptOpen = false
 
     /// Body received before an upstream was attached.
     var pending: [ByteBuffer] = []
@@ -57,47 +42,66 @@ final class Exchange {
     private let retryBufferBytes: Int
     private(set) var replayLost = false
 
-    var requestSent = false
-    var requestComplete = false
-    var requestBodyBytes: Int64 = 0
-    var responseStarted = false
-    var responseComplete = false
-    var responseMode = ResponseMode.passThrough
-    var upstreamKeepAlive = true
+    var responseMode = ResponseHeadRewriter.BodyMode.passThrough
     var status = 0
     var responseBytes = 0
     var outcome = "ok"
-    /// ``entry``'s index in the loop's routing snapshot, and that snapshot's generation: where
-    /// the loop caches the metric handles for it (-1: not cached).
-    var entryIndex = -1
+    /// The routing snapshot generation the route's entry index belongs to (where the loop
+    /// caches the metric handles for it).
     var snapshotGeneration = -1
 
     init(
-        requestHead: ByteBuffer, clientMinorVersion: Int, method: String, keepAlive: Bool, requestID: String, started: NIODeadline,
-        path: String, service: String, routeTemplate: String, candidates: [UpstreamTarget], balancerCandidates: [BalancerCandidate], retryBufferBytes: Int
+        requestHead: ByteBuffer, clientMinorVersion: Int, method: String, requestID: String, started: NIODeadline, path: String,
+        route: RequestAdmission.Route, retryBufferBytes: Int
     ) {
         self.requestHead = requestHead
         self.clientMinorVersion = clientMinorVersion
         self.method = method
         self.isHEAD = method == "HEAD"
-        self.isIdempotent = Self.idempotent(method)
-        self.keepAlive = keepAlive
         self.requestID = requestID
         self.started = started
         self.path = path
-        self.service = service
-        self.routeTemplate = routeTemplate
-        self.candidates = candidates
-        self.balancerCandidates = balancerCandidates
+        self.route = route
         self.retryBufferBytes = retryBufferBytes
     }
 
-    /// RFC 9110 idempotent methods.
-    static func idempotent(_ method: String) -> Bool {
-        switch method {
-        case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE": return true
-        default: return false
-        }
+    var service: String { route.service }
+
+    /// An attempt on candidate `index` begins.
+    func startAttempt(_ index: Int) {
+        target = route.candidates[index]
+        tried.insert(index)
+        attemptOpen = true
+    }
+
+    /// The candidate index of the instance tried last.
+    var lastTargetIndex: Int? {
+        guard let last = target else { return nil }
+        return route.candidates.firstIndex(where: { $0.service == last.service && $0.instanceID == last.instanceID })
+    }
+
+    /// Takes the upstream connection off the exchange (it no longer reports to this exchange's handler).
+    func detachUpstream() -> UpstreamHandler? {
+        guard let u = upstream else { return nil }
+        upstream = nil
+        u.owner = nil
+        return u
+    }
+
+    /// The deferred auth provider let the request in: its upstream head, with `subject`.
+    func buildDeferredHead(subject: String?, with rewriter: RequestHeadRewriter, heads: inout HeadBuffers) {
+        guard let deferred else { return }
+        requestHead = rewriter.rewrite(deferred.head, deferred.headBytes, target: route.upstreamTarget, requestID: requestID, subject: subject, heads: &heads)
+        self.deferred = nil
+    }
+
+    /// Writes the request head and the body received so far to `upstream` (flushed by the caller).
+    func sendRequest(on upstream: UpstreamHandler) {
+        upstream.startExchange(isHEAD: isHEAD)
+        upstream.send(requestHead)
+        for buffer in pending { upstream.send(buffer) }
+        pending.removeAll()
+        pendingBytes = 0
     }
 
     /// Keeps a copy of a body chunk for a possible retry, until the body outgrows the limit.
@@ -115,13 +119,9 @@ final class Exchange {
     /// Whether the request can be sent again: its body (if any) is still fully known.
     var canReplay: Bool { !replayLost }
 
-    /// True while no body byte has gone to an upstream.
-    var noBodySent: Bool { requestBodyBytes == 0 }
-
     /// Prepares a retry: the kept body becomes pending again.
     func rewindForRetry() {
         upstream = nil
-        requestSent = false
         pending = replay
         pendingBytes = replayBytes
     }

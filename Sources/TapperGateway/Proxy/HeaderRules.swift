@@ -30,6 +30,28 @@ enum HeaderRules {
         }
     }
 
+    /// The header names a message's `Connection` headers list (hop-by-hop for this message
+    /// too), `keep-alive` and `close` aside; `sparingGatewayOwned`: names the gateway writes
+    /// itself are left out (a client may not remove them). Empty, and allocating nothing, for
+    /// the usual `Connection: keep-alive`.
+    static func connectionNamed(_ raw: UnsafeRawBufferPointer, _ headers: [HTTPHeadParser.Header], sparingGatewayOwned: Bool) -> [Range<Int>] {
+        var named: [Range<Int>] = []
+        for h in headers where raw.equalsIgnoringCase(h.name, "connection") {
+            raw.forEachToken(in: h.value) { token in
+                if raw.equalsIgnoringCase(token, "keep-alive") || raw.equalsIgnoringCase(token, "close") { return }
+                if sparingGatewayOwned && isGatewayOwned(raw, token) { return }
+                named.append(token)
+            }
+        }
+        return named
+    }
+
+    /// Whether header `name` is one of `named` (see ``connectionNamed(_:_:sparingGatewayOwned:)``).
+    @inline(__always)
+    static func isNamed(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>, in named: [Range<Int>]) -> Bool {
+        !named.isEmpty && named.contains(where: { equalIgnoringCase(raw, $0, name) })
+    }
+
     @inline(__always)
     static func hasProxyPrefix(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
         name.count > 6 && raw.equalsIgnoringCase(name.lowerBound..<name.lowerBound + 6, "proxy-")

@@ -3,9 +3,15 @@ import NIOCore
 import TapperCore
 
 /// State owned by one reactor: its client connections, upstream pools, balancers, request-id
-/// generator and access-log buffer. Only ever touched on that reactor, so it needs no lock.
+/// generator and access-log buffer, and the per-loop policy over them (picking instances,
+/// recording finished requests: `LoopContext+Balancing.swift`, `LoopContext+Recording.swift`).
+/// Only ever touched on that reactor, so it needs no lock.
 final class LoopContext {
     let reactor: Reactor
+    /// The shared, immutable configuration and the state every loop reads.
+    let gateway: Gateway
+    /// Timeouts and limits of every connection's state machine, converted once.
+    let machineSettings: ProxyConnection.StateMachine.Settings
     /// The open client connections (graceful shutdown asks each to finish).
     private var clients: [ObjectIdentifier: ProxyHandler] = [:]
     /// This reactor's registrations of the listening sockets.
@@ -17,7 +23,7 @@ final class LoopContext {
     var balancers: [String: BalancerBox] = [:]
     /// The last balancer looked up: most loops serve one hot service, and comparing a short
     /// name costs less than hashing it.
-    private var lastBalancer: (service: String, box: BalancerBox)?
+    var lastBalancer: (service: String, box: BalancerBox)?
     var requestIDs = RequestIDGenerator()
     var accessLog: AccessLogBuffer?
     /// Metric handles already looked up on this loop.
@@ -44,8 +50,15 @@ final class LoopContext {
         var latency: LatencyHistograms.Shard
     }
 
-    init(reactor: Reactor, configuration: GatewayConfiguration) {
+    init(reactor: Reactor, gateway: Gateway) {
         self.reactor = reactor
+        self.gateway = gateway
+        let configuration = gateway.configuration
+        machineSettings = ProxyConnection.StateMachine.Settings(
+            headerReadTimeout: configuration.headerReadTimeout.timeAmount, idleTimeout: configuration.idleTimeout.timeAmount,
+            upstreamTimeout: configuration.upstreamTimeout.timeAmount, maxBodyBytes: configuration.maxBodyBytes,
+            retry: RetryPolicy(maxAttempts: configuration.maxAttempts)
+        )
         self.pool = UpstreamPool(
             reactor: reactor,
             maxIdlePerKey: configuration.maxIdleUpstreamConnections,
@@ -143,26 +156,6 @@ extension LoopContext {
                 upstreamsToFlush.removeAll(keepingCapacity: true)
             }
         }
-    }
-
-    /// The balancer of `service`, created by `make` on first use.
-    func balancer(for service: String, make: (String) -> any LoadBalancer) -> BalancerBox {
-        if let last = lastBalancer, last.service == service { return last.box }
-        let box: BalancerBox
-        if let existing = balancers[service] {
-            box = existing
-        } else {
-            box = BalancerBox(make(service))
-            balancers[service] = box
-        }
-        lastBalancer = (service, box)
-        return box
-    }
-
-    /// The balancer of `service` if one was made.
-    func existingBalancer(for service: String) -> BalancerBox? {
-        if let last = lastBalancer, last.service == service { return last.box }
-        return balancers[service]
     }
 
     /// The current routing snapshot: the loop's own copy, refreshed from `state` (under its lock)

@@ -9,14 +9,6 @@ import TapperCore
 /// by ``ChunkedBodyTracker``. Reads are held while the client cannot take more (backpressure from
 /// client to upstream).
 final class UpstreamHandler: ConnectionHandler {
-    /// Where the response being read is.
-    enum ReadState {
-        case head
-        case length(remaining: Int64)
-        case chunked(ChunkedBodyTracker)
-        case untilClose
-    }
-
     /// `host:port` of the instance, the pool key.
     let poolKey: String
     /// The exchange owner, nil while pooled. Strong, and cleared on every path that detaches the
@@ -31,7 +23,8 @@ final class UpstreamHandler: ConnectionHandler {
     var idleList: UpstreamPool.IdleList?
     /// Set by the owner before each request: a response to HEAD has no body.
     var requestIsHEAD = false
-    private var readState = ReadState.head
+    /// The response body being read (complete: the next bytes are a response head).
+    private var body = BodyFramer()
     /// Unparsed bytes of a response head that arrived in pieces.
     private var partial: ByteBuffer?
     /// The last response head's header array, reused by the parser (see ProxyHandler's).
@@ -52,7 +45,7 @@ final class UpstreamHandler: ConnectionHandler {
     /// Prepares for the next response on this connection.
     func startExchange(isHEAD: Bool) {
         requestIsHEAD = isHEAD
-        readState = .head
+        body = BodyFramer()
         partial = nil
     }
 
@@ -81,8 +74,7 @@ final class UpstreamHandler: ConnectionHandler {
             buffer = earlier
         }
         while buffer.readableBytes > 0, let owner, isActive {
-            switch readState {
-            case .head:
+            if body.isComplete {
                 let parsed = buffer.withUnsafeReadableBytes {
                     HTTPHeadParser.parse($0, kind: .response, limits: Self.limits, requestMethodWasHEAD: requestIsHEAD, reusing: HTTPHeadParser.take(&self.headerStorage))
                 }
@@ -94,15 +86,10 @@ final class UpstreamHandler: ConnectionHandler {
                         // 1xx: informational (the gateway answers `Expect` itself); skip it.
                         continue
                     }
-                    switch head.framing {
-                    case .none: readState = .head
-                    case .contentLength(let n): readState = .length(remaining: n)
-                    case .chunked: readState = .chunked(ChunkedBodyTracker())
-                    case .untilClose: readState = .untilClose
-                    }
+                    body = BodyFramer(head.framing)
                     bytesAfterHead = buffer.readableBytes
                     owner.upstreamHead(head, headBytes, from: self)
-                    if case .head = readState, self.owner === owner {
+                    if body.isComplete, self.owner === owner {
                         responseFinished(owner, leftover: buffer.readableBytes)
                         return
                     }
@@ -113,33 +100,22 @@ final class UpstreamHandler: ConnectionHandler {
                     fail(owner)
                     return
                 }
-            case .length(let remaining):
-                let n = Int(min(Int64(buffer.readableBytes), remaining))
-                let slice = buffer.readSlice(length: n)!
-                readState = remaining == Int64(n) ? .head : .length(remaining: remaining - Int64(n))
-                owner.upstreamBody(slice, from: self)
-                if case .head = readState, self.owner === owner {
-                    responseFinished(owner, leftover: buffer.readableBytes)
-                    return
-                }
-            case .chunked(var tracker):
-                let consumed: Int
+            } else {
+                var framer = body
+                let step: BodyFramer.Step
                 do {
-                    consumed = try buffer.withUnsafeReadableBytes { raw throws(ChunkedBodyTracker.Failure) in try tracker.consume(raw) }
+                    step = try buffer.withUnsafeReadableBytes { raw throws(ChunkedBodyTracker.Failure) in try framer.consume(raw) }
                 } catch {
                     fail(owner)
                     return
                 }
-                let slice = buffer.readSlice(length: consumed)!
-                readState = tracker.isComplete ? .head : .chunked(tracker)
+                body = framer
+                let slice = buffer.readSlice(length: step.consumed)!
                 owner.upstreamBody(slice, from: self)
-                if tracker.isComplete, self.owner === owner {
+                if step.ended, self.owner === owner {
                     responseFinished(owner, leftover: buffer.readableBytes)
                     return
                 }
-            case .untilClose:
-                let slice = buffer.readSlice(length: buffer.readableBytes)!
-                owner.upstreamBody(slice, from: self)
             }
         }
     }
@@ -147,7 +123,7 @@ final class UpstreamHandler: ConnectionHandler {
     /// A complete response was handed on. Bytes after it (the upstream answered something it was
     /// not asked) make the connection unusable.
     private func responseFinished(_ owner: ProxyHandler, leftover: Int) {
-        readState = .head
+        body = BodyFramer()
         owner.upstreamEnd(from: self)
         if leftover > 0 { close() }
     }
@@ -168,9 +144,9 @@ final class UpstreamHandler: ConnectionHandler {
             idleList?.remove(self)
             return
         }
-        if error == nil, case .untilClose = readState {
+        if error == nil, body.endsWithConnection {
             // A close-delimited body ends with the connection.
-            readState = .head
+            _ = body.connectionEnded()
             owner.upstreamEnd(from: self)
             self.owner = nil
             return

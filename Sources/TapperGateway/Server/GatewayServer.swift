@@ -7,8 +7,9 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// The gateway's listener as a `Service`: binds, serves until graceful shutdown, then stops
-/// accepting, lets in-flight requests finish within the drain timeout, and exits.
+/// The gateway's listener as a `Service`: starts the I/O threads (one ``Reactor`` each, with
+/// its ``LoopContext``), binds, serves until graceful shutdown, then stops accepting, lets
+/// in-flight requests finish within the drain timeout, stops the threads and returns.
 public struct GatewayServer: Service {
     public let gateway: Gateway
     let logger: Logger
@@ -28,20 +29,35 @@ public struct GatewayServer: Service {
         self.onAdminListening = onAdminListening
     }
 
+    /// The I/O threads of one run, and the state each one owns (created here, used only on
+    /// its reactor from then on).
+    struct Threads {
+        let reactors: [Reactor]
+        let loops: [ReactorBound<LoopContext>]
+
+        init(gateway: Gateway) {
+            reactors = Reactor.start(count: gateway.threadCount)
+            loops = reactors.map { ReactorBound(LoopContext(reactor: $0, gateway: gateway)) }
+        }
+
+        var each: Zip2Sequence<[Reactor], [ReactorBound<LoopContext>]> { zip(reactors, loops) }
+    }
+
     public func run() async throws {
+        let threads = Threads(gateway: gateway)
         var fds: [Int32] = []
         do {
-            try await serveUntilDrained(listenFDs: &fds)
+            try await serveUntilDrained(threads, listenFDs: &fds)
         } catch {
-            await stopReactors(closing: fds)
+            await stop(threads, closing: fds)
             throw error
         }
-        await stopReactors(closing: fds)
+        await stop(threads, closing: fds)
         logger.notice("gateway stopped")
     }
 
-    private func stopReactors(closing fds: [Int32]) async {
-        for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
+    private func stop(_ threads: Threads, closing fds: [Int32]) async {
+        for (reactor, loop) in threads.each {
             await reactor.submit { loop.value.closeEverything() }
             await reactor.stop()
         }
@@ -49,10 +65,10 @@ public struct GatewayServer: Service {
     }
 
     /// Binds `host:port` and has every reactor accept from it.
-    private func listen(role: ProxyHandler.Role, host: String, port: Int) async throws -> (fd: Int32, port: Int) {
+    private func listen(_ threads: Threads, role: ProxyHandler.Role, host: String, port: Int) async throws -> (fd: Int32, port: Int) {
         let (fd, bound) = try Sockets.listen(host: host, port: port)
         let gateway = self.gateway
-        for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
+        for (reactor, loop) in threads.each {
             await reactor.submit {
                 let context = loop.value
                 let acceptor = Acceptor(fd: fd, reactor: reactor) { connection, peer in
@@ -67,13 +83,13 @@ public struct GatewayServer: Service {
         return (fd, bound)
     }
 
-    private func serveUntilDrained(listenFDs: inout [Int32]) async throws {
+    private func serveUntilDrained(_ threads: Threads, listenFDs: inout [Int32]) async throws {
         let gateway = self.gateway
         let config = gateway.configuration
-        let main = try await listen(role: .main, host: config.host, port: config.port)
+        let main = try await listen(threads, role: .main, host: config.host, port: config.port)
         listenFDs.append(main.fd)
         if let adminPort = config.adminPort {
-            let admin = try await listen(role: .admin, host: config.adminHost, port: adminPort)
+            let admin = try await listen(threads, role: .admin, host: config.adminHost, port: adminPort)
             listenFDs.append(admin.fd)
             logger.notice("gateway admin endpoints on http://\(config.adminHost):\(admin.port)")
             await onAdminListening(admin.port)
@@ -87,15 +103,15 @@ public struct GatewayServer: Service {
         // Every reactor stops accepting and asks its connections to finish; each reports when
         // its last client connection is gone.
         let drained = AsyncStream<Void>.makeStream()
-        for (reactor, loop) in zip(gateway.reactors, gateway.loops) {
+        for (reactor, loop) in threads.each {
             reactor.execute { loop.value.quiesce { drained.continuation.yield() } }
         }
         // Once no reactor polls the listening sockets any more, close them: new connections are
         // refused at once instead of waiting in the backlog until the process exits.
-        for reactor in gateway.reactors { await reactor.submit {} }
+        for reactor in threads.reactors { await reactor.submit {} }
         for fd in listenFDs { close(fd) }
         listenFDs = []
-        let reactorCount = gateway.reactors.count
+        let reactorCount = threads.reactors.count
         let finished = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 var left = reactorCount

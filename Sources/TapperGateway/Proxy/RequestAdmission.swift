@@ -1,0 +1,148 @@
+import NIOCore
+import TapperCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What a parsed request head gets: a gateway error, an admin endpoint's answer, or a route
+/// to proxy along (service, candidate instances, the upstream target, the auth decision).
+/// Reads the configuration, the loop's routing snapshot and the health view; changes nothing.
+struct RequestAdmission {
+    let gateway: Gateway
+    let admin: AdminDispatch
+    /// This listener proxies (the admin listener does not).
+    let servesProxy: Bool
+    let peerIP: String
+
+    /// The strings of a head that routing and logging need; the rest stays as offsets.
+    struct Request {
+        var method = ""
+        var uri = ""
+        /// Where the query starts in ``uri``, in bytes (-1: none).
+        var queryOffset = -1
+        /// The client's `X-Request-ID`, empty when absent.
+        var clientRequestID = ""
+        /// `Authorization`, read only for the gateway's own paths (proxied requests pass it on).
+        var authorization: String?
+
+        init(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer) {
+            headBytes.withUnsafeReadableBytes { raw in
+                method = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.method]), as: UTF8.self)
+                let target = UnsafeRawBufferPointer(rebasing: raw[head.target])
+                uri = String(decoding: target, as: UTF8.self)
+                // memchr: the generic search over `String.UTF8View` cost more per request.
+                if let base = target.baseAddress, let q = memchr(base, Int32(UInt8(ascii: "?")), target.count) {
+                    queryOffset = base.distance(to: UnsafeRawPointer(q))
+                }
+                for h in head.headers where raw.equalsIgnoringCase(h.name, "x-request-id") {
+                    clientRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                    break
+                }
+                if raw.count > head.target.lowerBound + 8, raw[head.target.lowerBound + 1] == UInt8(ascii: "_") {
+                    for h in head.headers where raw.equalsIgnoringCase(h.name, "authorization") {
+                        authorization = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                        break
+                    }
+                }
+            }
+        }
+
+        /// The path: the target up to its query.
+        var path: Substring {
+            queryOffset >= 0 ? uri[..<uri.utf8.index(uri.utf8.startIndex, offsetBy: queryOffset)] : Substring(uri)
+        }
+    }
+
+    /// A route the request is proxied along.
+    struct Route {
+        var service: String
+        var routeTemplate: String
+        /// The route's index in the routing snapshot (where the loop caches its metric handles).
+        var entryIndex: Int
+        var candidates: [UpstreamTarget]
+        var balancerCandidates: [BalancerCandidate]
+        /// The target to send upstream when the service prefix is stripped.
+        var upstreamTarget: String?
+        /// The subject an immediate auth decision allowed.
+        var subject: String?
+        /// The auth request to decide asynchronously before connecting.
+        var deferredAuth: AuthRequest?
+    }
+
+    enum Decision {
+        case answer(GatewayError, close: Bool)
+        case admin(AdminResponder.Reply)
+        case proxy(Route)
+    }
+
+    func decide(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, _ request: Request, bodyFollows: Bool, snapshot: SnapshotRef) -> Decision {
+        let config = gateway.configuration
+        // Size checks (the target's own limit is the parser's: 414).
+        if head.length - head.target.count > config.maxHeaderBytes {
+            return .answer(.headersTooLarge(limit: config.maxHeaderBytes), close: true)
+        }
+        if case .contentLength(let n) = head.framing, n > config.maxBodyBytes {
+            return .answer(.bodyTooLarge(limit: config.maxBodyBytes), close: true)
+        }
+        let uri = request.uri
+        guard uri.utf8.first == UInt8(ascii: "/") else { return .answer(.badTarget, close: true) }
+        let path = request.path
+        if let violation = PathSafety.check(path) { return .answer(.badPath(violation.rawValue), close: false) }
+
+        if admin.claims(path) {
+            switch admin.respond(method: request.method, path: path, query: uri[path.endIndex...], authorization: request.authorization) {
+            case .success(let reply): return .admin(reply)
+            case .failure(let error): return .answer(error, close: false)
+            }
+        }
+        guard servesProxy else { return .answer(.adminListenerOnly, close: false) }
+
+        let method = request.method
+        switch snapshot.table.resolveEntry(method: method, path: path) {
+        case .notFound:
+            return .answer(.noRoute(method: method, path: path), close: false)
+        case .methodNotAllowed(let allowed):
+            return .answer(.methodNotAllowed(method, allowed: allowed), close: false)
+        case .matched(let entryIndex):
+            // The entry's fields are read in place: copying the entry retained its arrays.
+            let service = snapshot.table.entries[entryIndex].service
+            let routeTemplate = snapshot.table.entries[entryIndex].template.raw
+            let prefixSegments = snapshot.table.entries[entryIndex].prefixSegments
+            // Authentication (routes registered as public, and /health above, skip it).
+            var subject: String? = nil
+            var deferredAuth: AuthRequest? = nil
+            if let auth = config.auth, !snapshot.table.entries[entryIndex].isPublic {
+                let authRequest = AuthRequest(
+                    method: method, target: uri, path: String(path), peerAddress: peerIP, service: service, routeTemplate: routeTemplate,
+                    headBytes: headBytes, headerRanges: head.headers
+                )
+                switch auth.decideImmediately(authRequest) {
+                case .allow(let who)?:
+                    subject = who
+                case .deny(let failure)?:
+                    // An unauthenticated client does not get to stream a body: close after the answer.
+                    return .answer(.refused(failure), close: bodyFollows)
+                case nil:
+                    deferredAuth = authRequest
+                }
+            }
+            let all = snapshot.targets[entryIndex]
+            let candidates = gateway.health.routable(all)
+            if candidates.isEmpty { return .answer(.noHealthyInstance(service: service), close: false) }
+            let balancerCandidates =
+                candidates.count == all.count
+                ? snapshot.balancerCandidates[entryIndex]
+                : candidates.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) }
+            return .proxy(
+                Route(
+                    service: service, routeTemplate: routeTemplate, entryIndex: entryIndex, candidates: candidates, balancerCandidates: balancerCandidates,
+                    upstreamTarget: prefixSegments > 0 ? RequestHeadRewriter.strip(segments: prefixSegments, from: uri) : nil, subject: subject,
+                    deferredAuth: deferredAuth
+                )
+            )
+        }
+    }
+}
