@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Instructions per proxied request of the gateway's data path, counted by callgrind: a count,
+# not a time, so it is repeatable on this shared, noisy machine (same binary, same inputs).
+#
+# tapper (release, --threads 1, embedded registry, no access log) runs under
+# `valgrind --tool=callgrind` with collection off; after a warm-up, collection is switched on
+# for one wrk run (keep-alive GET /users/1 to one nginx backend, 8 connections), then off, and
+# the instructions counted are divided by the requests tapper proxied in that window (its own
+# tapper_requests_total before and after, so requests in flight at the edges cannot skew it).
+#
+# Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8]
+#        TAPPER_BIN=path measures that binary instead of building the release one.
+# Prints one line: "<instructions per request> instructions/request (<n> requests)".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=5
+CONNS=8
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --conns) CONNS=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+. Benchmarks/lib.sh
+bench_install wrk nginx valgrind
+bench_tapper
+bench_workdir tapper-callgrind
+
+BACKEND=19181; PORT=19182; REG=19183
+require_free_ports $BACKEND $PORT $REG
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$BACKEND; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' -e "$WORK/nginx/error.log" & PIDS+=($!)
+
+valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
+  "$TAPPER" gateway serve --port $PORT --registry-port $REG --threads 1 --no-access-log --log-level warning \
+  >"$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
+
+wait_slow() { # URL — valgrind starts slowly: 120 s at most
+  local deadline=$((SECONDS + 120))
+  until curl -fs -o /dev/null "$1"; do
+    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1" >&2; cat "$WORK/tapper.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+wait_http "http://127.0.0.1:$BACKEND/"
+wait_slow "http://127.0.0.1:$REG/v1/health"
+"$TAPPER" service register users --url "http://127.0.0.1:$BACKEND" --route 'GET /users/{user_id}' --ttl 86400 \
+  --registry "http://127.0.0.1:$REG" >/dev/null
+wait_slow "http://127.0.0.1:$PORT/users/1"
+
+# Proxied requests so far: the sum of tapper_requests_total (locally answered ones are not in it).
+served() { curl -fs "http://127.0.0.1:$PORT/_tapper/metrics" | awk '/^tapper_requests_total/ {s += $NF} END {printf "%d\n", s}'; }
+
+# Warm-up: pools filled, caches and metric handles made.
+wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$PORT/users/1" >/dev/null
+before=$(served)
+callgrind_control -i on "$TAPPER_PID" >/dev/null
+wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$PORT/users/1" >"$WORK/wrk.txt"
+callgrind_control -i off "$TAPPER_PID" >/dev/null
+after=$(served)
+# The metrics request in the window is counted in the instructions, not in the requests: one
+# locally answered request among thousands.
+requests=$((after - before))
+kill -TERM "$TAPPER_PID"
+wait "$TAPPER_PID" 2>/dev/null || true
+total=$(awk '/^summary:/ {s += $2} END {print s}' "$WORK"/callgrind.out*)
+[ "$requests" -gt 0 ] || { echo "no requests were served" >&2; exit 1; }
+awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.1fk instructions/request (%d requests, %d instructions)\n", t / n / 1000, n, t }'
