@@ -47,7 +47,8 @@ import Glibc
             try await poll("the writer has written everything it queued", timeout: .seconds(20)) { writer.queuedBytes == 0 }
             close(writeEnd)
             let read = await reader.value
-            #expect(read.eof)
+            let eof = read.eof
+            #expect(eof, "no end of stream")
             let written = read.bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
             #expect(written.count > 0)
             #expect(written.count + writer.droppedLines == lines)

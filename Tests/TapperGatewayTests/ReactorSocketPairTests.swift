@@ -90,7 +90,8 @@ import Glibc
             }
             #expect(state.open && state.pending > 0, "nothing was left queued: the test proves nothing")
             let read = await onThread { readSocket(peer) }
-            #expect(read.eof)
+            let eof = read.eof
+            #expect(eof, "no end of stream")
             #expect(read.bytes.count == total)
             let same = read.bytes == pattern(total)
             #expect(same, "the bytes arrived out of order or changed")
@@ -116,7 +117,8 @@ import Glibc
             }
             #expect(pending > 0)
             let read = await onThread { readSocket(peer) }
-            #expect(read.eof)
+            let eof = read.eof
+            #expect(eof, "no end of stream")
             #expect(read.bytes.count == total - pending)
             let same = read.bytes == pattern(total - pending)
             #expect(same)
@@ -154,8 +156,7 @@ import Glibc
             // the order they became ready: the trigger first.
             let gate = DispatchSemaphore(value: 0)
             reactor.execute { gate.wait() }
-            var x: UInt8 = 1
-            _ = Glibc.write(triggerPeer, &x, 1)
+            sendText(triggerPeer, "x")
             close(oldPeer)
             gate.signal()
             try await poll("the trigger is read") { await reactor.submit { h.value.0.reads } > 0 }
@@ -167,7 +168,7 @@ import Glibc
             // The batch is done by the time a task submitted now runs.
             #expect(await reactor.submit { (c.value.isOpen, h.value.1.closed == nil) } == (true, true))
             // And the new connection works: it reads once it stops holding.
-            _ = "hello".utf8CString.withUnsafeBytes { Glibc.write(swapped.peer, $0.baseAddress, 5) }
+            sendText(swapped.peer, "hello")
             await reactor.submit {
                 h.value.1.holdsReads = false
                 c.value.readIfReady()
@@ -211,7 +212,7 @@ import Glibc
             }
             #expect(await reactor.submit { (c.value.isOpen, h.value.closed == nil) } == (true, true))
             #expect(fcntl(newLocal, F_GETFD) != -1, "the new connection's descriptor was closed")
-            _ = "ping".utf8CString.withUnsafeBytes { Glibc.write(newPeer, $0.baseAddress, 4) }
+            sendText(newPeer, "ping")
             try await poll("the new connection reads") { await reactor.submit { h.value.received } == Array("ping".utf8) }
             await reactor.submit { c.value.close() }
         }

@@ -54,10 +54,16 @@ func fillSocket(_ fd: Int32) -> Int {
     var sent = 0
     while true {
         let chunk = pattern(64 * 1024, from: sent)
-        let n = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let n = chunk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if n <= 0 { return sent }
         sent += n
     }
+}
+
+/// Sends `text` on socket `fd` (no SIGPIPE should the other end be gone: the test fails instead).
+@discardableResult
+func sendText(_ fd: Int32, _ text: String) -> Int {
+    Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
 }
 
 /// Runs blocking `body` on a thread of its own (never on the test's cooperative threads).
