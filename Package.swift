@@ -6,10 +6,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
-/// The data path (route matching and proxying) runs without dynamic exclusivity checks: they
-/// cost several percent of CPU per request and these modules are single-owner by design
-/// (state is either immutable, event-loop bound or behind a lock).
-let hotPathSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+/// The data path (route matching and proxying) runs without dynamic exclusivity checks in
+/// release builds: they cost several percent of CPU per request and these modules are
+/// single-owner by design (state is either immutable, event-loop bound or behind a lock).
+/// Debug builds, which the tests run, keep the checks, so an overlapping access traps there.
+let hotPathSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let testSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -17,7 +18,6 @@ let testSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "tapper",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tapper", targets: ["tapper"]),
         .library(name: "TapperCore", targets: ["TapperCore"]),
@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "TapperClient", targets: ["TapperClient"]),
         .library(name: "TapperGateway", targets: ["TapperGateway"]),
         .library(name: "TapperCLI", targets: ["TapperCLI"]),
+        .library(name: "TapperTestKit", targets: ["TapperTestKit"]),
         .library(name: "TapperTesting", targets: ["TapperTesting"]),
     ],
     dependencies: [
@@ -39,7 +40,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
-        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -58,9 +58,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -108,7 +105,6 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -120,11 +116,12 @@ let package = Package(
                 "TapperRegistry",
                 "TapperClient",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -161,8 +158,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TapperTestKit",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TapperTesting",
             dependencies: [
+                "TapperTestKit",
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",
@@ -181,18 +184,18 @@ let package = Package(
         ),
         .testTarget(
             name: "TapperCoreTests",
-            dependencies: ["TapperCore", "TapperTesting"],
+            dependencies: ["TapperCore", "TapperTestKit"],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "TapperRegistryTests",
-            dependencies: ["TapperRegistry", "TapperClient", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["TapperCore", "TapperRegistry", "TapperTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "TapperBackendTests",
             dependencies: [
-                "TapperCore", "TapperRegistry", "TapperRegistryRedis", "TapperRegistryEtcd", "TapperRegistryConsul", "TapperGateway", "TapperClient", "TapperTesting",
+                "TapperCore", "TapperRegistry", "TapperRegistryRedis", "TapperRegistryEtcd", "TapperRegistryConsul", "TapperTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -200,22 +203,30 @@ let package = Package(
         ),
         .testTarget(
             name: "TapperClientTests",
-            dependencies: ["TapperClient", "TapperRegistry", "TapperTesting"],
+            dependencies: ["TapperClient", "TapperCore", "TapperTesting"],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "TapperGatewayTests",
-            dependencies: ["TapperGateway", "TapperClient", "TapperRegistry", "TapperTesting", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "TapperCore", "TapperGateway", "TapperClient", "TapperRegistry", "TapperTesting",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "TapperCLITests",
-            dependencies: ["TapperCLI", "TapperTesting"],
+            dependencies: ["TapperCLI", "TapperCore", "TapperTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: testSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["TapperClient", "TapperTesting", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["TapperTesting", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: testSettings
         ),
     ]

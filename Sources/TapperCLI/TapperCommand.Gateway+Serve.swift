@@ -299,7 +299,14 @@ extension TapperCommand.Gateway {
             services.append(HealthChecker(monitor: monitor, state: state, logger: logger))
             services.append(GatewayServer(gateway: gateway, logger: logger))
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            // The access log is written off the reactors: let its last lines out before exiting.
+            do {
+                try await group.run()
+            } catch {
+                await AccessLogWriter.standardOutput.drain()
+                throw error
+            }
+            await AccessLogWriter.standardOutput.drain()
         }
     }
 }

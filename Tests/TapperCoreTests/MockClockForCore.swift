@@ -1,3 +1,3 @@
-import TapperTesting
+import TapperTestKit
 
 typealias MockClockForCore = MockClock

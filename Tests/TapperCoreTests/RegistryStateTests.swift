@@ -1,6 +1,6 @@
 import Testing
 import TapperCore
-import TapperTesting
+import TapperTestKit
 
 @Suite struct RegistryStateTests {
     let clock = MockClock()

@@ -14,13 +14,18 @@ public final class GatewayMetrics: Sendable {
     let openConnections: CoreMetrics.Gauge
     /// `tapper_upstream_duration_seconds` by service, recorded per I/O thread without a lock.
     let upstreamLatency = LatencyHistograms(name: "tapper_upstream_duration_seconds", bounds: GatewayMetrics.latencyBuckets)
+    /// The access log's writer, whose drops are `tapper_access_log_dropped_total` (shared by every
+    /// gateway in the process that logs to it, so the count is the process's).
+    let accessLog: AccessLogWriter
 
     static let latencyBuckets: [Duration] = [
         .microseconds(250), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
         .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
 
-    public init() {
+    /// - Parameter accessLog: the writer whose dropped lines are reported.
+    public init(accessLog: AccessLogWriter = .standardOutput) {
+        self.accessLog = accessLog
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
         self.registry = registry
@@ -50,6 +55,9 @@ public final class GatewayMetrics: Sendable {
         registry.emit(into: &buffer)
         var text = String(decoding: buffer, as: UTF8.self)
         upstreamLatency.emit(into: &text)
+        text += "# HELP tapper_access_log_dropped_total Access-log lines dropped because the log's reader fell behind.\n"
+        text += "# TYPE tapper_access_log_dropped_total counter\n"
+        text += "tapper_access_log_dropped_total \(accessLog.droppedLines)\n"
         return text
     }
 }

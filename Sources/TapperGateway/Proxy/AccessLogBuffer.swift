@@ -1,26 +1,29 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 
-/// Per-reactor access log: logfmt lines collected in memory and written to stdout in one
-/// `write(2)` every 200 ms or 32 KiB, so logging costs no syscall per request.
+/// Per-reactor access log: logfmt lines collected in memory and handed to an
+/// ``AccessLogWriter`` every 200 ms or 32 KiB, so logging costs no syscall per request and never
+/// blocks the reactor: the writer writes from its own thread and drops (and counts) what does
+/// not fit in its bounded queue.
 final class AccessLogBuffer {
     private var buffer: [UInt8] = []
+    /// Lines in ``buffer``: what a dropped chunk counts as.
+    private var lines = 0
     private var scheduled = false
     let reactor: Reactor
+    let writer: AccessLogWriter
+    static let flushSize = 32 * 1024
 
-    init(reactor: Reactor) {
+    init(reactor: Reactor, writer: AccessLogWriter = .standardOutput) {
         self.reactor = reactor
-        buffer.reserveCapacity(64 * 1024)
+        self.writer = writer
+        buffer.reserveCapacity(2 * Self.flushSize)
     }
 
     func append(_ line: String) {
         buffer.append(contentsOf: line.utf8)
         buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= 32 * 1024 {
+        lines += 1
+        if buffer.count >= Self.flushSize {
             flush()
         } else if !scheduled {
             scheduled = true
@@ -31,17 +34,14 @@ final class AccessLogBuffer {
         }
     }
 
+    /// Hands the lines collected so far to the writer (without waiting for it).
     func flush() {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(1, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { break }
-                offset += n
-            }
-        }
-        buffer.removeAll(keepingCapacity: true)
+        let chunk = buffer
+        buffer = []
+        buffer.reserveCapacity(2 * Self.flushSize)
+        writer.enqueue(chunk, lines: lines)
+        lines = 0
     }
 
     /// A logfmt value: quoted when it holds spaces, quotes or `=`.

@@ -3,6 +3,7 @@
 #elseif canImport(Musl)
 @preconcurrency import Musl
 #endif
+import Dispatch
 import NIOCore
 
 /// Keep-alive upstream connections of one reactor, per instance (`host:port`).
@@ -100,16 +101,30 @@ final class UpstreamPool {
 
     /// Opens a new connection on this reactor and calls `completion` with it (never before
     /// returning). Each address `host` resolves to is tried in turn.
+    ///
+    /// An IP literal connects at once. A name is looked up off the reactor (see ``lookUp``), so
+    /// a slow resolver never stalls the other connections of this loop; the connect timeout
+    /// runs from here and covers the lookup.
     func connect(host: String, port: Int, key: String, completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void) {
-        let addresses: [SocketAddress4or6]
-        do {
-            addresses = try resolve(host: host, port: port)
-        } catch {
-            reactor.later { completion(.failure(.failed(error))) }
+        let deadline = NIODeadline.now() + connectTimeout
+        if let literal = SocketAddress4or6(numericHost: host, port: port) {
+            attempt([literal][...], deadline: deadline, key: key, lastError: nil, completion: completion)
             return
         }
-        let deadline = NIODeadline.now() + connectTimeout
-        attempt(addresses[...], deadline: deadline, key: key, lastError: nil, completion: completion)
+        let name = "\(host):\(port)"
+        if let hit = resolved[name], hit.until > reactor.tickTime {
+            attempt(hit.addresses[...], deadline: deadline, key: key, lastError: nil, completion: completion)
+            return
+        }
+        lookUp(host: host, port: port, name: name, deadline: deadline) { [weak self] result in
+            switch result {
+            case .success(let addresses):
+                guard let self else { return completion(.failure(.failed(SocketError(operation: "connect \(key)", code: ECANCELED)))) }
+                self.attempt(addresses[...], deadline: deadline, key: key, lastError: nil, completion: completion)
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
     }
 
     private func attempt(
@@ -164,18 +179,71 @@ final class UpstreamPool {
         }
     }
 
-    /// Resolved addresses by `host:port`, for a few seconds: names are looked up (blocking)
-    /// only when a new connection is needed, and numeric hosts need no lookup at all.
+    /// Resolved addresses by `host:port`, for a few seconds: names are looked up only when a
+    /// new connection is needed, and IP literals need no lookup at all.
     private var resolved: [String: (addresses: [SocketAddress4or6], until: NIODeadline)] = [:]
+    /// Lookups in flight by `host:port`, with the connects waiting for each: one lookup serves
+    /// every connect that asks for the name meanwhile.
+    private var lookups: [String: [PendingLookup]] = [:]
 
-    private func resolve(host: String, port: Int) throws(SocketError) -> [SocketAddress4or6] {
-        let key = "\(host):\(port)"
-        let now = NIODeadline.now()
-        if let hit = resolved[key], hit.until > now { return hit.addresses }
-        let addresses = try SocketAddress4or6.resolve(host: host, port: port)
-        if resolved.count > 1024 { resolved.removeAll() }
-        resolved[key] = (addresses, now + .seconds(10))
-        return addresses
+    /// Looks names up (blocking, `getaddrinfo`); called off the reactor. Tests put a slow or
+    /// counting resolver here.
+    var resolver: @Sendable (_ host: String, _ port: Int) -> Result<[SocketAddress4or6], SocketError> = { host, port in
+        Result { () throws(SocketError) in try SocketAddress4or6.resolve(host: host, port: port) }
+    }
+
+    /// Where lookups run: `getaddrinfo` blocks (for as long as the resolver takes), so never on
+    /// a reactor; the result is posted back with ``Reactor/execute(_:)``.
+    private static let resolverQueue = DispatchQueue(label: "tapper.upstream-resolver", attributes: .concurrent)
+
+    /// Resolves `host` off the reactor and calls `done` on it: with the addresses, with the
+    /// lookup's error, or with ``UpstreamConnectError/timedOut`` at `deadline` if the lookup has
+    /// not answered by then.
+    private func lookUp(
+        host: String, port: Int, name: String, deadline: NIODeadline,
+        done: @escaping (Result<[SocketAddress4or6], UpstreamConnectError>) -> Void
+    ) {
+        let pending = PendingLookup(done)
+        reactor.schedule(at: deadline) { [weak pending] in
+            guard let pending, !pending.finished else { return }
+            pending.finished = true
+            pending.done(.failure(.timedOut))
+        }
+        if lookups[name] != nil {
+            lookups[name]!.append(pending)
+            return
+        }
+        lookups[name] = [pending]
+        let reactor = self.reactor
+        let resolver = self.resolver
+        let pool = ReactorBound(self)
+        Self.resolverQueue.async {
+            let result = resolver(host, port)
+            reactor.execute { pool.value.lookupFinished(name, result) }
+        }
+    }
+
+    /// A lookup's result, back on the reactor.
+    private func lookupFinished(_ name: String, _ result: Result<[SocketAddress4or6], SocketError>) {
+        let waiting = lookups.removeValue(forKey: name) ?? []
+        if case .success(let addresses) = result {
+            if resolved.count > 1024 { resolved.removeAll() }
+            resolved[name] = (addresses, reactor.tickTime + .seconds(10))
+        }
+        for pending in waiting where !pending.finished {
+            pending.finished = true
+            pending.done(result.mapError { .failed($0) })
+        }
+    }
+}
+
+/// A connect waiting for a name lookup, as the lookup and the connect timeout see it.
+private final class PendingLookup {
+    let done: (Result<[SocketAddress4or6], UpstreamConnectError>) -> Void
+    var finished = false
+
+    init(_ done: @escaping (Result<[SocketAddress4or6], UpstreamConnectError>) -> Void) {
+        self.done = done
     }
 }
 

@@ -75,6 +75,31 @@ struct SocketAddress4or6: Sendable {
     }
 }
 
+extension SocketAddress4or6 {
+    /// The address of an IP literal (`127.0.0.1`, `::1`), parsed without `getaddrinfo`; nil for
+    /// anything that needs a lookup (a name, an IPv6 address with a zone).
+    init?(numericHost host: String, port: Int) {
+        guard !host.isEmpty, host.utf8.count <= Int(INET6_ADDRSTRLEN), (0...65535).contains(port) else { return nil }
+        var address = sockaddr_storage()
+        if host.utf8.contains(UInt8(ascii: ":")) {
+            var a = sockaddr_in6()
+            guard inet_pton(AF_INET6, host, &a.sin6_addr) == 1 else { return nil }
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = UInt16(port).bigEndian
+            withUnsafeBytes(of: &a) { src in withUnsafeMutableBytes(of: &address) { $0.copyMemory(from: src) } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var a = sockaddr_in()
+            guard inet_pton(AF_INET, host, &a.sin_addr) == 1 else { return nil }
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = UInt16(port).bigEndian
+            withUnsafeBytes(of: &a) { src in withUnsafeMutableBytes(of: &address) { $0.copyMemory(from: src) } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        storage = address
+    }
+}
+
 /// A failed socket call.
 struct SocketError: Error, CustomStringConvertible {
     var operation: String

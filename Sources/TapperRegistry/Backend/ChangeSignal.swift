@@ -26,11 +26,14 @@ public final class ChangeSignal: Sendable {
     /// How many tasks are waiting now (tests use it to know a blocking query is parked).
     public var waiterCount: Int { state.withLock { $0.waiters.count } }
 
-    /// Publishes a new index and wakes every waiter it satisfies.
+    /// Publishes a new index and wakes every waiter it satisfies: every waiter whose index is
+    /// not the new one, including when the index moved backwards (a store that lost its data
+    /// and republished from a lower index), so a blocking query re-reads instead of sleeping
+    /// until the index climbs past the value it last saw.
     public func advance(to index: UInt64) {
         let woken = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
             s.index = index
-            let ready = s.waiters.filter { $0.value.after < index }
+            let ready = s.waiters.filter { $0.value.after != index }
             for id in ready.keys { s.waiters.removeValue(forKey: id) }
             return ready.values.map(\.continuation)
         }
@@ -47,9 +50,9 @@ public final class ChangeSignal: Sendable {
         for c in woken { c.resume(returning: false) }
     }
 
-    /// Waits until the index passes `after`, or returns at once when it already has (including
-    /// when the index went backwards, e.g. after a store reset, so the caller re-reads).
-    /// - Returns: true when the index passed `after`; false on cancellation or close.
+    /// Waits until the index differs from `after` (it passed it, or went backwards, e.g. after a
+    /// store reset, so the caller re-reads), or returns at once when it already does.
+    /// - Returns: true when the index moved away from `after`; false on cancellation or close.
     public func wait(after: UInt64) async -> Bool {
         let id = state.withLock { s -> Int in
             s.nextID += 1
