@@ -9,7 +9,8 @@
 # tapper_requests_total before and after, so requests in flight at the edges cannot skew it).
 #
 # Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8]
-#        TAPPER_BIN=path measures that binary instead of building the release one.
+#        TAPPER_BIN=path measures that binary instead of building the release one;
+#        CALLGRIND_OUT=file keeps the profile (callgrind_annotate file shows where they go).
 # Prints one line: "<instructions per request> instructions/request (<n> requests)".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -85,4 +86,5 @@ wait "$TAPPER_PID" 2>/dev/null || true
 total=$(awk '/^(totals|summary):/ {s += $2} END {printf "%d\n", s}' "$WORK"/callgrind.out*)
 
 [ "$requests" -gt 0 ] || { echo "no requests were served" >&2; exit 1; }
+if [ -n "${CALLGRIND_OUT:-}" ]; then cat "$WORK"/callgrind.out* >"$CALLGRIND_OUT"; fi
 awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.1fk instructions/request (%d requests, %d instructions)\n", t / n / 1000, n, t }'

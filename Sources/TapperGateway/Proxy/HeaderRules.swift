@@ -30,23 +30,24 @@ enum HeaderRules {
         }
     }
 
-    /// The header names a message's `Connection` headers list (hop-by-hop for this message
-    /// too), `keep-alive` and `close` aside; `sparingGatewayOwned`: names the gateway writes
-    /// itself are left out (a client may not remove them). Empty, and allocating nothing, for
-    /// the usual `Connection: keep-alive`.
-    static func connectionNamed(_ raw: UnsafeRawBufferPointer, _ headers: [HTTPHeadParser.Header], sparingGatewayOwned: Bool) -> [Range<Int>] {
-        var named: [Range<Int>] = []
-        for h in headers where raw.equalsIgnoringCase(h.name, "connection") {
-            raw.forEachToken(in: h.value) { token in
-                if raw.equalsIgnoringCase(token, "keep-alive") || raw.equalsIgnoringCase(token, "close") { return }
-                if sparingGatewayOwned && isGatewayOwned(raw, token) { return }
-                named.append(token)
-            }
+    /// Adds the header names a `Connection` header lists (hop-by-hop for this message too) to
+    /// `named`, `keep-alive` and `close` aside; `sparingGatewayOwned`: names the gateway writes
+    /// itself are left out (a client may not remove them). Any other header adds nothing, and
+    /// the usual `Connection: keep-alive` allocates nothing. Called per header from the loop
+    /// that already looks at each one.
+    @inline(__always)
+    static func collectConnectionNamed(
+        _ raw: UnsafeRawBufferPointer, _ header: HTTPHeadParser.Header, into named: inout [Range<Int>], sparingGatewayOwned: Bool
+    ) {
+        guard header.name.count == 10, raw.equalsIgnoringCase(header.name, "connection") else { return }
+        raw.forEachToken(in: header.value) { token in
+            if raw.equalsIgnoringCase(token, "keep-alive") || raw.equalsIgnoringCase(token, "close") { return }
+            if sparingGatewayOwned && isGatewayOwned(raw, token) { return }
+            named.append(token)
         }
-        return named
     }
 
-    /// Whether header `name` is one of `named` (see ``connectionNamed(_:_:sparingGatewayOwned:)``).
+    /// Whether header `name` is one of `named` (see ``collectConnectionNamed(_:_:into:sparingGatewayOwned:)``).
     @inline(__always)
     static func isNamed(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>, in named: [Range<Int>]) -> Bool {
         !named.isEmpty && named.contains(where: { equalIgnoringCase(raw, $0, name) })

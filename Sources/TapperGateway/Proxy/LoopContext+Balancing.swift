@@ -28,18 +28,13 @@ extension LoopContext {
         case noInstanceLeft
         /// A pooled connection is the exchange's upstream now.
         case pooled
-        /// A connection is being opened; the completion reports it.
-        case connecting
+        /// No idle connection: the caller opens one to `target` (``UpstreamPool/connect(host:port:key:completion:)``).
+        case needsConnection(UpstreamTarget)
     }
 
     /// Starts an attempt of `exchange`: picks an instance (`lastInstance`: the one tried last,
-    /// on a fresh connection), then takes a pooled connection to it or opens one.
-    /// - Parameter connected: called later, on this loop, with the new connection or the
-    ///   failure (a connection is handed over only while `stillWanted` says so; else it is pooled).
-    func startAttempt(
-        _ exchange: Exchange, lastInstance: Bool, stillWanted: @escaping () -> Bool,
-        connected: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void
-    ) -> AttemptStart {
+    /// on a fresh connection) and takes a pooled connection to it if there is one.
+    func startAttempt(_ exchange: Exchange, lastInstance: Bool) -> AttemptStart {
         guard let index = lastInstance ? exchange.lastTargetIndex : pick(for: exchange) else { return .noInstanceLeft }
         let target = exchange.route.candidates[index]
         exchange.startAttempt(index)
@@ -47,14 +42,7 @@ extension LoopContext {
             exchange.upstream = pooled
             return .pooled
         }
-        pool.connect(host: target.url.connectHost, port: target.url.port, key: target.address) { [pool] result in
-            if case .success(let h) = result, !stillWanted() {
-                pool.release(h)
-                return
-            }
-            connected(result)
-        }
-        return .connecting
+        return .needsConnection(target)
     }
 
     /// The current attempt of `exchange` is over (answered, failed or abandoned): its balancer

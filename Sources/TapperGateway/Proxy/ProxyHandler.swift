@@ -220,7 +220,7 @@ final class ProxyHandler: ConnectionHandler {
         processing = true
         defer { processing = false }
         while machine.isOpen, let event = decoder.next(headsAllowed: machine.acceptsHead) {
-            switch event {
+            switch consume event {
             case .head(let head, let headBytes):
                 startRequest(head, headBytes)
                 decoder.recycle(head.headers)
@@ -275,7 +275,8 @@ final class ProxyHandler: ConnectionHandler {
         let request = RequestAdmission.Request(head, headBytes)
         let requestID = HeaderRules.acceptableRequestID(request.clientRequestID) ? request.clientRequestID : loop.requestIDs.make()
 
-        switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state)) {
+        let decision = admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state))
+        switch consume decision {
         case .answer(let error, let close):
             answerLocally(ClientOutput.Response(error), close: close, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .admin(let reply):
@@ -331,23 +332,29 @@ final class ProxyHandler: ConnectionHandler {
 
     /// Starts an attempt (`lastInstance`: on the instance tried last, with a fresh connection).
     private func connect(_ exchange: Exchange, lastInstance: Bool) {
-        let ref = self.ref
-        let start = loop.startAttempt(exchange, lastInstance: lastInstance, stillWanted: { ref.handler?.exchange === exchange }) { result in
-            guard let self = ref.handler, self.exchange === exchange else { return }
-            switch result {
-            case .success(let handler):
-                exchange.upstream = handler
-                self.run(self.machine.upstreamConnected(now: self.now))
-            case .failure(let error):
-                self.loop.noteOutcome(target: exchange.target, success: false)
-                self.loop.attemptFinished(exchange)
-                self.run(self.machine.connectFailed(timedOut: error.isTimeout, canReplay: exchange.canReplay, now: self.now))
+        switch loop.startAttempt(exchange, lastInstance: lastInstance) {
+        case .noInstanceLeft:
+            run(machine.noInstanceLeft(service: exchange.service, now: now))
+        case .pooled:
+            run(machine.connecting(pooled: true, now: now))
+        case .needsConnection(let target):
+            _ = machine.connecting(pooled: false, now: now)
+            let ref = self.ref
+            loop.pool.connect(host: target.url.connectHost, port: target.url.port, key: target.address) { result in
+                guard let self = ref.handler, self.exchange === exchange else {
+                    if case .success(let h) = result { ref.handler?.loop.pool.release(h) ?? h.close() }
+                    return
+                }
+                switch result {
+                case .success(let handler):
+                    exchange.upstream = handler
+                    self.run(self.machine.upstreamConnected(now: self.now))
+                case .failure(let error):
+                    self.loop.noteOutcome(target: target, success: false)
+                    self.loop.attemptFinished(exchange)
+                    self.run(self.machine.connectFailed(timedOut: error.isTimeout, canReplay: exchange.canReplay, now: self.now))
+                }
             }
-        }
-        switch start {
-        case .noInstanceLeft: run(machine.noInstanceLeft(service: exchange.service, now: now))
-        case .pooled: run(machine.connecting(pooled: true, now: now))
-        case .connecting: _ = machine.connecting(pooled: false, now: now)
         }
     }
 

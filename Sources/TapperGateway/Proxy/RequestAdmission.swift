@@ -78,14 +78,15 @@ struct RequestAdmission {
         case proxy(Route)
     }
 
+    @inline(__always)
     func decide(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, _ request: Request, bodyFollows: Bool, snapshot: SnapshotRef) -> Decision {
-        let config = gateway.configuration
+        // The configuration is read in place: a copy of it would retain each of its fields.
         // Size checks (the target's own limit is the parser's: 414).
-        if head.length - head.target.count > config.maxHeaderBytes {
-            return .answer(.headersTooLarge(limit: config.maxHeaderBytes), close: true)
+        if head.length - head.target.count > gateway.configuration.maxHeaderBytes {
+            return .answer(.headersTooLarge(limit: gateway.configuration.maxHeaderBytes), close: true)
         }
-        if case .contentLength(let n) = head.framing, n > config.maxBodyBytes {
-            return .answer(.bodyTooLarge(limit: config.maxBodyBytes), close: true)
+        if case .contentLength(let n) = head.framing, n > gateway.configuration.maxBodyBytes {
+            return .answer(.bodyTooLarge(limit: gateway.configuration.maxBodyBytes), close: true)
         }
         let uri = request.uri
         guard uri.utf8.first == UInt8(ascii: "/") else { return .answer(.badTarget, close: true) }
@@ -114,7 +115,7 @@ struct RequestAdmission {
             // Authentication (routes registered as public, and /health above, skip it).
             var subject: String? = nil
             var deferredAuth: AuthRequest? = nil
-            if let auth = config.auth, !snapshot.table.entries[entryIndex].isPublic {
+            if let auth = gateway.configuration.auth, !snapshot.table.entries[entryIndex].isPublic {
                 let authRequest = AuthRequest(
                     method: method, target: uri, path: String(path), peerAddress: peerIP, service: service, routeTemplate: routeTemplate,
                     headBytes: headBytes, headerRanges: head.headers

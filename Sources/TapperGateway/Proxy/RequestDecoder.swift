@@ -57,6 +57,7 @@ struct RequestDecoder {
 
     /// The next event, or nil when more bytes are needed (or, `headsAllowed` false, a head is
     /// next but must wait).
+    @inline(__always)
     mutating func next(headsAllowed: Bool) -> Event? {
         guard var buffer = inbound else { return nil }
         guard buffer.readableBytes > 0 else {

@@ -40,7 +40,7 @@ struct RequestHeadRewriter {
                 }
                 out.write(" HTTP/1.1\r\n")
                 // Header names listed in Connection are hop-by-hop too (the gateway's own excepted).
-                let named = HeaderRules.connectionNamed(raw, head.headers, sparingGatewayOwned: true)
+                var named: [Range<Int>] = []
                 var host: Range<Int>? = nil
                 var forwardedProto: Range<Int>? = nil
                 var forwardedHost: Range<Int>? = nil
@@ -52,6 +52,7 @@ struct RequestHeadRewriter {
                     } else if host == nil && raw.equalsIgnoringCase(h.name, "host") {
                         host = h.value
                     }
+                    HeaderRules.collectConnectionNamed(raw, h, into: &named, sparingGatewayOwned: true)
                 }
                 for h in head.headers {
                     if HeaderRules.isHopByHop(raw, h.name) || HeaderRules.isGatewayOwned(raw, h.name) { continue }

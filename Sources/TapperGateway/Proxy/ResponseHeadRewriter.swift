@@ -70,7 +70,8 @@ enum ResponseHeadRewriter {
                 let lineEnd = head.headers.first.map { $0.name.lowerBound - 2 } ?? head.length - 4
                 out.write(raw, 8..<lineEnd)
                 out.write("\r\n")
-                let named = HeaderRules.connectionNamed(raw, head.headers, sparingGatewayOwned: false)
+                var named: [Range<Int>] = []
+                for h in head.headers { HeaderRules.collectConnectionNamed(raw, h, into: &named, sparingGatewayOwned: false) }
                 for h in head.headers {
                     if HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "x-request-id") { continue }
                     if instance != nil && raw.equalsIgnoringCase(h.name, "x-tapper-instance") { continue }
