@@ -212,7 +212,7 @@ public final class FakeConsul: Sendable {
                 checkDef = (ttl, (c["Status"] as? String) ?? "critical", (c["DeregisterCriticalServiceAfter"] as? String).flatMap(Self.duration), (c["CheckID"] as? String) ?? "service:\(id)")
             }
             let now = ContinuousClock.now
-            let index = self.state.withLock { s -> UInt64 in
+            self.state.withLock { s in
                 s.index += 1
                 let old = s.services[id]
                 var svc = Service(
@@ -226,7 +226,6 @@ public final class FakeConsul: Sendable {
                     )
                 }
                 s.services[id] = svc
-                return s.index
             }
             self.publish()
             return Self.text("", status: .ok)
@@ -259,12 +258,12 @@ public final class FakeConsul: Sendable {
 
         router.put("/v1/agent/service/deregister/:id") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
-            let index = self.state.withLock { s -> UInt64? in
-                guard s.services.removeValue(forKey: id) != nil else { return nil }
+            let removed = self.state.withLock { s -> Bool in
+                guard s.services.removeValue(forKey: id) != nil else { return false }
                 s.index += 1
-                return s.index
+                return true
             }
-            guard let index else { return Self.text("Unknown service ID \"\(id)\". Ensure that the service ID is passed, not the service name.", status: .notFound) }
+            guard removed else { return Self.text("Unknown service ID \"\(id)\". Ensure that the service ID is passed, not the service name.", status: .notFound) }
             self.publish()
             return Self.text("", status: .ok)
         }
