@@ -133,7 +133,7 @@ public final class FakeConsul: Sendable {
             }
             return changed ? s.index : nil
         }
-        if let changed { signal.advance(to: changed) }
+        if changed != nil { publish() }
     }
 
     /// Go duration strings as Consul takes them: `500ms`, `10s`, `1m`, `1.5s`, `1h`.
@@ -158,13 +158,25 @@ public final class FakeConsul: Sendable {
         Response(status: status, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: s)))
     }
 
-    /// Blocking query: waits while the index is still `?index=` (up to `?wait=`, default 5m).
+    /// Publishes the current index to blocking queries. Writers take their index under
+    /// ``state`` but publish after releasing it, so publishing the index each one took could
+    /// move the signal backwards (writer 5 publishing after writer 6) and wake every parked
+    /// query; the current index, read and published under the lock, only grows.
+    func publish() {
+        state.withLock { s in signal.advance(to: s.index) }
+    }
+
+    /// Blocking query: waits while the index is still at most `?index=` (up to `?wait=`,
+    /// default 5m). Each round waits for the index to move from where it is now, so an `?index=`
+    /// ahead of the store's (a client that saw an earlier store) waits instead of spinning.
     func block(_ request: Request) async {
         guard let raw = request.uri.queryParameters.get("index"), let after = UInt64(raw), after > 0 else { return }
         let wait = request.uri.queryParameters.get("wait").flatMap { Self.duration(String($0)) } ?? .seconds(300)
         let deadline = ContinuousClock.now + wait
-        while signal.index <= after, !stopping.withLock({ $0 }), ContinuousClock.now < deadline {
-            _ = await signal.wait(after: after, timeout: min(.milliseconds(100), deadline - ContinuousClock.now))
+        while true {
+            let current = signal.index
+            guard current <= after, !stopping.withLock({ $0 }), ContinuousClock.now < deadline else { return }
+            _ = await signal.wait(after: current, timeout: min(.milliseconds(100), deadline - ContinuousClock.now))
         }
     }
 
@@ -200,7 +212,7 @@ public final class FakeConsul: Sendable {
                 checkDef = (ttl, (c["Status"] as? String) ?? "critical", (c["DeregisterCriticalServiceAfter"] as? String).flatMap(Self.duration), (c["CheckID"] as? String) ?? "service:\(id)")
             }
             let now = ContinuousClock.now
-            let index = self.state.withLock { s -> UInt64 in
+            self.state.withLock { s in
                 s.index += 1
                 let old = s.services[id]
                 var svc = Service(
@@ -214,9 +226,8 @@ public final class FakeConsul: Sendable {
                     )
                 }
                 s.services[id] = svc
-                return s.index
             }
-            self.signal.advance(to: index)
+            self.publish()
             return Self.text("", status: .ok)
         }
 
@@ -241,19 +252,19 @@ public final class FakeConsul: Sendable {
                 return (true, changed)
             }
             guard result.found else { return Self.text("CheckID \"\(checkID)\" does not have associated TTL", status: .notFound) }
-            if let i = result.index { self.signal.advance(to: i) }
+            if result.index != nil { self.publish() }
             return Self.text("", status: .ok)
         }
 
         router.put("/v1/agent/service/deregister/:id") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
-            let index = self.state.withLock { s -> UInt64? in
-                guard s.services.removeValue(forKey: id) != nil else { return nil }
+            let removed = self.state.withLock { s -> Bool in
+                guard s.services.removeValue(forKey: id) != nil else { return false }
                 s.index += 1
-                return s.index
+                return true
             }
-            guard let index else { return Self.text("Unknown service ID \"\(id)\". Ensure that the service ID is passed, not the service name.", status: .notFound) }
-            self.signal.advance(to: index)
+            guard removed else { return Self.text("Unknown service ID \"\(id)\". Ensure that the service ID is passed, not the service name.", status: .notFound) }
+            self.publish()
             return Self.text("", status: .ok)
         }
 
@@ -339,7 +350,7 @@ public final class FakeConsul: Sendable {
                 s.kv[key] = KV(value: body, createIndex: old?.createIndex ?? s.index, modifyIndex: s.index)
                 return s.index
             }
-            if let index { self.signal.advance(to: index) }
+            if index != nil { self.publish() }
             return Self.json(index != nil)
         }
 
