@@ -30,6 +30,8 @@ logger = logging.getLogger("tapper.gateway")
 
 # RFC 9110 7.6.1 connection-specific headers, plus Proxy-* (by prefix) and the ones Connection names.
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection"}
+# The ASGI server writes its own Date and Server headers; the upstream's would be duplicates.
+_REPLACED_RESPONSE_HEADERS = {b"x-request-id", b"x-tapper-instance", b"date", b"server"}
 _IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
 
 Scope = Dict[str, Any]
@@ -650,7 +652,7 @@ class TapperGateway:
                     named.update(t.strip().lower() for t in v.split(b","))
             out = [(k.lower(), v) for k, v in response.headers.raw
                    if k.lower() not in _HOP_BY_HOP and k.lower() not in named and not k.lower().startswith(b"proxy-")
-                   and k.lower() not in (b"x-request-id", b"x-tapper-instance")]
+                   and k.lower() not in _REPLACED_RESPONSE_HEADERS]
             out.append((b"x-request-id", request_id.encode("latin-1")))
             out.append((b"x-tapper-instance", inst.view.instance_id.encode("latin-1")))
             if response.status_code >= 500:
