@@ -92,7 +92,7 @@ import TapperCore
 
     @Test(arguments: (try? RoutingCasesTests.load().map(\.name)) ?? [])
     func sharedRoutingCase(_ name: String) throws {
-        let c = try #require(try Self.load().first { $0.name == name })
+        let c = try #require(try Self.load().first(where: { $0.name == name }))
         let table = try Self.table(for: c)
         let conflicts = table.conflicts.map { ExpectedConflict(template: $0.template, method: $0.method, owner: $0.owner, refused: $0.refused) }
         #expect(conflicts == (c.conflicts ?? []), "conflicts of case '\(name)'")
