@@ -45,7 +45,8 @@ def _import_httpx() -> Any:
     except ImportError:  # pragma: no cover - exercised by users without the extra
         raise ImportError(
             "tapper: TapperGateway proxies with httpx, which is not installed; "
-            "install it with: pip install 'tapper[gateway]' (or pip install httpx)"
+            "install the package's gateway extra (from the Tapper repository: pip install './clients/python[gateway]') "
+            "or httpx itself (pip install httpx)"
         ) from None
     return httpx
 
@@ -189,6 +190,7 @@ class TapperGateway:
             raise ValueError("tapper: give either registry_url or registry, not both")
         if registry is not None and not isinstance(registry, RegistryBackend):
             raise TypeError("tapper: registry must be a tapper.registry.RegistryBackend")
+        self._httpx: Any = _import_httpx()  # fails here, with the pip command, rather than at the first request
         self.registry: RegistryBackend = registry if registry is not None else HTTPRegistry(registry_url)
         self.discovery_interval = float(discovery_interval)
         self.timeout = float(timeout)
@@ -215,7 +217,6 @@ class TapperGateway:
         self._last_sync = 0.0
         self._client: Any = None
         self._client_loop: Any = None
-        self._httpx: Any = None
 
     def __repr__(self) -> str:
         return f"TapperGateway({self.registry!r})"
