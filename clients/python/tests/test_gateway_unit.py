@@ -149,3 +149,33 @@ def test_service_and_gateway_share_a_custom_backend_under_real_uvicorn() -> None
 
     asyncio.run(scenario())
     assert backend.calls == ["register"]
+
+
+class DeafRegistry(InMemoryRegistry):
+    """A backend whose blocking query never reports a change (a lost notification): only the
+    periodic full resync can bring news."""
+
+    def catalog(self, index: Any = None, wait: float = 0.0) -> Any:
+        if index is not None:
+            time.sleep(min(wait, 0.2))
+            snap = super().catalog()
+            return {**snap, "index": index}
+        return super().catalog()
+
+
+def test_the_discovery_interval_resyncs_what_the_watch_missed() -> None:
+    backend = DeafRegistry()
+    fast = TapperGateway(registry=backend, discovery_interval=1, health_interval=0)
+    slow = TapperGateway(registry=backend, discovery_interval=600, health_interval=0)
+    for g in (fast, slow):
+        g.start()
+    try:
+        for g in (fast, slow):
+            wait_for(lambda: g.get_service_status()["registry"] == "reachable", 5, "the first catalog read")
+        backend.register("late", "i1", {"url": "http://127.0.0.1:9", "routes": [{"methods": ["GET"], "path": "/late"}]})
+        wait_for(lambda: "late" in fast.get_service_status()["services"], 5, "the 1 s resync to pick up the registration")
+        # The same news never reached the gateway that resyncs every 10 minutes: the watch is deaf.
+        assert "late" not in slow.get_service_status()["services"]
+    finally:
+        fast.stop()
+        slow.stop()
