@@ -12,7 +12,7 @@ walks a trie, so its cost does not grow with the number of routes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 _RANK = {"int": 0, "uuid": 1, "float": 2, "str": 3, "path": 4}

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import random as _random
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
