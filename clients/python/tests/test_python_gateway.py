@@ -260,3 +260,68 @@ def test_sigkill_is_unroutable_at_once_and_gone_within_its_ttl(procs: Procs, reg
     wait_for(lambda: registry.instance("echo", victim_id) is None, max(0.5, ttl + 1.5 - (time.monotonic() - killed_at)),
              "the SIGKILLed instance to expire from the registry")
     assert time.monotonic() - killed_at <= ttl + 1.5
+
+
+FLAKY_APP = """\
+import asyncio
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from tapper import Service
+
+app = Service(name="flaky", version="1.0.0", ttl=30)(FastAPI())
+state = {"healthy": True}
+
+
+@app.get("/health")
+async def health():
+    return JSONResponse({"healthy": state["healthy"]}, status_code=200 if state["healthy"] else 503)
+
+
+@app.post("/toggle")
+async def toggle():
+    state["healthy"] = not state["healthy"]
+    return state
+
+
+@app.get("/slow")
+async def slow():
+    await asyncio.sleep(3)
+    return {"slow": True}
+
+
+@app.get("/fast")
+async def fast():
+    return {"fast": True}
+"""
+
+STRICT_GATEWAY = """\
+from fastapi import FastAPI
+from tapper import TapperGateway
+
+app = FastAPI()
+app.mount("/", TapperGateway(timeout=1, health_interval=0.2))
+"""
+
+
+def test_timeouts_give_504_and_failed_health_checks_503(procs: Procs, registry: Registry) -> None:
+    app = procs.uvicorn(FLAKY_APP, "flaky", env=clean_env(TAPPER_REGISTRY_URL=registry.url))
+    registry.wait_instance("flaky", f"127.0.0.1-{app.port}")
+    gw = start_py_gateway(procs, STRICT_GATEWAY, registry, module="strict_gateway")
+    base = f"http://127.0.0.1:{gw.port}"
+    wait_routable(base + "/fast")
+    with http() as c:
+        started = time.monotonic()
+        r = c.get(base + "/slow")
+        assert r.status_code == 504 and r.json()["error"]["code"] == "upstream_timeout"
+        assert time.monotonic() - started < 2.5  # the gateway's 1 s timeout, not the handler's 3 s
+        c.post(f"http://127.0.0.1:{app.port}/toggle")  # its /health now answers 503
+
+        def unavailable() -> bool:
+            r = c.get(base + "/fast")
+            return r.status_code == 503 and r.headers.get("retry-after") == "1" and r.json()["error"]["code"] == "no_healthy_instance"
+
+        wait_for(unavailable, 10, "three failed health checks to take the only instance out (503)")
+        assert c.get(base + "/health").json()["status"] == "degraded"
+        c.post(f"http://127.0.0.1:{app.port}/toggle")
+        wait_routable(base + "/fast", timeout=10)  # two good checks bring it back
