@@ -325,3 +325,48 @@ def test_timeouts_give_504_and_failed_health_checks_503(procs: Procs, registry: 
         assert c.get(base + "/health").json()["status"] == "degraded"
         c.post(f"http://127.0.0.1:{app.port}/toggle")
         wait_routable(base + "/fast", timeout=10)  # two good checks bring it back
+
+
+WEIGHTED_APP = """\
+import os
+
+from fastapi import FastAPI
+from tapper import Service
+
+app = Service(name="weighted", version="1.0.0", weight=int(os.environ["WEIGHT"]))(FastAPI())
+
+
+@app.get("/w")
+async def w():
+    return {"weight": int(os.environ["WEIGHT"])}
+"""
+
+# The gateway as the ASGI app itself (no FastAPI around it): uvicorn's lifespan starts it.
+DIRECT_GATEWAY = """\
+from tapper import TapperGateway
+
+app = TapperGateway(load_balancer="weighted", health_interval=0)
+"""
+
+
+def test_the_gateway_as_the_asgi_app_with_the_weighted_balancer(procs: Procs, registry: Registry) -> None:
+    heavy = procs.uvicorn(WEIGHTED_APP, "heavy", module="weighted_app", env=clean_env(TAPPER_REGISTRY_URL=registry.url, WEIGHT="3"))
+    light = procs.uvicorn(WEIGHTED_APP, "light", module="weighted_app", env=clean_env(TAPPER_REGISTRY_URL=registry.url, WEIGHT="1"))
+    for a in (heavy, light):
+        registry.wait_instance("weighted", f"127.0.0.1-{a.port}")
+    gw = start_py_gateway(procs, DIRECT_GATEWAY, registry, module="direct_gateway")
+    base = f"http://127.0.0.1:{gw.port}"
+
+    def both_known() -> bool:
+        with http() as c:
+            return len(c.get(base + "/_tapper/status").json()["services"].get("weighted", {}).get("instances", [])) == 2
+
+    wait_for(both_known, 15, "both instances in the gateway's table")
+    counts: Dict[int, int] = {3: 0, 1: 0}
+    with http() as c:
+        for _ in range(40):
+            r = c.get(base + "/w")
+            assert r.status_code == 200
+            counts[r.json()["weight"]] += 1
+    # Smooth weighted round-robin is exact over whole cycles: 3 to 1.
+    assert counts == {3: 30, 1: 10}, counts
