@@ -48,7 +48,7 @@ wait_http "http://127.0.0.1:$REG/v1/health"
   --route 'GET /users/{user_id:int}' --health-endpoint / --ttl 86400 >/dev/null
 # The Python gateway is the README's gateway.py, verbatim.
 awk '/<!-- gateway: gateway.py/ {f=1; next} f && /^```python/ {p=1; next} p && /^```/ {exit} p' README.md > "$WORK/gateway.py"
-(cd "$WORK" && TAPPER_REGISTRY_URL="http://127.0.0.1:$REG" taskset -c "$SERVERCPU" "$PY" -m uvicorn gateway:app \
+(cd "$WORK" && TAPPER_REGISTRY_URL="http://127.0.0.1:$REG" exec taskset -c "$SERVERCPU" "$PY" -m uvicorn gateway:app \
   --host 127.0.0.1 --port "$PYGW" --no-access-log --log-level warning >"$WORK/pygw.log" 2>&1) & PIDS+=($!)
 wait_http "http://127.0.0.1:$SWIFT/users/1"
 wait_http "http://127.0.0.1:$PYGW/users/1"
