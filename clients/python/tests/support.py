@@ -201,7 +201,7 @@ class Procs:
 
     def uvicorn(
         self, module_source: str, name: str, port: Optional[int] = None, env: Optional[Dict[str, str]] = None,
-        module: Optional[str] = None,
+        module: Optional[str] = None, extra_args: Sequence[str] = (),
     ) -> Proc:
         """Writes `module_source` to <tmp>/apps/<module>.py and serves `<module>:app` with uvicorn."""
         module = module or re.sub(r"\W", "_", name)
@@ -211,7 +211,7 @@ class Procs:
         port = free_port() if port is None else port
         args = [
             sys.executable, "-m", "uvicorn", f"{module}:app", "--host", "127.0.0.1", "--port", str(port),
-            "--app-dir", str(app_dir), "--no-access-log",
+            "--app-dir", str(app_dir), "--no-access-log", *extra_args,
         ]
         proc = self.start(name, args, env=env or clean_env(), cwd=app_dir)
         proc.port = port
@@ -242,6 +242,13 @@ class Registry:
                 return i
         return None
 
+    def wait_count(self, service: str, count: int, timeout: float = 15) -> List[Dict[str, Any]]:
+        def enough() -> Optional[List[Dict[str, Any]]]:
+            got = self.instances(service)
+            return got if len(got) == count else None
+
+        return wait_for(enough, timeout, f"exactly {count} instance(s) of {service} in the catalog of {self.url}")
+
     def wait_instance(self, service: str, instance_id: Optional[str] = None, timeout: float = 15) -> Dict[str, Any]:
         def found() -> Optional[Dict[str, Any]]:
             if instance_id is None:
@@ -271,3 +278,13 @@ def wait_http_ok(url: str, timeout: float = 15) -> Any:
 
 def count_lines(text: str, needle: str) -> int:
     return sum(1 for line in text.splitlines() if needle in line)
+
+
+def _readme_block(marker: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    at = text.index(marker)
+    start = text.index("```python\n", at) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+README_GATEWAY = _readme_block("<!-- gateway: gateway.py")

@@ -305,3 +305,31 @@ def test_public_routes_of_a_fastapi_app_skip_gateway_auth(gateway_available: Non
         flags = {(r["template"], r["public"]) for r in routes["routes"]}
         assert ("/catalog/{item_id:int}", True) in flags or ("/catalog/{item_id}", True) in flags
         assert ("/cart", False) in flags
+
+
+def test_sigkill_is_unroutable_at_once_through_passive_health_and_gone_within_its_ttl(gateway: Gateway, procs: Procs) -> None:
+    # ECHO_APP registers with ttl=3.
+    ttl = 3
+    victim, survivor = _start_pair(gateway, procs)
+    _pids_seen(gateway, {victim.pid, survivor.pid})
+    victim_id = f"127.0.0.1-{victim.port}"
+    victim.kill()  # SIGKILL: no deregistration
+    killed_at = time.monotonic()
+    served_by: List[int] = []
+    failures: List[str] = []
+    with http() as c:
+        for _ in range(30):
+            r = c.get(gateway.url + "/whoami")
+            if r.status_code == 200:
+                served_by.append(r.json()["pid"])
+            else:
+                failures.append(f"{r.status_code} {r.text[:200]}")
+        status = c.get(gateway.url + "/_tapper/status").json()
+    # Refused connections are retried on the survivor, so nothing fails, and the dead instance is
+    # out of rotation (ejected) long before its TTL runs out.
+    assert failures == [] and set(served_by) == {survivor.pid}
+    assert time.monotonic() - killed_at < ttl
+    states = {i["id"]: i["state"] for svc in status["services"] if svc["name"] == "echo" for i in svc["instances"]}
+    assert states.get(victim_id) in ("ejected", None), status  # ejected, or already gone
+    wait_for(lambda: gateway.registry.instance("echo", victim_id) is None, max(0.5, ttl + 1.5 - (time.monotonic() - killed_at)),
+             "the SIGKILLed instance to expire from the registry within its TTL")

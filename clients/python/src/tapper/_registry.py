@@ -53,7 +53,9 @@ class RegistryClient:
         q = urllib.parse.quote
         return f"/v1/services/{q(service, safe='')}/instances/{q(instance_id, safe='')}{suffix}"
 
-    def request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None
+    ) -> Tuple[int, Any]:
         data = None
         headers = {"Accept": "application/json", "User-Agent": "tapper-python"}
         if body is not None:
@@ -63,7 +65,7 @@ class RegistryClient:
             headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
+            with self._opener.open(req, timeout=self.timeout if timeout is None else timeout) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as e:
             status = e.code

@@ -40,7 +40,8 @@ def find_uvicorn_server() -> Optional[Any]:
             coro = getattr(coro, "cr_await", None)
             if coro is None:
                 break
-    servers = [o for o in gc.get_objects() if isinstance(o, cls)]
+    # Servers that have been told to exit (an earlier run in this process) are not ours.
+    servers = [o for o in gc.get_objects() if isinstance(o, cls) and not getattr(o, "should_exit", False)]
     if len(servers) == 1:
         return servers[0]
     # Several servers in one process (tests, embedders): prefer the one that has not started yet,

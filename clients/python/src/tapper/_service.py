@@ -9,6 +9,8 @@ import logging
 import math
 import os
 import sys
+import threading
+import time
 from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar
 
 from starlette.applications import Starlette
@@ -16,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from . import _names
-from ._registry import RegistryClient, RegistryError, RegistryUnavailable, check_registry_url
+from ._registry import RegistryError, RegistryUnavailable, check_registry_url
 from ._routes import collect_routes, endpoint_in_app, has_route
 from ._server import find_uvicorn_server, listen_address
 
@@ -68,7 +70,9 @@ class Service:
     On startup every schema route is registered (not the docs, OpenAPI or health routes), then the
     instance heartbeats every ``ttl/3`` seconds, registers again when the registry has forgotten it,
     and deregisters on shutdown. A registry that is down never stops the app: it is retried in the
-    background.
+    background. All registry calls run on a thread of their own, so a handler that blocks the event
+    loop does not stop the heartbeats. ``registry=`` takes a ``tapper.registry.RegistryBackend``
+    instead of ``registry_url``.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class Service:
         instance_id: Optional[str] = None,
         weight: int = 1,
         metadata: Optional[Mapping[str, str]] = None,
+        registry: Any = None,
     ) -> None:
         self.name = _names.validate_service_name(name)
         self.version = _names.check_text(version, "version", 64)
@@ -105,6 +110,13 @@ class Service:
             raise ValueError("tapper: tags must not be empty strings")
         self.url = _names.normalize_url(url) if url is not None else None
         self.registry_url = check_registry_url(registry_url) if registry_url is not None else None
+        from .registry import RegistryBackend
+
+        if registry is not None and not isinstance(registry, RegistryBackend):
+            raise TypeError("tapper: registry must be a tapper.registry.RegistryBackend (HTTPRegistry, InMemoryRegistry or your own)")
+        if registry is not None and registry_url is not None:
+            raise ValueError("tapper: give either registry_url or registry, not both")
+        self.registry = registry
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or not 1 <= ttl <= 86400:
             raise ValueError(f"tapper: ttl must be a number of seconds from 1 to 86400, got {ttl!r}")
         self.ttl = float(ttl)
@@ -124,7 +136,7 @@ class Service:
         return (
             self.name, self.version, self.description, self.prefix, self.health_endpoint, tuple(self.tags),
             self.url, self.registry_url, self.ttl, self.token, self.instance_id, self.weight,
-            tuple(sorted(self.metadata.items())),
+            tuple(sorted(self.metadata.items())), id(self.registry),
         )
 
     # -- decorating ---------------------------------------------------------------------------
@@ -209,16 +221,37 @@ def _find_app_for(func: Callable[..., Any], frame: Any) -> Any:
     )
 
 
+def _worker_count_hint(server: Any) -> bool:
+    """Whether this process is one of several workers serving the same socket (uvicorn --workers N,
+    gunicorn), where `{host}-{port}` alone would give every worker the same instance id."""
+    config = getattr(server, "config", None)
+    try:
+        if int(getattr(config, "workers", None) or 1) > 1:
+            return True
+    except (TypeError, ValueError):
+        pass
+    # A gunicorn worker is a fork of the arbiter, whose modules it inherits.
+    return "gunicorn.arbiter" in sys.modules
+
+
 class _Agent:
-    """One run of the app: registration, heartbeats and deregistration, all off the event loop."""
+    """One run of the app: registration, heartbeats and deregistration.
+
+    Every registry call runs on the agent's own thread, never on the app's event loop: a handler
+    that blocks the loop (a 10 s synchronous call in an ``async def``) cannot delay a heartbeat,
+    so a healthy instance never expires because its app was busy.
+    """
 
     def __init__(self, service: Service, app: Any) -> None:
         self.service = service
         self.app = app
         self.server: Any = None
         self.task: Optional["asyncio.Task[None]"] = None
-        self.stop_requested = False
-        self.client: Optional[RegistryClient] = None
+        self.thread: Optional[threading.Thread] = None
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.backend: Any = None
+        self.where = ""
         self.instance_id = ""
         self.body: Dict[str, Any] = {}
         self.registered = False
@@ -228,7 +261,7 @@ class _Agent:
         self.heartbeat_interval = max(service.ttl / 3.0, 0.2)
         self.retry_cap = min(5.0, max(1.0, self.heartbeat_interval))
 
-    # -- lifecycle --------------------------------------------------------------------------
+    # -- lifecycle (event loop) -----------------------------------------------------------------
 
     async def start(self) -> None:
         _ensure_log_output()
@@ -237,26 +270,26 @@ class _Agent:
             logger.info("tapper: TAPPER_DISABLED is set; not registering %s", self.service.name)
             return
         self.server = find_uvicorn_server()
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.task = asyncio.get_running_loop().create_task(self._prepare())
 
     async def stop(self) -> None:
-        self.stop_requested = True
+        self.stop_event.set()
         task = self.task
         if task is not None and not task.done():
-            timeout = (self.client.timeout if self.client else 3.0) + 1.0
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=timeout)
-            except asyncio.TimeoutError:
-                task.cancel()
-            except Exception:
-                pass
-        await self._deregister()
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            timeout = float(getattr(self.backend, "timeout", 3.0) or 3.0) + 1.0
+            await asyncio.to_thread(thread.join, timeout)
+        await asyncio.to_thread(self._deregister)
 
     def _stopping(self) -> bool:
-        return self.stop_requested or bool(self.server is not None and getattr(self.server, "should_exit", False))
+        return self.stop_event.is_set() or bool(self.server is not None and getattr(self.server, "should_exit", False))
 
     async def _sleep(self, seconds: float) -> bool:
-        """Sleeps up to `seconds`; True as soon as the app is shutting down."""
+        """Sleeps up to `seconds` on the event loop; True as soon as the app is shutting down."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while not self._stopping():
@@ -284,22 +317,31 @@ class _Agent:
         if callable(mark):
             mark()
 
-    # -- the background task ------------------------------------------------------------------
-
-    async def _run(self) -> None:
+    async def _prepare(self) -> None:
+        """On the event loop: wait until the server listens, work out the URL and the registration,
+        then hand over to the agent's thread."""
         try:
             url = await self._resolve_url()
             if url is None or self._stopping():
                 return
             s = self.service
-            registry_url = s.registry_url or _env("TAPPER_REGISTRY_URL", "TAPER_REGISTRY_URL") or DEFAULT_REGISTRY_URL
-            try:
-                registry_url = check_registry_url(registry_url)
-                self.client = RegistryClient(registry_url, s.token or _env("TAPPER_TOKEN"))
-            except ValueError as e:
-                logger.error("%s; not registering %s", e, s.name)
-                return
+            if s.registry is not None:
+                self.backend = s.registry
+            else:
+                from .registry import HTTPRegistry
+
+                registry_url = s.registry_url or _env("TAPPER_REGISTRY_URL", "TAPER_REGISTRY_URL") or DEFAULT_REGISTRY_URL
+                try:
+                    self.backend = HTTPRegistry(registry_url, s.token or _env("TAPPER_TOKEN") or "")
+                except ValueError as e:
+                    logger.error("%s; not registering %s", e, s.name)
+                    return
+            self.where = getattr(self.backend, "description", None) or repr(self.backend)
             self.instance_id = s.instance_id or _names.default_instance_id(url)
+            if _worker_count_hint(self.server):
+                # Several workers share this socket: one instance per worker, each with its own id,
+                # so one worker's exit deregisters only itself.
+                self.instance_id = f"{self.instance_id}-{os.getpid()}"
             routes = collect_routes(self.app, s.prefix, s.health_endpoint)
             if not routes:
                 logger.warning("tapper: %s has no public routes to register (only schema routes are published)", s.name)
@@ -315,17 +357,12 @@ class _Agent:
                 "weight": s.weight,
                 "metadata": dict(s.metadata),
             }
-            if not await self._register_until_done():
-                return
-            await self._heartbeat_loop()
+            self.thread = threading.Thread(target=self._thread_main, name=f"tapper-heartbeat-{s.name}", daemon=True)
+            self.thread.start()
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("tapper: registration of %s stopped after an unexpected error", self.service.name)
-        finally:
-            if self._stopping() and self.server is not None and getattr(self.server, "should_exit", False):
-                # uvicorn is shutting down: leave the catalog before connections are drained.
-                await self._deregister()
 
     async def _resolve_url(self) -> Optional[str]:
         s = self.service
@@ -373,17 +410,40 @@ class _Agent:
         )
         return url
 
+    # -- the agent's thread ---------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> bool:
+        """Waits up to `seconds` on the agent's thread; True as soon as the app is shutting down.
+        (uvicorn's `should_exit` is polled every 0.1 s, so deregistration starts as soon as uvicorn
+        begins to shut down, before it drains connections.)"""
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.stop_event.wait(min(remaining, 0.1))
+        return True
+
+    def _thread_main(self) -> None:
+        try:
+            if self._register_until_done():
+                self._heartbeat_loop()
+        except Exception:
+            logger.exception("tapper: registration of %s stopped after an unexpected error", self.service.name)
+        finally:
+            if self.server is not None and getattr(self.server, "should_exit", False):
+                # uvicorn is shutting down: leave the catalog before connections are drained.
+                self._deregister()
+
     def _describe(self) -> str:
         return f"{self.service.name}/{self.instance_id}"
 
     def _note_unavailable(self, e: Exception, doing: str) -> None:
         if not self.outage:
             self.outage = True
-            assert self.client is not None
             logger.warning(
-                "tapper: %s failed: registry %s is not reachable (%s); the service keeps running and "
-                "tapper retries in the background",
-                doing, self.client.base_url, e,
+                "tapper: %s failed: %s is not reachable (%s); the service keeps running and tapper retries in the background",
+                doing, self.where, e,
             )
 
     def _note_refused(self, e: RegistryError, doing: str) -> None:
@@ -398,38 +458,39 @@ class _Agent:
             hint = " (another service owns one of these routes)"
         logger.error("tapper: the registry refused to %s %s: %s%s; retrying", doing, self._describe(), text, hint)
 
-    async def _register_until_done(self) -> bool:
-        assert self.client is not None
+    def _register_until_done(self) -> bool:
         delay = 0.25
         while not self._stopping():
             try:
-                created, _ = await asyncio.to_thread(self.client.register, self.service.name, self.instance_id, self.body)
+                with self.lock:
+                    if self.deregistered:
+                        return False
+                    self.backend.register(self.service.name, self.instance_id, self.body)
+                    self.registered = True
             except RegistryUnavailable as e:
                 self._note_unavailable(e, "registering " + self._describe())
             except RegistryError as e:
                 self._note_refused(e, "register")
             else:
-                self.registered = True
                 self.last_error = ""
                 recovered = " (the registry is reachable again)" if self.outage else ""
                 self.outage = False
                 logger.info(
-                    "tapper: registered %s at %s with %d route(s) in registry %s%s",
-                    self._describe(), self.body["url"], len(self.body["routes"]), self.client.base_url, recovered,
+                    "tapper: registered %s at %s with %d route(s) in %s%s",
+                    self._describe(), self.body["url"], len(self.body["routes"]), self.where, recovered,
                 )
                 return True
-            if await self._sleep(delay):
+            if self._wait(delay):
                 return False
             delay = min(delay * 2, self.retry_cap)
         return False
 
-    async def _heartbeat_loop(self) -> None:
-        assert self.client is not None
+    def _heartbeat_loop(self) -> None:
         wait = self.heartbeat_interval
         backoff = 0.0
-        while not await self._sleep(wait):
+        while not self._wait(wait):
             try:
-                known = await asyncio.to_thread(self.client.heartbeat, self.service.name, self.instance_id)
+                known = self.backend.heartbeat(self.service.name, self.instance_id)
             except RegistryUnavailable as e:
                 # Retry sooner than the heartbeat interval so a restarted registry relearns us quickly.
                 self._note_unavailable(e, "heartbeat for " + self._describe())
@@ -444,24 +505,26 @@ class _Agent:
             backoff = 0.0
             if not known:
                 logger.info("tapper: the registry no longer knows %s (restarted or expired); registering again", self._describe())
-                if not await self._register_until_done():
+                if not self._register_until_done():
                     return
             elif self.outage:
                 self.outage = False
-                logger.info("tapper: registry %s is reachable again", self.client.base_url)
+                logger.info("tapper: %s is reachable again", self.where)
 
-    async def _deregister(self) -> None:
-        if not self.registered or self.deregistered or self.client is None:
-            return
-        self.deregistered = True
-        try:
-            await asyncio.to_thread(self.client.deregister, self.service.name, self.instance_id)
-        except RegistryUnavailable as e:
-            logger.warning(
-                "tapper: could not deregister %s: registry %s is not reachable (%s); it expires after %gs",
-                self._describe(), self.client.base_url, e, self.service.ttl,
-            )
-        except RegistryError as e:
-            logger.warning("tapper: could not deregister %s: %s", self._describe(), e)
-        else:
-            logger.info("tapper: deregistered %s", self._describe())
+    def _deregister(self) -> None:
+        with self.lock:
+            if not self.registered or self.deregistered or self.backend is None:
+                self.deregistered = True
+                return
+            self.deregistered = True
+            try:
+                self.backend.deregister(self.service.name, self.instance_id)
+            except RegistryUnavailable as e:
+                logger.warning(
+                    "tapper: could not deregister %s: %s is not reachable (%s); it expires after %gs",
+                    self._describe(), self.where, e, self.service.ttl,
+                )
+            except RegistryError as e:
+                logger.warning("tapper: could not deregister %s: %s", self._describe(), e)
+            else:
+                logger.info("tapper: deregistered %s", self._describe())
