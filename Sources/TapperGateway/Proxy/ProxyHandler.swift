@@ -11,12 +11,9 @@ import TapperCore
 /// cannot take more (and vice versa in ``UpstreamHandler``), so a 1 GiB upload or download
 /// passes with flat memory; pipelined requests wait in the decoder.
 final class ProxyHandler: ConnectionHandler {
-    /// What a listener serves: the main one proxies (and serves `/_tapper/*` unless
-    /// `--admin-port` moved it); the admin one serves only `/health` and `/_tapper/*`.
-    enum Role {
-        case main
-        case admin
-    }
+    /// What a listener serves: the main one proxies (and `/_tapper/*` unless `--admin-port`
+    /// moved it); the admin one only `/health` and `/_tapper/*`.
+    enum Role { case main, admin }
 
     typealias Machine = ProxyConnection.StateMachine
 
@@ -70,9 +67,7 @@ final class ProxyHandler: ConnectionHandler {
         ref.handler = self
     }
 
-    deinit {
-        ref.handler = nil
-    }
+    deinit { ref.handler = nil }
 
     var downstreamWritable: Bool { connection.isWritable }
 
@@ -160,8 +155,6 @@ final class ProxyHandler: ConnectionHandler {
         }
     }
 
-    // MARK: timer
-
     /// Schedules a timer task only when the machine asks for one: moving the deadline later
     /// (the common case, on every request) costs no scheduling at all.
     private func armTimer() {
@@ -220,7 +213,7 @@ final class ProxyHandler: ConnectionHandler {
         processing = true
         defer { processing = false }
         while machine.isOpen, let event = decoder.next(headsAllowed: machine.acceptsHead) {
-            switch consume event {
+            switch event {
             case .head(let head, let headBytes):
                 startRequest(head, headBytes)
                 decoder.recycle(head.headers)
@@ -275,8 +268,7 @@ final class ProxyHandler: ConnectionHandler {
         let request = RequestAdmission.Request(head, headBytes)
         let requestID = HeaderRules.acceptableRequestID(request.clientRequestID) ? request.clientRequestID : loop.requestIDs.make()
 
-        let decision = admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state))
-        switch consume decision {
+        switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state)) {
         case .answer(let error, let close):
             answerLocally(ClientOutput.Response(error), close: close, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .admin(let reply):
