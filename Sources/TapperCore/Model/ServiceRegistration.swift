@@ -149,6 +149,10 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         }
         var seen = Set<String>()
         for i in routes.indices {
+            // With the prefix's 512 this keeps every public template within RouteTemplate's 2048.
+            guard routes[i].path.unicodeScalars.count <= 1536 else {
+                throw FieldError(field: "routes[\(i)].path", message: "must be at most 1536 characters long")
+            }
             do {
                 try routes[i].validated()
             } catch {
@@ -164,7 +168,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
             }
             let key = template.shape + " " + routes[i].methods.joined(separator: ",")
             if !seen.insert(key).inserted {
-                throw FieldError(field: "routes[\(i)]", message: "duplicates an earlier route '\(routes[i].path)'")
+                throw FieldError(field: "routes[\(i)]", message: "duplicates an earlier route '\(routes[i].path)'", isConflict: true)
             }
         }
     }

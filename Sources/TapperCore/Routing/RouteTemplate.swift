@@ -96,7 +96,7 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
     public init(parsing raw: String) throws(FieldError) {
         func fail(_ message: String) -> FieldError { FieldError(field: "", message: "'\(Names.printable(raw))': \(message)") }
         guard raw.hasPrefix("/") else { throw fail("a path template must start with '/'") }
-        guard raw.utf8.count <= 2048 else { throw fail("a path template must be at most 2048 bytes") }
+        guard raw.utf8.count <= 2048 || raw.unicodeScalars.count <= 2048 else { throw fail("a path template must be at most 2048 characters") }
         if TextRules.hasControlCharacters(raw) { throw fail("must not contain control characters") }
         for c in raw.unicodeScalars where c == " " || c == "?" || c == "#" || c == "\\" {
             throw fail("must not contain '\(c)'")
