@@ -187,6 +187,35 @@ import TapperTesting
         }
     }
 
+    /// "/" followed by a combining mark (or an emoji modifier) is one `Character` in Swift; the
+    /// rules are about code points, as in the document (and as the gateway splits paths).
+    @Test func pathRulesAreAboutCodePointsNotCharacters() async throws {
+        let accepted: [[String: Any]] = [
+            ["url": "http://a:1", "routes": [["path": "/\u{1F3FB}x/{id}"]]],
+            ["url": "http://a:1", "health_endpoint": "/\u{301}a"],
+            ["url": "http://a:1", "prefix": "/\u{301}api", "routes": [["path": "/\u{301}"]]],
+        ]
+        let refused: [([String: Any], String)] = [
+            (["url": "http://a:1", "routes": [["path": "/a/\u{301}{x}"]]], "routes[0].path"),
+            (["url": "http://a:1", "routes": [["path": "/a/{x}\u{301}"]]], "routes[0].path"),
+            (["url": "http://a:1", "routes": [["path": "/a//\u{301}"]]], "routes[0].path"),
+            (["url": "http://a:1", "health_endpoint": "/a \u{301}"], "health_endpoint"),
+            (["url": "http://a:1", "prefix": "/api/\u{301}/"], "prefix"),
+        ]
+        let acceptedBodies = accepted.map { jsonBody($0) }
+        let refusedBodies = refused.map { (jsonBody($0.0), $0.1) }
+        try await withLiveRegistry { url, _ in
+            for (i, body) in acceptedBodies.enumerated() {
+                let reply = try await httpRequest(.PUT, "\(url)/v1/services/users/instances/a\(i)", body: body)
+                #expect(reply.status == 201 || reply.status == 200, "\(String(decoding: body, as: UTF8.self)): \(reply.text)")
+            }
+            for (body, field) in refusedBodies {
+                let reply = try await httpRequest(.PUT, "\(url)/v1/services/other/instances/b", body: body)
+                #expect(reply.status == 400 && reply.errorField == field, "\(String(decoding: body, as: UTF8.self)): \(reply.text)")
+            }
+        }
+    }
+
     @Test func textLimitsCountCharactersAsTheDocumentDoes() async throws {
         // 64 two-byte characters: 128 bytes, within the documented maxLength of 64.
         let version = String(repeating: "é", count: 64)
