@@ -18,6 +18,8 @@ enum AdminOpenAPI {
     /// The paths the document lists, which are exactly the ones ``AdminResponder`` serves.
     static let paths = ["/health", "/_tapper/routes", "/_tapper/status", "/_tapper/metrics", "/_tapper/openapi.json"]
 
+    /// The JSON document with placeholders, written by `scripts/openapi-docs` from
+    /// `scripts/openapi/admin.py` (edit that, not this).
     static let template = #"""
 {
  "openapi": "3.1.0",

@@ -33,8 +33,9 @@ enum RegistryOpenAPI {
         return "\(ms)ms"
     }
 
-    /// The JSON document with placeholders. Patterns are JSON strings: `\\u0000` in them is the
-    /// regular-expression escape `\u0000`.
+    /// The JSON document with placeholders, written by `scripts/openapi-docs` from
+    /// `scripts/openapi/registry.py` (edit that, not this). Patterns are JSON strings: `\\u0000`
+    /// in them is the regular-expression escape `\u0000`.
     static let template = #"""
 {
  "openapi": "3.1.0",
