@@ -211,7 +211,7 @@ _tapper_registry_serve() {
     repeating_flags=()
     non_repeating_flags=(--protect-reads --version -h --help)
     repeating_options=()
-    non_repeating_options=(--host --port --backend --data-dir --token-file --read-token-file --max-body-bytes --log-level)
+    non_repeating_options=(--host --port --backend --data-dir --token-file --read-token-file --max-body-bytes --max-wait --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -235,6 +235,9 @@ _tapper_registry_serve() {
         return
         ;;
     '--max-body-bytes')
+        return
+        ;;
+    '--max-wait')
         return
         ;;
     '--log-level')

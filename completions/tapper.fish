@@ -26,7 +26,7 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'read-token-file=' 'protect-reads' 'max-body-bytes=' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'read-token-file=' 'protect-reads' 'max-body-bytes=' 'max-wait=' 'log-level=' 'version' 'h/help'
             end
         case 'gateway'
             __tapper_parse_subcommand 0 'version' 'h/help'
@@ -129,6 +129,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" read-token-file' -l 'read-token-file' -d 'File holding a read-only bearer token: reads only, a write with it gets 403 (re-read when it changes).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" protect-reads' -l 'protect-reads' -d 'Reads need a token too (the write token or the read-only one); GET /v1/health stays open.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" max-body-bytes' -l 'max-body-bytes' -d 'Largest accepted request body in bytes.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" max-wait' -l 'max-wait' -d 'Longest wait of a blocking query (GET /v1/catalog?index=N&wait=…); a longer one is cut to it. The default wait is 30s, or this when shorter.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" log-level' -l 'log-level' -d 'Log level: trace, debug, info, notice, warning, error or critical.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" version' -l 'version' -d 'Show the version.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" h help' -s 'h' -l 'help' -d 'Show help information.'

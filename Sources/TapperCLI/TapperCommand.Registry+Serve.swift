@@ -52,6 +52,12 @@ extension TapperCommand.Registry {
         @Option(help: "Largest accepted request body in bytes.")
         public var maxBodyBytes: Int = 1 << 20
 
+        @Option(help: ArgumentHelp(
+                "Longest wait of a blocking query (GET /v1/catalog?index=N&wait=…); a longer one is cut to it. The default wait is 30s, or this when shorter.",
+                valueName: "duration"
+            ))
+        public var maxWait: String = "10m"
+
         @OptionGroup public var logging: LoggingOptions
 
         public init() {}
@@ -61,6 +67,9 @@ extension TapperCommand.Registry {
             if let problem = BackendURL.problem(backend) { throw ValidationError("--backend: \(problem)") }
             if dataDir != nil && backend.lowercased() != "memory" { throw ValidationError("--data-dir only applies to the memory backend") }
             guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+            guard let wait = DurationParser.parse(maxWait), wait > .zero else {
+                throw ValidationError("--max-wait must be a positive duration like 500ms, 30s or 10m, got '\(maxWait)'")
+            }
             for (flag, file) in [("--token-file", tokenFile), ("--read-token-file", readTokenFile)] {
                 if let file, TokenSource.read(file: file) == nil { throw ValidationError("\(flag) '\(file)' cannot be read or is empty") }
             }
@@ -85,7 +94,7 @@ extension TapperCommand.Registry {
                 backend: backend,
                 configuration: .init(
                     host: host, port: port, maxBodyBytes: maxBodyBytes, token: { token.current() }, readToken: { readToken.current() },
-                    protectReads: protectReads
+                    protectReads: protectReads, maxWait: DurationParser.parse(maxWait) ?? .seconds(600)
                 )
             )
             let host = self.host

@@ -8,10 +8,14 @@ public struct FieldError: Error, Hashable, Sendable, CustomStringConvertible {
     public var field: String
     /// What is wrong with it, as one sentence without the field name.
     public var message: String
+    /// The value is well formed but clashes with another one (a route claimed twice): HTTP 409
+    /// rather than 400.
+    public var isConflict: Bool
 
-    public init(field: String, message: String) {
+    public init(field: String, message: String, isConflict: Bool = false) {
         self.field = field
         self.message = message
+        self.isConflict = isConflict
     }
 
     /// Prefixes the field path, so nested validators can report full paths.
@@ -24,7 +28,7 @@ public struct FieldError: Error, Hashable, Sendable, CustomStringConvertible {
         } else {
             joined = parent + "." + field
         }
-        return FieldError(field: joined, message: message)
+        return FieldError(field: joined, message: message, isConflict: isConflict)
     }
 
     public var description: String { "\(field): \(message)" }

@@ -60,10 +60,11 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         var seen = Set<String>()
         var normalised: [String] = []
         for (i, m) in methods.enumerated() {
-            let up = m.uppercased()
-            guard TextRules.isToken(up), up.utf8.count <= 32 else {
+            // The token check comes first: uppercased() maps some non-ASCII letters to ASCII ones.
+            guard TextRules.isToken(m), m.utf8.count <= 32 else {
                 throw FieldError(field: "methods[\(i)]", message: "'\(Names.printable(m))' is not an HTTP method")
             }
+            let up = m.uppercased()
             if seen.insert(up).inserted { normalised.append(up) }
         }
         methods = normalised.sorted()

@@ -115,7 +115,8 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try TextRules.checkText(description, field: "description", maxLength: 1024)
         try TextRules.checkText(prefix, field: "prefix", maxLength: 512)
         if !prefix.isEmpty {
-            guard prefix.hasPrefix("/"), !prefix.hasSuffix("/") else {
+            // Byte checks, not Character ones: "/" plus a combining mark is one Character.
+            guard prefix.utf8.first == UInt8(ascii: "/"), prefix.utf8.last != UInt8(ascii: "/") else {
                 throw FieldError(field: "prefix", message: "'\(Names.printable(prefix))' must start with '/' and not end with '/' (e.g. /api)")
             }
             let t: RouteTemplate
@@ -123,7 +124,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
             if !t.parameterNames.isEmpty { throw FieldError(field: "prefix", message: "must not contain parameters") }
         }
         try TextRules.checkText(healthEndpoint, field: "health_endpoint", maxLength: 512)
-        guard healthEndpoint.hasPrefix("/"), !healthEndpoint.contains(" ") else {
+        guard healthEndpoint.utf8.first == UInt8(ascii: "/"), !healthEndpoint.utf8.contains(UInt8(ascii: " ")) else {
             throw FieldError(field: "health_endpoint", message: "'\(Names.printable(healthEndpoint))' must be a path starting with '/'")
         }
         guard tags.count <= 64 else { throw FieldError(field: "tags", message: "at most 64 tags are allowed") }
@@ -149,6 +150,10 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         }
         var seen = Set<String>()
         for i in routes.indices {
+            // With the prefix's 512 this keeps every public template within RouteTemplate's 2048.
+            guard routes[i].path.unicodeScalars.count <= 1536 else {
+                throw FieldError(field: "routes[\(i)].path", message: "must be at most 1536 characters long")
+            }
             do {
                 try routes[i].validated()
             } catch {
@@ -164,7 +169,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
             }
             let key = template.shape + " " + routes[i].methods.joined(separator: ",")
             if !seen.insert(key).inserted {
-                throw FieldError(field: "routes[\(i)]", message: "duplicates an earlier route '\(routes[i].path)'")
+                throw FieldError(field: "routes[\(i)]", message: "duplicates an earlier route '\(routes[i].path)'", isConflict: true)
             }
         }
     }

@@ -50,6 +50,14 @@ public struct ServiceURL: Hashable, Sendable, CustomStringConvertible {
                 throw FieldError(field: field, message: "has an unterminated IPv6 address")
             }
             hostPart = authority[...close]
+            let address = authority[authority.index(after: authority.startIndex)..<close]
+            let isAddressCharacter: (UInt8) -> Bool = { b in
+                (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "f"))
+                    || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "F")) || b == UInt8(ascii: ":") || b == UInt8(ascii: ".")
+            }
+            guard !address.isEmpty, address.utf8.allSatisfy(isAddressCharacter) else {
+                throw FieldError(field: field, message: "'\(Names.printable(String(hostPart)))' is not an IPv6 address")
+            }
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
                 guard after.hasPrefix(":") else { throw FieldError(field: field, message: "has garbage after the IPv6 address") }

@@ -6,13 +6,14 @@ enum TextRules {
         s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || ($0.value >= 0x80 && $0.value < 0xA0) }
     }
 
-    /// Checks a free-text field: no control characters and at most `maxLength` characters.
+    /// Checks a free-text field: no control characters and at most `maxLength` characters
+    /// (Unicode scalars, which is what JSON Schema's `maxLength` counts).
     static func checkText(_ s: String, field: String, maxLength: Int) throws(FieldError) {
         if hasControlCharacters(s) {
             throw FieldError(field: field, message: "must not contain control characters such as CR or LF")
         }
-        if s.utf8.count > maxLength {
-            throw FieldError(field: field, message: "must be at most \(maxLength) bytes long")
+        if s.utf8.count > maxLength, s.unicodeScalars.count > maxLength {
+            throw FieldError(field: field, message: "must be at most \(maxLength) characters long")
         }
     }
 

@@ -95,15 +95,19 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
     /// - Throws: ``FieldError`` (with an empty field; callers nest it) naming what is malformed.
     public init(parsing raw: String) throws(FieldError) {
         func fail(_ message: String) -> FieldError { FieldError(field: "", message: "'\(Names.printable(raw))': \(message)") }
-        guard raw.hasPrefix("/") else { throw fail("a path template must start with '/'") }
-        guard raw.utf8.count <= 2048 else { throw fail("a path template must be at most 2048 bytes") }
+        // Parsed by Unicode scalar, never by Character: "/" followed by a combining mark is one
+        // Character in Swift, but the gateway splits request paths at every "/" byte.
+        guard raw.utf8.first == UInt8(ascii: "/") else { throw fail("a path template must start with '/'") }
+        guard raw.utf8.count <= 2048 || raw.unicodeScalars.count <= 2048 else { throw fail("a path template must be at most 2048 characters") }
         if TextRules.hasControlCharacters(raw) { throw fail("must not contain control characters") }
         for c in raw.unicodeScalars where c == " " || c == "?" || c == "#" || c == "\\" {
             throw fail("must not contain '\(c)'")
         }
         var segments: [Segment] = []
         var names = Set<String>()
-        let parts = raw.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        let parts = raw.unicodeScalars.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
+            Substring(String(String.UnicodeScalarView($0)))
+        }
         for (i, part) in parts.enumerated() {
             let isLast = i == parts.count - 1
             if part.isEmpty {
@@ -112,23 +116,23 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
                 segments.append(.literal(""))
                 continue
             }
-            if part == "." || part == ".." {
+            if part.unicodeScalars.elementsEqual(".".unicodeScalars) || part.unicodeScalars.elementsEqual("..".unicodeScalars) {
                 throw fail("dot segments ('.' or '..') are not allowed")
             }
-            let opens = part.filter { $0 == "{" }.count
-            let closes = part.filter { $0 == "}" }.count
+            let opens = part.unicodeScalars.filter { $0 == "{" }.count
+            let closes = part.unicodeScalars.filter { $0 == "}" }.count
             if opens == 0 && closes == 0 {
                 guard let decoded = PercentDecoding.decode(part) else { throw fail("invalid percent-encoding in '\(part)'") }
                 segments.append(.literal(decoded))
                 continue
             }
             guard opens == closes else { throw fail("unbalanced braces in segment '\(part)'") }
-            guard opens == 1, part.hasPrefix("{"), part.hasSuffix("}") else {
+            guard opens == 1, part.unicodeScalars.first == "{", part.unicodeScalars.last == "}" else {
                 throw fail("a parameter must be a whole path segment like '{name}' (found '\(part)')")
             }
-            let inner = part.dropFirst().dropLast()
-            let pieces = inner.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(pieces[0])
+            let inner = part.unicodeScalars.dropFirst().dropLast()
+            let pieces = inner.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
+            let name = pieces[0]
             guard let first = name.unicodeScalars.first,
                 first == "_" || (first.properties.isAlphabetic && first.isASCII),
                 name.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) })

@@ -3,7 +3,7 @@ import NIOHTTP1
 import TapperCore
 
 /// The gateway's own endpoints: `/health`, `/_tapper/routes`, `/_tapper/status`,
-/// `/_tapper/metrics`.
+/// `/_tapper/metrics` and `/_tapper/openapi.json` (``AdminOpenAPI``, which describes them all).
 struct AdminResponder {
     let gateway: Gateway
 
@@ -24,6 +24,8 @@ struct AdminResponder {
         case "/_tapper/status": return json(status())
         case "/_tapper/metrics":
             return Reply(status: .ok, body: gateway.metricsText(), contentType: "text/plain; version=0.0.4")
+        case "/_tapper/openapi.json":
+            return Reply(status: .ok, body: AdminOpenAPI.document(adminTokenConfigured: gateway.configuration.adminToken() != nil))
         default:
             return Reply(status: .notFound, body: GatewayError.noAdminEndpoint.body)
         }

@@ -20,7 +20,9 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     }
 
     public static func invalid(_ e: FieldError) -> APIError {
-        APIError(.badRequest, code: "invalid", message: "\(e.field): \(e.message)", field: e.field)
+        e.isConflict
+            ? APIError(.conflict, code: "conflict", message: "\(e.field): \(e.message)", field: e.field)
+            : APIError(.badRequest, code: "invalid", message: "\(e.field): \(e.message)", field: e.field)
     }
 
     public var description: String { message }

@@ -4,7 +4,11 @@ import TapperCore
 
 /// Renders every failure in the shared error shape: Hummingbird's own errors (no route, body
 /// too large, unsupported method) and anything unexpected (a 500 that reveals no internals).
+/// A known path asked with a method it does not serve gets 405 with `Allow` (the router itself
+/// only knows "not found").
 struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
+    let allowed: AllowedMethods
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -14,6 +18,13 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
             let headers = (error as? HTTPError)?.headers ?? [:]
             switch error.status {
             case .notFound:
+                if let methods = allowed.methods(for: request.uri.path), !methods.contains(request.method.rawValue) {
+                    throw APIError(
+                        .methodNotAllowed, code: "method_not_allowed",
+                        message: "method \(request.method) is not allowed here; allowed: \(methods.joined(separator: ", "))",
+                        headers: [.allow: methods.joined(separator: ", ")]
+                    )
+                }
                 throw APIError(.notFound, code: "not_found", message: "no such endpoint: \(request.method) \(request.uri.path)")
             case .contentTooLarge:
                 throw APIError(.contentTooLarge, code: "too_large", message: "request body is too large", field: "body")

@@ -20,8 +20,11 @@ public struct RegistryServer: Sendable {
         public var readToken: @Sendable () -> String?
         /// Reads (everything but `GET /v1/health`) need the write or the read-only token.
         public var protectReads: Bool
-        /// Longest `wait` a blocking query may ask for.
+        /// Longest `wait` a blocking query may ask for; a longer one is cut to this (Consul does the
+        /// same). The document at `/v1/openapi.json` states it.
         public var maxWait: Duration
+        /// The `wait` of a blocking query that names none (cut to ``maxWait`` when that is shorter).
+        public var defaultWait: Duration
         /// Idle keep-alive connections are closed after this long.
         public var idleTimeout: Duration
 
@@ -33,6 +36,7 @@ public struct RegistryServer: Sendable {
             readToken: @escaping @Sendable () -> String? = { nil },
             protectReads: Bool = false,
             maxWait: Duration = .seconds(600),
+            defaultWait: Duration = .seconds(30),
             idleTimeout: Duration = .seconds(75)
         ) {
             self.host = host
@@ -42,6 +46,7 @@ public struct RegistryServer: Sendable {
             self.readToken = readToken
             self.protectReads = protectReads
             self.maxWait = maxWait
+            self.defaultWait = defaultWait
             self.idleTimeout = idleTimeout
         }
     }
@@ -56,18 +61,23 @@ public struct RegistryServer: Sendable {
 
     /// The router with every endpoint of the API.
     public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: ErrorShapeMiddleware())
-        router.add(middleware: TokenAuthMiddleware(token: configuration.token, readToken: configuration.readToken, protectReads: configuration.protectReads))
+        let router = Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
         let api = RegistryAPI(backend: backend, configuration: configuration)
-        router.put("/v1/services/:service/instances/:instance", use: api.register)
-        router.put("/v1/services/:service/instances/:instance/heartbeat", use: api.heartbeat)
-        router.delete("/v1/services/:service/instances/:instance", use: api.deregister)
-        router.get("/v1/services", use: api.listServices)
-        router.get("/v1/services/:service", use: api.service)
-        router.get("/v1/catalog", use: api.catalog)
-        router.get("/v1/health", use: api.health)
-        router.get("/v1/openapi.json", use: api.openAPI)
+        let endpoints: [(HTTPRequest.Method, String, @Sendable (Request, BasicRequestContext) async throws -> Response)] = [
+            (.put, "/v1/services/:service/instances/:instance", api.register),
+            (.put, "/v1/services/:service/instances/:instance/heartbeat", api.heartbeat),
+            (.delete, "/v1/services/:service/instances/:instance", api.deregister),
+            (.get, "/v1/services", api.listServices),
+            (.get, "/v1/services/:service", api.service),
+            (.get, "/v1/catalog", api.catalog),
+            (.get, "/v1/health", api.health),
+            (.get, "/v1/openapi.json", api.openAPI),
+        ]
+        router.add(middleware: ErrorShapeMiddleware(allowed: AllowedMethods(endpoints.map { ($0.0, $0.1) })))
+        router.add(middleware: TokenAuthMiddleware(token: configuration.token, readToken: configuration.readToken, protectReads: configuration.protectReads))
+        for (method, path, handler) in endpoints {
+            router.on(RouterPath(path), method: method, use: handler)
+        }
         return router
     }
 
@@ -111,14 +121,25 @@ struct RegistryAPI: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// The path's service name and instance id, percent-decoded (clients may send `:` as
+    /// `%3A`), then validated.
     func names(_ context: BasicRequestContext) throws -> (String, String?) {
-        guard let service = context.parameters.get("service") else { throw APIError(.notFound, code: "not_found", message: "no service in path") }
+        guard let rawService = context.parameters.get("service") else { throw APIError(.notFound, code: "not_found", message: "no service in path") }
         do {
+            guard let service = PercentDecoding.decode(rawService) else {
+                throw FieldError(field: "service", message: "'\(Names.printable(rawService))' has an invalid percent-encoding")
+            }
             try Names.validateServiceName(service, field: "service")
-            let instance = context.parameters.get("instance")
-            if let instance { try Names.validateInstanceID(instance, field: "instance_id") }
+            var instance: String? = nil
+            if let rawInstance = context.parameters.get("instance") {
+                guard let decoded = PercentDecoding.decode(rawInstance) else {
+                    throw FieldError(field: "instance_id", message: "'\(Names.printable(rawInstance))' has an invalid percent-encoding")
+                }
+                try Names.validateInstanceID(decoded, field: "instance_id")
+                instance = decoded
+            }
             return (service, instance)
-        } catch {
+        } catch let error as FieldError {
             throw APIError.invalid(error)
         }
     }
@@ -202,23 +223,29 @@ struct RegistryAPI: Sendable {
     }
 
     /// `GET /v1/catalog?index=N&wait=30s`: Consul-style blocking query.
+    ///
+    /// Without `index` it answers at once. Otherwise it waits until the catalog's index passes N
+    /// (so `index=0` on a registry that never changed waits too), for at most `wait` (default
+    /// ``RegistryServer/Configuration/defaultWait``, cut to ``RegistryServer/Configuration/maxWait``)
+    /// plus a random jitter of up to a sixteenth of it, as Consul adds, so that gateways that
+    /// started together do not all come back in the same instant.
     @Sendable func catalog(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
-        guard let rawIndex = query.get("index") else {
+        let wait = try BlockingWait.parse(
+            wait: query.get("wait").map { String($0) }, default: configuration.defaultWait, max: configuration.maxWait
+        )
+        var index: UInt64? = nil
+        if let rawIndex = query.get("index") {
+            guard let parsed = BlockingWait.parseIndex(String(rawIndex)) else {
+                throw APIError(.badRequest, code: "invalid", message: "index: must be a non-negative integer", field: "index")
+            }
+            index = parsed
+        }
+        guard let index else {
             let snap = try await backend.snapshot()
             return try Self.json(snap, index: snap.index)
         }
-        guard let index = UInt64(rawIndex) else {
-            throw APIError(.badRequest, code: "invalid", message: "index: must be a non-negative integer", field: "index")
-        }
-        var wait = Duration.seconds(30)
-        if let rawWait = query.get("wait") {
-            guard let parsed = DurationParser.parse(String(rawWait)) else {
-                throw APIError(.badRequest, code: "invalid", message: "wait: must be a duration like 500ms, 30s or 5m", field: "wait")
-            }
-            wait = min(parsed, configuration.maxWait)
-        }
-        let snap = try await waitForChange(after: index, timeout: wait)
+        let snap = try await waitForChange(after: index, timeout: BlockingWait.jittered(wait))
         return try Self.json(snap, index: snap.index)
     }
 
@@ -271,7 +298,10 @@ struct RegistryAPI: Sendable {
     }
 
     @Sendable func openAPI(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: RegistryOpenAPI.document)))
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: RegistryOpenAPI.document(for: configuration)))
+        )
     }
 }
 

@@ -1,0 +1,449 @@
+import Foundation
+
+/// The gateway's admin API (`/health` and `/_tapper/*`) as OpenAPI 3.1, served at
+/// `GET /_tapper/openapi.json`. Its security follows the gateway's configuration (a bearer token
+/// when `--admin-token-file` is set). `AdminOpenAPITests` keeps it and ``AdminResponder`` in
+/// step; `scripts/api-fuzz` runs schemathesis against a live gateway with it.
+enum AdminOpenAPI {
+    /// The document for a gateway whose admin token is `adminTokenConfigured`.
+    static func document(adminTokenConfigured: Bool) -> String {
+        template
+            .replacingOccurrences(of: "__ADMIN_SECURITY__", with: adminTokenConfigured ? #"[{"bearer": []}]"# : "[]")
+            .replacingOccurrences(
+                of: "__AUTH_NOTE__",
+                with: adminTokenConfigured ? "/_tapper/* needs 'Authorization: Bearer TOKEN' (the admin token)." : "This gateway has no admin token: /_tapper/* is open."
+            )
+    }
+
+    /// The paths the document lists, which are exactly the ones ``AdminResponder`` serves.
+    static let paths = ["/health", "/_tapper/routes", "/_tapper/status", "/_tapper/metrics", "/_tapper/openapi.json"]
+
+    /// The JSON document with placeholders, written by `scripts/openapi-docs` from
+    /// `scripts/openapi/admin.py` (edit that, not this).
+    static let template = #"""
+{
+ "openapi": "3.1.0",
+ "info": {
+  "title": "Tapper gateway admin API",
+  "version": "1.0.0",
+  "description": "The gateway's own endpoints: /health (always open, on the main and the admin listener) and /_tapper/* (on the admin listener when --admin-port is set, else on the main one). __AUTH_NOTE__ Every error is {\"error\": {\"code\", \"message\"}}; these endpoints answer GET and HEAD only (405 with Allow otherwise)."
+ },
+ "paths": {
+  "/health": {
+   "get": {
+    "summary": "The gateway's health: healthy when every service has a routable instance, degraded otherwise (200 either way)",
+    "operationId": "health",
+    "security": [],
+    "responses": {
+     "200": {
+      "description": "the gateway is serving",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Health"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/_tapper/routes": {
+   "get": {
+    "summary": "The route table the gateway serves",
+    "operationId": "routes",
+    "security": __ADMIN_SECURITY__,
+    "responses": {
+     "200": {
+      "description": "the route table",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Routes"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/_tapper/status": {
+   "get": {
+    "summary": "Services, instances and their health as this gateway sees them",
+    "operationId": "status",
+    "security": __ADMIN_SECURITY__,
+    "responses": {
+     "200": {
+      "description": "the gateway's view",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Status"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/_tapper/metrics": {
+   "get": {
+    "summary": "Prometheus text exposition",
+    "operationId": "metrics",
+    "security": __ADMIN_SECURITY__,
+    "responses": {
+     "200": {
+      "description": "metrics",
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/_tapper/openapi.json": {
+   "get": {
+    "summary": "This document",
+    "operationId": "openapi",
+    "security": __ADMIN_SECURITY__,
+    "responses": {
+     "200": {
+      "description": "OpenAPI 3.1",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "openapi",
+          "paths"
+         ]
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  }
+ },
+ "components": {
+  "securitySchemes": {
+   "bearer": {
+    "type": "http",
+    "scheme": "bearer"
+   }
+  },
+  "responses": {
+   "Error": {
+    "description": "an error",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
+   }
+  },
+  "schemas": {
+   "Error": {
+    "type": "object",
+    "required": [
+     "error"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "error": {
+      "type": "object",
+      "required": [
+       "code",
+       "message"
+      ],
+      "additionalProperties": false,
+      "properties": {
+       "code": {
+        "type": "string"
+       },
+       "message": {
+        "type": "string"
+       },
+       "field": {
+        "type": "string"
+       }
+      }
+     }
+    }
+   },
+   "Health": {
+    "type": "object",
+    "required": [
+     "status",
+     "services",
+     "registry"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "status": {
+      "enum": [
+       "healthy",
+       "degraded"
+      ]
+     },
+     "registry": {
+      "enum": [
+       "reachable",
+       "unreachable"
+      ]
+     },
+     "services": {
+      "type": "object",
+      "additionalProperties": {
+       "type": "object",
+       "required": [
+        "status",
+        "instances",
+        "healthy"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "status": {
+         "enum": [
+          "healthy",
+          "unhealthy"
+         ]
+        },
+        "instances": {
+         "type": "integer",
+         "minimum": 0
+        },
+        "healthy": {
+         "type": "integer",
+         "minimum": 0
+        }
+       }
+      }
+     }
+    }
+   },
+   "Routes": {
+    "type": "object",
+    "required": [
+     "index",
+     "routes",
+     "conflicts"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "index": {
+      "type": "integer",
+      "minimum": 0
+     },
+     "routes": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "method",
+        "template",
+        "service",
+        "instances",
+        "public"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "method": {
+         "type": "string",
+         "description": "a method, or * for any"
+        },
+        "template": {
+         "type": "string"
+        },
+        "service": {
+         "type": "string"
+        },
+        "instances": {
+         "type": "array",
+         "items": {
+          "type": "string"
+         }
+        },
+        "public": {
+         "type": "boolean"
+        }
+       }
+      }
+     },
+     "conflicts": {
+      "type": "array",
+      "items": {
+       "type": "string"
+      }
+     }
+    }
+   },
+   "Status": {
+    "type": "object",
+    "required": [
+     "view",
+     "services"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "view": {
+      "const": "gateway"
+     },
+     "gateway": {
+      "type": "object",
+      "required": [
+       "table_index",
+       "table_age_seconds",
+       "stale",
+       "registry",
+       "requests_in_flight",
+       "open_connections",
+       "uptime_seconds"
+      ],
+      "additionalProperties": false,
+      "properties": {
+       "table_index": {
+        "type": "integer",
+        "minimum": 0
+       },
+       "table_age_seconds": {
+        "type": "number"
+       },
+       "stale": {
+        "type": "boolean"
+       },
+       "registry": {
+        "type": "object",
+        "required": [
+         "source",
+         "reachable"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "source": {
+          "type": "string"
+         },
+         "reachable": {
+          "type": "boolean"
+         },
+         "last_error": {
+          "type": "string"
+         },
+         "last_contact_age_seconds": {
+          "type": "number"
+         }
+        }
+       },
+       "requests_in_flight": {
+        "type": "integer",
+        "minimum": 0
+       },
+       "open_connections": {
+        "type": "integer",
+        "minimum": 0
+       },
+       "uptime_seconds": {
+        "type": "number"
+       }
+      }
+     },
+     "services": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "name",
+        "versions",
+        "healthy",
+        "total",
+        "routes",
+        "instances"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "name": {
+         "type": "string"
+        },
+        "versions": {
+         "type": "array",
+         "items": {
+          "type": "string"
+         }
+        },
+        "healthy": {
+         "type": "integer",
+         "minimum": 0
+        },
+        "total": {
+         "type": "integer",
+         "minimum": 0
+        },
+        "routes": {
+         "type": "integer",
+         "minimum": 0
+        },
+        "instances": {
+         "type": "array",
+         "items": {
+          "type": "object",
+          "required": [
+           "id",
+           "url",
+           "version",
+           "state",
+           "weight"
+          ],
+          "additionalProperties": false,
+          "properties": {
+           "id": {
+            "type": "string"
+           },
+           "url": {
+            "type": "string"
+           },
+           "version": {
+            "type": "string"
+           },
+           "state": {
+            "type": "string"
+           },
+           "weight": {
+            "type": "integer"
+           },
+           "last_heartbeat_age_seconds": {
+            "type": "number"
+           },
+           "expires_in_seconds": {
+            "type": "number"
+           }
+          }
+         }
+        }
+       }
+      }
+     }
+    }
+   }
+  }
+ }
+}
+"""#
+}

@@ -1,0 +1,63 @@
+"""The gateway admin API document (Sources/TapperGateway/Admin/AdminOpenAPI.swift)."""
+import json
+E = {"$ref": "#/components/responses/Error"}
+def j(schema): return {"application/json": {"schema": schema}}
+num = {"type": "number"}
+doc = {
+ "openapi": "3.1.0",
+ "info": {"title": "Tapper gateway admin API", "version": "1.0.0",
+   "description": "The gateway's own endpoints: /health (always open, on the main and the admin listener) and /_tapper/* "
+     "(on the admin listener when --admin-port is set, else on the main one). __AUTH_NOTE__ "
+     "Every error is {\"error\": {\"code\", \"message\"}}; these endpoints answer GET and HEAD only (405 with Allow otherwise)."},
+ "paths": {
+  "/health": {"get": {"summary": "The gateway's health: healthy when every service has a routable instance, degraded otherwise (200 either way)",
+     "operationId": "health", "security": [],
+     "responses": {"200": {"description": "the gateway is serving", "content": j({"$ref": "#/components/schemas/Health"})}}}},
+  "/_tapper/routes": {"get": {"summary": "The route table the gateway serves", "operationId": "routes", "security": "__ADMIN_SECURITY__",
+     "responses": {"200": {"description": "the route table", "content": j({"$ref": "#/components/schemas/Routes"})}, "401": E}}},
+  "/_tapper/status": {"get": {"summary": "Services, instances and their health as this gateway sees them", "operationId": "status", "security": "__ADMIN_SECURITY__",
+     "responses": {"200": {"description": "the gateway's view", "content": j({"$ref": "#/components/schemas/Status"})}, "401": E}}},
+  "/_tapper/metrics": {"get": {"summary": "Prometheus text exposition", "operationId": "metrics", "security": "__ADMIN_SECURITY__",
+     "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": E}}},
+  "/_tapper/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": "__ADMIN_SECURITY__",
+     "responses": {"200": {"description": "OpenAPI 3.1", "content": j({"type": "object", "required": ["openapi", "paths"]})}, "401": E}}},
+ },
+ "components": {
+  "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+  "responses": {"Error": {"description": "an error", "content": j({"$ref": "#/components/schemas/Error"})}},
+  "schemas": {
+   "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {"error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
+             "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
+   "Health": {"type": "object", "required": ["status", "services", "registry"], "additionalProperties": False, "properties": {
+     "status": {"enum": ["healthy", "degraded"]}, "registry": {"enum": ["reachable", "unreachable"]},
+     "services": {"type": "object", "additionalProperties": {"type": "object", "required": ["status", "instances", "healthy"], "additionalProperties": False, "properties": {
+        "status": {"enum": ["healthy", "unhealthy"]}, "instances": {"type": "integer", "minimum": 0}, "healthy": {"type": "integer", "minimum": 0}}}}}},
+   "Routes": {"type": "object", "required": ["index", "routes", "conflicts"], "additionalProperties": False, "properties": {
+     "index": {"type": "integer", "minimum": 0},
+     "routes": {"type": "array", "items": {"type": "object", "required": ["method", "template", "service", "instances", "public"], "additionalProperties": False, "properties": {
+        "method": {"type": "string", "description": "a method, or * for any"}, "template": {"type": "string"}, "service": {"type": "string"},
+        "instances": {"type": "array", "items": {"type": "string"}}, "public": {"type": "boolean"}}}},
+     "conflicts": {"type": "array", "items": {"type": "string"}}}},
+   "Status": {"type": "object", "required": ["view", "services"], "additionalProperties": False, "properties": {
+     "view": {"const": "gateway"},
+     "gateway": {"type": "object", "required": ["table_index", "table_age_seconds", "stale", "registry", "requests_in_flight", "open_connections", "uptime_seconds"],
+       "additionalProperties": False, "properties": {
+       "table_index": {"type": "integer", "minimum": 0}, "table_age_seconds": num, "stale": {"type": "boolean"},
+       "registry": {"type": "object", "required": ["source", "reachable"], "additionalProperties": False, "properties": {
+          "source": {"type": "string"}, "reachable": {"type": "boolean"}, "last_error": {"type": "string"}, "last_contact_age_seconds": num}},
+       "requests_in_flight": {"type": "integer", "minimum": 0}, "open_connections": {"type": "integer", "minimum": 0}, "uptime_seconds": num}},
+     "services": {"type": "array", "items": {"type": "object", "required": ["name", "versions", "healthy", "total", "routes", "instances"], "additionalProperties": False, "properties": {
+       "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+       "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},
+       "instances": {"type": "array", "items": {"type": "object", "required": ["id", "url", "version", "state", "weight"], "additionalProperties": False, "properties": {
+          "id": {"type": "string"}, "url": {"type": "string"}, "version": {"type": "string"}, "state": {"type": "string"}, "weight": {"type": "integer"},
+          "last_heartbeat_age_seconds": num, "expires_in_seconds": num}}}}}}}}
+  }
+ }
+}
+
+
+def document():
+    """The document as pretty-printed JSON with the server's placeholders."""
+    text = json.dumps(doc, indent=1, ensure_ascii=True).replace('"__ADMIN_SECURITY__"', "__ADMIN_SECURITY__")
+    return text
