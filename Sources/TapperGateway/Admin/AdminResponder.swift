@@ -12,11 +12,22 @@ struct AdminResponder {
         var body: String
         var contentType = "application/json"
         var headers: [(String, String)] = []
+
+        init(status: HTTPResponseStatus, body: String, contentType: String = "application/json", headers: [(String, String)] = []) {
+            self.status = status
+            self.body = body
+            self.contentType = contentType
+            self.headers = headers
+        }
+
+        init(_ error: GatewayError) {
+            self.init(status: error.status, body: error.body, headers: error.headers.map { ($0.name, $0.value) })
+        }
     }
 
     func respond(method: HTTPMethod, path: Substring, query: Substring) -> Reply {
         guard method == .GET || method == .HEAD else {
-            return Reply(status: .methodNotAllowed, body: GatewayError.body(code: "method_not_allowed", message: "use GET"), headers: [("Allow", "GET, HEAD")])
+            return Reply(.adminReadOnly)
         }
         switch path {
         case "/health": return health()
@@ -27,7 +38,7 @@ struct AdminResponder {
         case "/_tapper/openapi.json":
             return Reply(status: .ok, body: AdminOpenAPI.document(adminTokenConfigured: gateway.configuration.adminToken() != nil))
         default:
-            return Reply(status: .notFound, body: GatewayError.noAdminEndpoint.body)
+            return Reply(.noAdminEndpoint)
         }
     }
 

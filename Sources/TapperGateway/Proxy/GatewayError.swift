@@ -80,6 +80,11 @@ struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
 
     static let adminListenerOnly = GatewayError(status: .notFound, code: "not_found", message: "the admin listener serves only /health and /_tapper/*")
 
+    /// The gateway's own endpoints are read-only.
+    static let adminReadOnly = GatewayError(
+        status: .methodNotAllowed, code: "method_not_allowed", message: "use GET", headers: [Header(name: "Allow", value: "GET, HEAD")]
+    )
+
     static let noAdminEndpoint = GatewayError(status: .notFound, code: "not_found", message: "no such gateway endpoint")
 
     static func methodNotAllowed(_ method: String, allowed: [String]) -> GatewayError {
