@@ -116,6 +116,18 @@ public final class ConsulStore: CatalogStore {
     // MARK: CatalogStore
 
     public func load() async throws -> StoreRead {
+        // The guard first, the catalog after: a writer that registers and frees the guard after
+        // this read moves the guard's index, so a write at this token fails; one that did so
+        // before it is in the catalog read below. (Read the other way round, a registration
+        // that landed between the two reads was missing from the conflict check while its freed
+        // guard was accepted: two services could both win one route.)
+        let guardReply = try await call(.GET, "/v1/kv/\(Self.guardKey)")
+        var guardToken: UInt64 = 0
+        if guardReply.status == 200, let first = (guardReply.json() as? [[String: Any]])?.first {
+            guardToken = (first["ModifyIndex"] as? NSNumber)?.uint64Value ?? 0
+            let value = (first["Value"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if Self.isLocked(value, now: Date()) { guardToken = Self.busy }
+        }
         let services = try await call(.GET, "/v1/catalog/services")
         var index = services.index
         var records: [InstanceRecord] = []
@@ -137,13 +149,6 @@ public final class ConsulStore: CatalogStore {
                     )
                 )
             }
-        }
-        let guardReply = try await call(.GET, "/v1/kv/\(Self.guardKey)")
-        var guardToken: UInt64 = 0
-        if guardReply.status == 200, let first = (guardReply.json() as? [[String: Any]])?.first {
-            guardToken = (first["ModifyIndex"] as? NSNumber)?.uint64Value ?? 0
-            let value = (first["Value"] as? String).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
-            if Self.isLocked(value, now: Date()) { guardToken = Self.busy }
         }
         return StoreRead(snapshot: CatalogSnapshot(index: index, instances: records), guardToken: guardToken)
     }
