@@ -82,17 +82,4 @@ public struct BodyFramer: Sendable, Hashable {
             return Step(consumed: bytes.count, payloadBytes: bytes.count, ended: false)
         }
     }
-
-    /// The connection ended: a close-delimited body is complete now, any other unfinished body
-    /// was cut short.
-    /// - Returns: whether the body is complete.
-    public mutating func connectionEnded() -> Bool {
-        switch mode {
-        case .done: return true
-        case .untilClose:
-            mode = .done
-            return true
-        case .length, .chunked: return false
-        }
-    }
 }

@@ -7,23 +7,8 @@ import TapperCore
 struct AdminResponder {
     let gateway: Gateway
 
-    struct Reply {
-        var status: HTTPResponseStatus
-        var body: String
-        var contentType = "application/json"
-        var headers: [(String, String)] = []
-
-        init(status: HTTPResponseStatus, body: String, contentType: String = "application/json", headers: [(String, String)] = []) {
-            self.status = status
-            self.body = body
-            self.contentType = contentType
-            self.headers = headers
-        }
-
-        init(_ error: GatewayError) {
-            self.init(status: error.status, body: error.body, headers: error.headers.map { ($0.name, $0.value) })
-        }
-    }
+    /// What an admin endpoint answers: the same response type as the gateway's errors.
+    typealias Reply = ClientOutput.Response
 
     func respond(method: HTTPMethod, path: Substring, query: Substring) -> Reply {
         guard method == .GET || method == .HEAD else {

@@ -115,17 +115,15 @@ struct ClientOutput {
         var contentType = "application/json"
         var headers: [GatewayError.Header] = []
 
-        init(_ error: GatewayError) {
-            status = error.status
-            body = error.body
-            headers = error.headers
+        init(status: HTTPResponseStatus, body: String, contentType: String = "application/json", headers: [GatewayError.Header] = []) {
+            self.status = status
+            self.body = body
+            self.contentType = contentType
+            self.headers = headers
         }
 
-        init(_ reply: AdminResponder.Reply) {
-            status = reply.status
-            body = reply.body
-            contentType = reply.contentType
-            headers = reply.headers.map { GatewayError.Header(name: $0.0, value: $0.1) }
+        init(_ error: GatewayError) {
+            self.init(status: error.status, body: error.body, headers: error.headers)
         }
     }
 

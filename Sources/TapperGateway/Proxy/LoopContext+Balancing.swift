@@ -85,10 +85,3 @@ extension LoopContext {
         return gateway.balancers.make(name) ?? gateway.balancers.make(configured) ?? RoundRobinBalancer()
     }
 }
-
-extension UpstreamConnectError {
-    var isTimeout: Bool {
-        if case .timedOut = self { return true }
-        return false
-    }
-}

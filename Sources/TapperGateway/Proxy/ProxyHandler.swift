@@ -272,7 +272,7 @@ final class ProxyHandler: ConnectionHandler {
         case .answer(let error, let close):
             answerLocally(ClientOutput.Response(error), close: close, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .admin(let reply):
-            answerLocally(ClientOutput.Response(reply), close: false, request: request, minor: head.versionMinor, requestID: requestID, started: started)
+            answerLocally(reply, close: false, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .proxy(let route):
             // A deferred decision builds the head once it knows the subject.
             let upstreamHead =

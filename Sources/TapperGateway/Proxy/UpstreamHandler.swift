@@ -146,7 +146,7 @@ final class UpstreamHandler: ConnectionHandler {
         }
         if error == nil, body.endsWithConnection {
             // A close-delimited body ends with the connection.
-            _ = body.connectionEnded()
+            body = BodyFramer()
             owner.upstreamEnd(from: self)
             self.owner = nil
             return

@@ -263,6 +263,11 @@ private final class PendingConnect {
 enum UpstreamConnectError: Error {
     case timedOut
     case failed(SocketError)
+
+    var isTimeout: Bool {
+        if case .timedOut = self { return true }
+        return false
+    }
 }
 
 @available(*, unavailable)
