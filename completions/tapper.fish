@@ -32,7 +32,7 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'trusted-proxies=+' 'admin-token-file=' 'admin-port=' 'admin-host=' 'auth=' 'api-keys-file=' 'jwt-key-file=' 'jwt-algorithm=' 'jwt-issuer=' 'jwt-audience=+' 'jwt-leeway=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'trusted-proxies=+' 'admin-token-file=' 'admin-port=' 'admin-host=' 'auth=' 'api-keys-file=' 'jwt-key-file=' 'jwt-algorithm=' 'jwt-issuer=' 'jwt-audience=+' 'jwt-leeway=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'tunnel-idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
             end
         case 'service'
             __tapper_parse_subcommand 0 'version' 'h/help'
@@ -161,6 +161,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" max-header-size' -l 'max-header-size' -d 'Largest request head in bytes (→ 431).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" header-timeout' -l 'header-timeout' -d 'Seconds a client has to send its request head (→ 408).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" idle-timeout' -l 'idle-timeout' -d 'Seconds before an idle client connection is closed.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" tunnel-idle-timeout' -l 'tunnel-idle-timeout' -d 'Seconds an upgraded connection (WebSocket) may pass no byte either way before it is closed; request timeouts do not apply to it.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" drain-timeout' -l 'drain-timeout' -d 'Seconds in-flight requests get to finish on SIGTERM.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" no-access-log' -l 'no-access-log' -d 'Do not write an access-log line per request.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" health-interval' -l 'health-interval' -d 'Seconds between active health probes of each instance.' -rfka ''

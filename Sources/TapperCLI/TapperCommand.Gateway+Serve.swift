@@ -111,6 +111,12 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("Seconds before an idle client connection is closed.", valueName: "seconds"))
         public var idleTimeout: Double = 60
 
+        @Option(
+            help: ArgumentHelp(
+                "Seconds an upgraded connection (WebSocket) may pass no byte either way before it is closed; request timeouts do not apply to it.",
+                valueName: "seconds"))
+        public var tunnelIdleTimeout: Double = 3600
+
         @Option(help: ArgumentHelp("Seconds in-flight requests get to finish on SIGTERM.", valueName: "seconds"))
         public var drainTimeout: Double = 30
 
@@ -158,7 +164,7 @@ extension TapperCommand.Gateway {
                     throw ValidationError("--registry must be an http://, https://, etcd://, redis:// or consul:// URL, got '\(registry)'")
                 }
             }
-            guard timeout > 0, discoveryInterval > 0, headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
+            guard timeout > 0, discoveryInterval > 0, headerTimeout > 0, idleTimeout > 0, tunnelIdleTimeout > 0, drainTimeout >= 0 else {
                 throw ValidationError("timeouts and intervals must be positive")
             }
             guard BalancerFactory().names.contains(loadBalancer) else {
@@ -234,6 +240,7 @@ extension TapperCommand.Gateway {
             c.maxHeaderBytes = maxHeaderSize
             c.headerReadTimeout = .milliseconds(Int64(headerTimeout * 1000))
             c.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+            c.tunnelIdleTimeout = .milliseconds(Int64(tunnelIdleTimeout * 1000))
             c.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
             c.accessLog = !noAccessLog
             c.loadBalancer = loadBalancer

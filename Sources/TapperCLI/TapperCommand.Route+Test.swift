@@ -91,6 +91,8 @@ extension TapperCommand.Route {
             var template: String?
             /// Whether the route is registered as public (served without credentials under `--auth`).
             var `public`: Bool?
+            /// Whether the route is registered as a WebSocket endpoint (the gateway tunnels its upgrade).
+            var websocket: Bool?
             var parameters: [String: String]
             var instances: [Instance]
             var candidates: [Candidate]
@@ -116,7 +118,7 @@ extension TapperCommand.Route {
             let gatewayStatus = try? await gatewayOptions.status().get()
             let table = RouteTable(snapshot: catalog)
             var report = Report(
-                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, parameters: [:], instances: [],
+                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, websocket: nil, parameters: [:], instances: [],
                 candidates: [], allowed: [], nearby: [], sent: nil
             )
             var matched = false
@@ -127,6 +129,7 @@ extension TapperCommand.Route {
                 report.service = m.entry.service
                 report.template = m.entry.template.raw
                 report.public = m.entry.isPublic
+                report.websocket = m.entry.isWebSocket
                 report.parameters = Dictionary(m.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
                 let records = catalog.service(named: m.entry.service)?.instances.filter { m.entry.instanceIDs.contains($0.instanceID) } ?? []
                 report.version = Array(Set(records.map(\.registration.version))).sorted().joined(separator: ",")
@@ -184,6 +187,7 @@ extension TapperCommand.Route {
             case "matched":
                 out += "\(r.method) \(r.path) → \(style.bold(r.service ?? "")) \(r.version ?? "") via \(r.template ?? "")\n"
                 if r.public == true { out += "  public: served without credentials when the gateway runs with --auth\n" }
+                if r.websocket == true { out += "  websocket: a WebSocket route; the gateway tunnels its upgrade to the instance\n" }
                 if !r.parameters.isEmpty {
                     out += "  parameters: " + r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " ") + "\n"
                 }

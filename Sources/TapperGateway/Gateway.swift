@@ -16,6 +16,7 @@ public final class Gateway: Sendable {
     let inFlight = ManagedAtomic<Int>(0)
     let openConnections = ManagedAtomic<Int>(0)
     let totalRequests = ManagedAtomic<Int>(0)
+    let openTunnels = ManagedAtomic<Int>(0)
     let startedAt = ContinuousClock.now
     let outcomes: (any OutcomeObserver)?
     public let metrics = GatewayMetrics()
@@ -54,6 +55,18 @@ public final class Gateway: Sendable {
     func connectionClosed() {
         metrics.openConnections.record(openConnections.wrappingDecrementThenLoad(ordering: .relaxed))
     }
+
+    func tunnelOpened() {
+        metrics.tunnelsTotal.increment()
+        metrics.openTunnels.record(openTunnels.wrappingIncrementThenLoad(ordering: .relaxed))
+    }
+
+    func tunnelClosed() {
+        metrics.openTunnels.record(openTunnels.wrappingDecrementThenLoad(ordering: .relaxed))
+    }
+
+    /// Upgraded connections (WebSocket) open right now.
+    public var openTunnelCount: Int { openTunnels.load(ordering: .relaxed) }
 
     func requestStarted() {
         metrics.inFlight.record(inFlight.wrappingIncrementThenLoad(ordering: .relaxed))

@@ -18,6 +18,9 @@ public struct GatewayConfiguration: Sendable {
     public var headerReadTimeout: Duration = .seconds(10)
     /// Idle keep-alive client connections are closed after this long.
     public var idleTimeout: Duration = .seconds(60)
+    /// An upgraded connection (WebSocket tunnel) with no byte either way for this long is closed;
+    /// request timeouts do not apply to tunnels.
+    public var tunnelIdleTimeout: Duration = .seconds(3600)
     /// On SIGTERM, how long in-flight requests may take before connections are cut.
     public var drainTimeout: Duration = .seconds(30)
     /// Idle pooled upstream connections per instance and I/O thread (reactor). Above the

@@ -57,6 +57,21 @@ import TapperCore
         #expect(try parse("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n").get().keepAlive == false)
     }
 
+    @Test func upgradeRequestsAreRecognisedInAnyTokenOrderAndCase() throws {
+        for connection in ["Upgrade", "keep-alive, Upgrade", "UPGRADE,keep-alive", " foo , upgrade "] {
+            let text = "GET /ws HTTP/1.1\r\nConnection: \(connection)\r\nUpgrade: websocket\r\n\r\n"
+            let head = try parse(text).get()
+            #expect(head.connectionUpgrade, "Connection: \(connection)")
+            #expect(head.upgrade.map { string(text, $0) } == "websocket")
+            #expect(head.keepAlive)
+        }
+        let plain = try parse("GET / HTTP/1.1\r\nConnection: keep-alive\r\nUpgrade: websocket\r\n\r\n").get()
+        #expect(!plain.connectionUpgrade, "Upgrade without Connection: upgrade asks for nothing")
+        #expect(try parse("GET / HTTP/1.1\r\nConnection: upgraded\r\n\r\n").get().connectionUpgrade == false)
+        let switching = try parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", kind: .response).get()
+        #expect(switching.status == 101 && switching.framing == .none && switching.connectionUpgrade)
+    }
+
     @Test func incompleteHeadsAskForMore() {
         for partial in ["", "GET", "GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: x\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r"] {
             #expect(parse(partial) == .failure(.incomplete), "\(partial.debugDescription)")

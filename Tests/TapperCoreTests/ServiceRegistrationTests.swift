@@ -44,6 +44,25 @@ import TapperCore
         #expect(field { $0.loadBalancer = "round robin" } == "load_balancer")
     }
 
+    @Test func webSocketRoutesFromTheCLIAndJSON() throws {
+        let ws = try RouteSpec(parsingCLI: "WS /ws/{room}")
+        #expect(ws.methods == ["GET"] && ws.isWebSocket && ws.path == "/ws/{room}")
+        #expect(try RouteSpec(parsingCLI: "GET /ws/{room}").isWebSocket == false)
+        let decoded = try JSONDecoder().decode(RouteSpec.self, from: Data(#"{"methods":["GET"],"path":"/ws","websocket":true}"#.utf8))
+        #expect(decoded.isWebSocket)
+        let encoded = String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self)
+        #expect(encoded.contains(#""websocket":true"#))
+        #expect(!String(decoding: try JSONEncoder().encode(RouteSpec(path: "/x")), as: UTF8.self).contains("websocket"))
+        #expect(throws: (any Error).self) {
+            try JSONDecoder().decode(RouteSpec.self, from: Data(#"{"path":"/ws","websocket":"yes"}"#.utf8))
+        }
+        var table = RouteTable.Builder()
+        table.add(service: "chat", instanceID: "a", template: try RouteTemplate(parsing: "/ws"), methods: ["GET"], isWebSocket: false)
+        table.add(service: "chat", instanceID: "b", template: try RouteTemplate(parsing: "/ws"), methods: ["GET"], isWebSocket: true)
+        let built = table.build()
+        #expect(built.entries.count == 1 && built.entries[0].isWebSocket, "a WebSocket route once any instance says so")
+    }
+
     @Test func healthUnderAPrefixIsAllowed() {
         #expect(field { $0.prefix = "/svc"; $0.routes = [RouteSpec(path: "/health")] } == nil)
     }

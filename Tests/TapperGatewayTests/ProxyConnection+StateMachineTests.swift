@@ -315,4 +315,75 @@ struct ProxyConnectionStateMachineTests {
         get.canReplay = false
         #expect(policy.decide(after: .connectFailed(timedOut: true), get) == .fail, "a body no longer kept cannot be sent again")
     }
+
+    // MARK: tunnels (upgraded connections)
+
+    /// A machine whose upgrade request was answered with 101 at second 2.
+    static func tunnelling() -> Machine {
+        var m = Machine(settings: settings, now: at(0))
+        _ = m.headReceived(bodyFollows: false, keepAlive: true, now: at(1))
+        #expect(m.startProxying(idempotent: true, expectContinue: false, authDeferred: false, upgrade: true, now: at(1)) == .connect(sendContinue: false))
+        #expect(m.connecting(pooled: true, now: at(1)) == .sendRequest)
+        #expect(m.upstreamUpgraded(now: at(2)) == .startTunnel)
+        #expect(m.phase == .tunnelling)
+        #expect(!m.acceptsHead, "a tunnel's bytes are never parsed as requests")
+        return m
+    }
+
+    @Test func tunnelIdleDeadlineMovesWithTrafficNotWithRequestTimeouts() {
+        var m = Self.tunnelling()
+        #expect(m.deadline == Self.at(2) + .hours(1), "the tunnel idle timeout, not the 5 s upstream timeout")
+        _ = m.timerToSchedule()
+        m.tunnelActivity(now: Self.at(100))
+        #expect(m.timerToSchedule() == nil, "a later deadline arms no timer")
+        // The timer armed for the old deadline fires early: nothing happens but a new timer.
+        let first = Self.at(2) + .hours(1)
+        #expect(m.timerFired(scheduled: first, now: first) == .none)
+        #expect(m.timerToSchedule() == Self.at(100) + .hours(1))
+        let second = Self.at(100) + .hours(1)
+        #expect(m.timerFired(scheduled: second, now: second) == .endTunnel(outcome: "tunnel_idle_timeout"))
+        #expect(m.phase == .closed)
+    }
+
+    @Test func halfCloseEndsEachSideThenTheTunnel() {
+        var m = Self.tunnelling()
+        #expect(m.tunnelInputEnded(fromClient: true) == .shutdownOutput(toUpstream: true), "the client's FIN goes on to the upstream")
+        #expect(m.phase == .tunnelling, "the other direction still runs")
+        #expect(m.tunnelInputEnded(fromClient: false) == .endTunnel(outcome: "ok"))
+        #expect(m.phase == .closed)
+
+        var n = Self.tunnelling()
+        #expect(n.tunnelInputEnded(fromClient: false) == .shutdownOutput(toUpstream: false))
+        #expect(n.tunnelUpstreamClosed(error: false) == .endTunnel(outcome: "ok"), "the upstream had ended already")
+    }
+
+    @Test func eitherSideFailingEndsTheTunnel() {
+        var m = Self.tunnelling()
+        #expect(m.tunnelUpstreamClosed(error: true) == .endTunnel(outcome: "upstream_reset"))
+        var n = Self.tunnelling()
+        #expect(n.clientClosed(error: true) == .endTunnel(outcome: "client_error"))
+        #expect(n.tunnelUpstreamClosed(error: false) == .none, "over already")
+    }
+
+    @Test func drainLeavesTunnelsOpenUntilTheDrainTimeout() {
+        var m = Self.tunnelling()
+        #expect(m.quiesce() == .none)
+        #expect(m.phase == .tunnelling)
+        #expect(m.closeNow() == .endTunnel(outcome: "shutdown"))
+    }
+
+    @Test func only101ToAnUpgradeRequestSwitches() {
+        var plain = Self.proxying()
+        _ = plain.connecting(pooled: true, now: Self.at(1))
+        #expect(plain.upstreamUpgraded(now: Self.at(2)) == .abandon(outcome: "upstream_protocol_error", close: true))
+
+        // An upgrade request answered normally is an ordinary exchange, kept alive.
+        var m = Machine(settings: Self.settings, now: Self.at(0))
+        _ = m.headReceived(bodyFollows: false, keepAlive: true, now: Self.at(1))
+        _ = m.startProxying(idempotent: true, expectContinue: false, authDeferred: false, upgrade: true, now: Self.at(1))
+        _ = m.connecting(pooled: true, now: Self.at(1))
+        m.upstreamHead(keepAlive: true, closesClient: false, now: Self.at(2))
+        #expect(m.upstreamEnd(now: Self.at(2)) == .completeExchange(releaseUpstream: true, .readNext))
+        #expect(m.phase == .idle(headStarted: false))
+    }
 }

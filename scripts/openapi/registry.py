@@ -114,7 +114,8 @@ doc = {
               "description": "FastAPI/Starlette template relative to prefix, e.g. /users/{user_id:int}; convertors str, int, float, uuid and path (last segment only); "
                 "each parameter a whole segment with a distinct name; no '.' or '..' segments, no empty segment but a trailing '/'. "
                 "Two routes of one registration with the same shape and methods are a conflict (409)."},
-     "public": {"type": "boolean"}}},
+     "public": {"type": "boolean"},
+     "websocket": {"type": "boolean", "description": "the route is a WebSocket endpoint (the gateway tunnels any upgrade; this tells route test and status)"}}},
    "Registration": {"type": "object", "required": ["url"], "additionalProperties": False,
      "description": "/health and /_tapper/... belong to the gateway: a registration with routes may not have a prefix under /_tapper, "
        "and without a prefix no route may be /health or under /_tapper (percent-encoded spellings of these are refused too).",
@@ -143,7 +144,7 @@ doc = {
      "url": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "prefix": {"type": "string"},
      "health_endpoint": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
      "routes": {"type": "array", "items": {"type": "object", "required": ["methods", "path"], "properties": {
-        "methods": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}, "public": {"type": "boolean"}}}},
+        "methods": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}, "public": {"type": "boolean"}, "websocket": {"type": "boolean"}}}},
      "ttl_seconds": {"type": "number"}, "weight": {"type": "integer"},
      "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}}},
    "Catalog": {"type": "object", "required": ["index", "services"], "properties": {

@@ -66,6 +66,10 @@ public struct HTTPHeadParser: Sendable {
         public var keepAlive = true
         /// `Expect: 100-continue` was sent.
         public var expectContinue = false
+        /// `Connection` lists `upgrade` (any case, any position: Firefox sends `keep-alive, Upgrade`).
+        public var connectionUpgrade = false
+        /// The value of the `Upgrade` header (the last one, if repeated).
+        public var upgrade: Range<Int>? = nil
     }
 
     public enum Failure: Error, Sendable, Hashable {
@@ -207,7 +211,10 @@ public struct HTTPHeadParser: Sendable {
                 bytes.forEachToken(in: header.value) { token in
                     if bytes.equalsIgnoringCase(token, "close") { sawConnectionClose = true }
                     if bytes.equalsIgnoringCase(token, "keep-alive") { sawConnectionKeepAlive = true }
+                    if bytes.equalsIgnoringCase(token, "upgrade") { head.connectionUpgrade = true }
                 }
+            } else if bytes.equalsIgnoringCase(name, "upgrade") {
+                head.upgrade = header.value
             } else if kind == .request && bytes.equalsIgnoringCase(name, "expect") {
                 head.expectContinue = bytes.equalsIgnoringCase(header.value, "100-continue")
             }

@@ -7,14 +7,19 @@ public struct RouteSpec: Hashable, Sendable, Codable {
     public var path: String
     /// When true the gateway serves this route without authentication (see the security issue).
     public var isPublic: Bool
+    /// The route is a WebSocket endpoint (JSON `websocket`). Informational: the gateway tunnels
+    /// any upgrade request on any route; `route test` and the status say which routes are.
+    public var isWebSocket: Bool
 
-    public init(methods: [String] = [], path: String, isPublic: Bool = false) {
+    public init(methods: [String] = [], path: String, isPublic: Bool = false, isWebSocket: Bool = false) {
         self.methods = methods
         self.path = path
         self.isPublic = isPublic
+        self.isWebSocket = isWebSocket
     }
 
-    /// Parses the CLI form `'GET /users/{id}'`, `'GET,POST /x'` or just `/x` (any method).
+    /// Parses the CLI form `'GET /users/{id}'`, `'GET,POST /x'` or just `/x` (any method);
+    /// `'WS /ws/{room}'` is a WebSocket route (a GET that upgrades).
     public init(parsingCLI spec: String) throws(FieldError) {
         let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
         switch parts.count {
@@ -22,7 +27,11 @@ public struct RouteSpec: Hashable, Sendable, Codable {
             self.init(methods: [], path: String(parts[0]))
         case 2:
             let methods = parts[0].split(separator: ",").map { String($0).uppercased() }
-            self.init(methods: methods == ["*"] || methods == ["ANY"] ? [] : methods, path: String(parts[1]))
+            if methods == ["WS"] || methods == ["WEBSOCKET"] {
+                self.init(methods: ["GET"], path: String(parts[1]), isWebSocket: true)
+            } else {
+                self.init(methods: methods == ["*"] || methods == ["ANY"] ? [] : methods, path: String(parts[1]))
+            }
         default:
             throw FieldError(field: "route", message: "'\(Names.printable(spec))' must look like 'GET /users/{user_id}' or '/path'")
         }
@@ -36,6 +45,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case methods, path
         case isPublic = "public"
+        case isWebSocket = "websocket"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -44,6 +54,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         methods = try c.strictOptional([String].self, .methods) ?? []
         path = try c.decode(String.self, forKey: .path)
         isPublic = try c.strictOptional(Bool.self, .isPublic) ?? false
+        isWebSocket = try c.strictOptional(Bool.self, .isWebSocket) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -51,6 +62,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         try c.encode(methods, forKey: .methods)
         try c.encode(path, forKey: .path)
         if isPublic { try c.encode(true, forKey: .isPublic) }
+        if isWebSocket { try c.encode(true, forKey: .isWebSocket) }
     }
 
     /// Validates and normalises (method names upper-cased, duplicates removed, sorted).

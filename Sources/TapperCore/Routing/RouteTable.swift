@@ -21,6 +21,8 @@ public struct RouteTable: Sendable {
         /// Instance ids of `service` that declared this route, sorted.
         public var instanceIDs: [String]
         public var isPublic: Bool
+        /// Some instance declared the route a WebSocket endpoint.
+        public var isWebSocket = false
         /// How many leading path segments are the service's `prefix`; the gateway removes them
         /// before forwarding, so the service sees its own route paths.
         public var prefixSegments: Int
@@ -142,7 +144,7 @@ public struct RouteTable: Sendable {
                 let prefixSegments = prefix.isEmpty ? 0 : prefix.split(separator: "/").count
                 builder.add(
                     service: record.service, instanceID: record.instanceID, template: template, methods: route.methods, isPublic: route.isPublic,
-                    prefixSegments: prefixSegments
+                    isWebSocket: route.isWebSocket, prefixSegments: prefixSegments
                 )
             }
         }
@@ -171,7 +173,8 @@ extension RouteTable {
         /// service owns the same method and template shape; nothing of the route is added then.
         @discardableResult
         public mutating func add(
-            service: String, instanceID: String, template: RouteTemplate, methods: [String], isPublic: Bool = false, prefixSegments: Int = 0
+            service: String, instanceID: String, template: RouteTemplate, methods: [String], isPublic: Bool = false, isWebSocket: Bool = false,
+            prefixSegments: Int = 0
         ) -> Bool {
             let shape = template.shape
             let wanted = methods.isEmpty ? ["*"] : methods
@@ -191,6 +194,7 @@ extension RouteTable {
                     // Public only while every instance says so: during a rollout that changes
                     // the flag, the route stays protected (fail closed) until all agree.
                     entries[idx].isPublic = entries[idx].isPublic && isPublic
+                    entries[idx].isWebSocket = entries[idx].isWebSocket || isWebSocket
                 } else {
                     entries.append(
                         Entry(
@@ -198,6 +202,7 @@ extension RouteTable {
                             prefixSegments: prefixSegments
                         )
                     )
+                    entries[entries.count - 1].isWebSocket = isWebSocket
                     owners[key] = entries.count - 1
                     methodsByShape[shape, default: []].insert(m)
                 }

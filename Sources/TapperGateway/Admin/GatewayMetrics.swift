@@ -12,6 +12,11 @@ public final class GatewayMetrics: Sendable {
     let factory: PrometheusMetricsFactory
     let inFlight: CoreMetrics.Gauge
     let openConnections: CoreMetrics.Gauge
+    /// Upgraded connections (WebSocket tunnels): open now, opened in all, and bytes each way.
+    let openTunnels: CoreMetrics.Gauge
+    let tunnelsTotal: CoreMetrics.Counter
+    let tunnelBytesFromClients: CoreMetrics.Counter
+    let tunnelBytesFromUpstreams: CoreMetrics.Counter
     /// `tapper_upstream_duration_seconds` by service, recorded per I/O thread without a lock.
     let upstreamLatency = LatencyHistograms(name: "tapper_upstream_duration_seconds", bounds: GatewayMetrics.latencyBuckets)
     /// The access log's writer, whose drops are `tapper_access_log_dropped_total` (shared by every
@@ -32,6 +37,10 @@ public final class GatewayMetrics: Sendable {
         self.factory = factory
         inFlight = CoreMetrics.Gauge(label: "tapper_requests_in_flight", dimensions: [], factory: factory)
         openConnections = CoreMetrics.Gauge(label: "tapper_open_connections", dimensions: [], factory: factory)
+        openTunnels = CoreMetrics.Gauge(label: "tapper_tunnels_open", dimensions: [], factory: factory)
+        tunnelsTotal = CoreMetrics.Counter(label: "tapper_tunnels_total", dimensions: [], factory: factory)
+        tunnelBytesFromClients = CoreMetrics.Counter(label: "tapper_tunnel_bytes_total", dimensions: [("direction", "client_to_upstream")], factory: factory)
+        tunnelBytesFromUpstreams = CoreMetrics.Counter(label: "tapper_tunnel_bytes_total", dimensions: [("direction", "upstream_to_client")], factory: factory)
     }
 
     struct RequestKey: Hashable {

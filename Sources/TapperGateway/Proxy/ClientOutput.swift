@@ -60,6 +60,12 @@ struct ClientOutput {
         }
     }
 
+    /// Bytes of a tunnel, as they are; flushed with the upstream's read event.
+    mutating func tunnel(_ buffer: ByteBuffer) {
+        flushPending = true
+        connection.write(buffer)
+    }
+
     /// The response is complete: the last chunk if the gateway added chunking, then a flush.
     mutating func endResponse(mode: ResponseHeadRewriter.BodyMode) {
         if case .addChunking = mode { write(ByteBuffer(staticString: "0\r\n\r\n")) }

@@ -19,6 +19,8 @@ final class Exchange {
     /// The request method as sent, e.g. `GET`.
     let method: String
     let isHEAD: Bool
+    /// The request asks to switch protocols and the gateway tunnels it (WebSocket).
+    let upgrade: Bool
     let requestID: String
     let started: NIODeadline
     let path: String
@@ -45,6 +47,8 @@ final class Exchange {
     var responseMode = ResponseHeadRewriter.BodyMode.passThrough
     var status = 0
     var responseBytes = 0
+    /// Bytes the client sent through the tunnel, once upgraded (`responseBytes`: the other way).
+    var tunnelBytesIn = 0
     var outcome = "ok"
     /// The routing snapshot generation the route's entry index belongs to (where the loop
     /// caches the metric handles for it).
@@ -52,8 +56,9 @@ final class Exchange {
 
     init(
         requestHead: ByteBuffer, clientMinorVersion: Int, method: String, requestID: String, started: NIODeadline, path: String,
-        route: RequestAdmission.Route, retryBufferBytes: Int
+        route: RequestAdmission.Route, retryBufferBytes: Int, upgrade: Bool = false
     ) {
+        self.upgrade = upgrade
         self.requestHead = requestHead
         self.clientMinorVersion = clientMinorVersion
         self.method = method
@@ -91,13 +96,15 @@ final class Exchange {
     /// The deferred auth provider let the request in: its upstream head, with `subject`.
     func buildDeferredHead(subject: String?, with rewriter: RequestHeadRewriter, heads: inout HeadBuffers) {
         guard let deferred else { return }
-        requestHead = rewriter.rewrite(deferred.head, deferred.headBytes, target: route.upstreamTarget, requestID: requestID, subject: subject, heads: &heads)
+        requestHead = rewriter.rewrite(
+            deferred.head, deferred.headBytes, target: route.upstreamTarget, requestID: requestID, subject: subject, upgrade: upgrade, heads: &heads
+        )
         self.deferred = nil
     }
 
     /// Writes the request head and the body received so far to `upstream` (flushed by the caller).
     func sendRequest(on upstream: UpstreamHandler) {
-        upstream.startExchange(isHEAD: isHEAD)
+        upstream.startExchange(isHEAD: isHEAD, upgrade: upgrade)
         upstream.send(requestHead)
         for buffer in pending { upstream.send(buffer) }
         pending.removeAll()
@@ -114,6 +121,17 @@ final class Exchange {
         } else {
             replay.append(buffer.compacted())
         }
+    }
+
+    /// The exchange became a tunnel: what was kept to send or replay the request is let go
+    /// (an idle tunnel should hold nothing it no longer needs).
+    func becameTunnel() {
+        requestHead = ByteBuffer()
+        deferred = nil
+        replay = []
+        replayLost = true
+        pending = []
+        pendingBytes = 0
     }
 
     /// Whether the request can be sent again: its body (if any) is still fully known.

@@ -66,7 +66,7 @@ extension LoopContext {
         guard let log = accessLog else { return }
         let ms = Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e6
         log.append(
-            "method=\(exchange.method) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.service) route=\(AccessLogBuffer.value(exchange.route.routeTemplate)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes) outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
+            "method=\(exchange.method) path=\(AccessLogBuffer.value(exchange.path)) status=\(exchange.status) service=\(exchange.service) route=\(AccessLogBuffer.value(exchange.route.routeTemplate)) instance=\(exchange.target?.instanceID ?? "-") duration_ms=\(String(format: ms)) bytes=\(exchange.responseBytes)\(exchange.status == 101 ? " tunnel=1 bytes_in=\(exchange.tunnelBytesIn)" : "") outcome=\(exchange.outcome) request_id=\(exchange.requestID)"
         )
     }
 

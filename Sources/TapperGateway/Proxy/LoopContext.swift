@@ -57,7 +57,7 @@ final class LoopContext {
         machineSettings = ProxyConnection.StateMachine.Settings(
             headerReadTimeout: configuration.headerReadTimeout.timeAmount, idleTimeout: configuration.idleTimeout.timeAmount,
             upstreamTimeout: configuration.upstreamTimeout.timeAmount, maxBodyBytes: configuration.maxBodyBytes,
-            retry: RetryPolicy(maxAttempts: configuration.maxAttempts)
+            retry: RetryPolicy(maxAttempts: configuration.maxAttempts), tunnelIdleTimeout: configuration.tunnelIdleTimeout.timeAmount
         )
         self.pool = UpstreamPool(
             reactor: reactor,

@@ -26,6 +26,8 @@ extension ProxyConnection {
             var upstreamTimeout: TimeAmount
             var maxBodyBytes: Int64
             var retry: RetryPolicy
+            /// An upgraded connection (WebSocket) with no byte either way for this long is closed.
+            var tunnelIdleTimeout: TimeAmount = .hours(1)
         }
 
         enum Phase: Hashable, Sendable {
@@ -35,6 +37,9 @@ extension ProxyConnection {
             case proxying
             /// A gateway-generated answer was sent; the rest of the request body is read and dropped.
             case discarding(closeAfter: Bool)
+            /// The upstream answered an upgrade request with `101`: bytes are relayed both ways,
+            /// until both sides ended their output or either closed.
+            case tunnelling
             case closed
         }
 
@@ -50,6 +55,8 @@ extension ProxyConnection {
             var keepAlive: Bool
             var idempotent: Bool
             var expectContinue: Bool
+            /// The request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
+            var upgrade = false
             var authPending = false
             var link = Link.none
             var requestComplete: Bool
@@ -111,6 +118,13 @@ extension ProxyConnection {
             case closeUpstream
             /// A request body ended while discarding it; then `After`.
             case then(After)
+            /// The upstream switched protocols: send the `101` head and relay bytes both ways.
+            case startTunnel
+            /// One side of the tunnel ended its output: end the other side's output (`toUpstream`:
+            /// the upstream's) once what is queued for it is sent.
+            case shutdownOutput(toUpstream: Bool)
+            /// The tunnel is over: record it, close both connections once their output is sent.
+            case endTunnel(outcome: String)
         }
 
         let settings: Settings
@@ -124,6 +138,9 @@ extension ProxyConnection {
         private(set) var quiescing = false
         private(set) var deadline = NIODeadline.distantFuture
         private var scheduledFor: NIODeadline?
+        /// While tunnelling: which sides ended their output.
+        private(set) var tunnelClientEnded = false
+        private(set) var tunnelUpstreamEnded = false
 
         init(settings: Settings, now: NIODeadline) {
             self.settings = settings
@@ -161,6 +178,9 @@ extension ProxyConnection {
             case .discarding:
                 phase = .closed
                 return .close
+            case .tunnelling:
+                phase = .closed
+                return .endTunnel(outcome: "tunnel_idle_timeout")
             case .proxying:
                 if exchange.authPending {
                     return fail(.authTimeout, close: !exchange.requestComplete, now: now)
@@ -213,9 +233,10 @@ extension ProxyConnection {
         }
 
         /// The request goes to an upstream instance.
-        mutating func startProxying(idempotent: Bool, expectContinue: Bool, authDeferred: Bool, now: NIODeadline) -> Action {
+        mutating func startProxying(idempotent: Bool, expectContinue: Bool, authDeferred: Bool, upgrade: Bool = false, now: NIODeadline) -> Action {
             phase = .proxying
             exchange = Exchange(keepAlive: headKeepAlive, idempotent: idempotent, expectContinue: expectContinue, requestComplete: !headBodyFollows)
+            exchange.upgrade = upgrade
             if authDeferred {
                 exchange.authPending = true
                 setDeadline(settings.upstreamTimeout, from: now)
@@ -270,7 +291,7 @@ extension ProxyConnection {
                     return .then(.closeAfterFlush)
                 }
                 return .then(nextRequest(now: now))
-            case .idle, .closed:
+            case .idle, .tunnelling, .closed:
                 return .none
             }
         }
@@ -292,7 +313,11 @@ extension ProxyConnection {
         /// The client connection closed (`error`: it failed rather than ended).
         mutating func clientClosed(error: Bool) -> Action {
             defer { phase = .closed }
-            return phase == .proxying ? .abandon(outcome: error ? "client_error" : "client_closed", close: false) : .none
+            switch phase {
+            case .proxying: return .abandon(outcome: error ? "client_error" : "client_closed", close: false)
+            case .tunnelling: return .endTunnel(outcome: error ? "client_error" : "client_closed")
+            case .idle, .discarding, .closed: return .none
+            }
         }
 
         /// Graceful shutdown: idle connections close now, busy ones after their response.
@@ -308,7 +333,8 @@ extension ProxyConnection {
             case .discarding:
                 phase = .discarding(closeAfter: true)
                 return .none
-            case .closed:
+            case .tunnelling, .closed:
+                // Open tunnels run on until they end or the drain timeout cuts them (``closeNow()``).
                 return .none
             }
         }
@@ -318,6 +344,7 @@ extension ProxyConnection {
             defer { phase = .closed }
             switch phase {
             case .proxying: return .abandon(outcome: "shutdown", close: true)
+            case .tunnelling: return .endTunnel(outcome: "shutdown")
             case .closed: return .none
             case .idle, .discarding: return .close
             }
@@ -414,6 +441,52 @@ extension ProxyConnection {
             case .fail:
                 return fail(.upstreamClosedEarly, now: now)
             }
+        }
+
+        // MARK: tunnels (upgraded connections)
+
+        /// The upstream answered `101 Switching Protocols`. Only an upgrade request whose body
+        /// is complete may switch; anything else cannot be framed and fails like a broken
+        /// response (the shell checks the request side, see ``UpstreamHandler``).
+        mutating func upstreamUpgraded(now: NIODeadline) -> Action {
+            guard phase == .proxying, exchange.upgrade, exchange.requestComplete, !exchange.responseStarted else {
+                guard phase == .proxying else { return .none }
+                phase = .closed
+                return .abandon(outcome: "upstream_protocol_error", close: true)
+            }
+            exchange.responseStarted = true
+            exchange.responseComplete = true
+            phase = .tunnelling
+            tunnelClientEnded = false
+            tunnelUpstreamEnded = false
+            setDeadline(settings.tunnelIdleTimeout, from: now)
+            return .startTunnel
+        }
+
+        /// Bytes moved through the tunnel (either way): the idle deadline moves (lazily: no timer
+        /// is armed for a later deadline).
+        @inline(__always)
+        mutating func tunnelActivity(now: NIODeadline) {
+            deadline = now + settings.tunnelIdleTimeout
+        }
+
+        /// One side of the tunnel ended its output (`fromClient`: the client did). Its peer's
+        /// output is ended in turn (half-close); once both have, the tunnel is over.
+        mutating func tunnelInputEnded(fromClient: Bool) -> Action {
+            guard phase == .tunnelling else { return .none }
+            if fromClient { tunnelClientEnded = true } else { tunnelUpstreamEnded = true }
+            if tunnelClientEnded && tunnelUpstreamEnded {
+                phase = .closed
+                return .endTunnel(outcome: "ok")
+            }
+            return .shutdownOutput(toUpstream: fromClient)
+        }
+
+        /// The upstream connection of the tunnel closed (`error`: reset or failed).
+        mutating func tunnelUpstreamClosed(error: Bool) -> Action {
+            guard phase == .tunnelling else { return .none }
+            phase = .closed
+            return .endTunnel(outcome: error ? "upstream_reset" : (tunnelUpstreamEnded ? "ok" : "upstream_closed"))
         }
 
         // MARK: finishing

@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import NIOHTTP1
 import TapperCore
@@ -28,6 +29,9 @@ final class ProxyHandler: ConnectionHandler {
     /// The client's bytes, split into heads and body pieces.
     private var decoder: RequestDecoder
     private var processing = false
+    /// The connection is a tunnel (``Machine/Phase/tunnelling``): client bytes go to the
+    /// upstream as they are.
+    private var tunnelling = false
     /// Body bytes were written to the upstream since its last flush.
     private var upstreamFlushPending = false
     /// What goes to the client.
@@ -137,6 +141,17 @@ final class ProxyHandler: ConnectionHandler {
             then(after)
         case .closeUpstream:
             exchange?.detachUpstream()?.close()
+        case .startTunnel:
+            break  // Run where the 101 arrives (``upstreamUpgraded(_:_:from:)``).
+        case .shutdownOutput(let toUpstream):
+            if toUpstream {
+                exchange?.upstream?.connection.shutdownOutput()
+            } else {
+                output.flush()
+                connection.shutdownOutput()
+            }
+        case .endTunnel(let outcome):
+            endTunnel(outcome: outcome)
         }
         armTimer()
     }
@@ -180,6 +195,8 @@ final class ProxyHandler: ConnectionHandler {
             guard let exchange else { return false }
             if let upstream = exchange.upstream { return !upstream.isWritable }
             return exchange.pendingBytes > Self.pendingBodyLimit
+        case .tunnelling:
+            return !(exchange?.upstream?.isWritable ?? true)
         case .discarding:
             return decoder.holdsHead
         case .idle, .closed:
@@ -201,6 +218,7 @@ final class ProxyHandler: ConnectionHandler {
 
     func connectionRead(_ data: ByteBuffer) {
         guard machine.isOpen else { return }
+        if tunnelling { return tunnelFromClient(data) }
         decoder.append(data)
         process()
     }
@@ -275,20 +293,26 @@ final class ProxyHandler: ConnectionHandler {
             answerLocally(reply, close: false, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .proxy(let route):
             // A deferred decision builds the head once it knows the subject.
+            let upgrade = head.connectionUpgrade && RequestHeadRewriter.upgradeTunnelled(head, headBytes)
             let upstreamHead =
                 route.deferredAuth == nil
-                ? requestHeads.rewrite(head, headBytes, target: route.upstreamTarget, requestID: requestID, subject: route.subject, heads: &loop.heads)
+                ? requestHeads.rewrite(
+                    head, headBytes, target: route.upstreamTarget, requestID: requestID, subject: route.subject, upgrade: upgrade, heads: &loop.heads
+                )
                 : ByteBuffer()
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: head.versionMinor, method: request.method, requestID: requestID, started: started,
-                path: String(request.path), route: route, retryBufferBytes: gateway.configuration.retryBufferBytes
+                path: String(request.path), route: route, retryBufferBytes: gateway.configuration.retryBufferBytes, upgrade: upgrade
             )
             exchange.snapshotGeneration = loop.snapshotGeneration
             if route.deferredAuth != nil { exchange.deferred = Exchange.Deferred(head: head, headBytes: headBytes) }
             self.exchange = exchange
             gateway.requestStarted()
             let idempotent = RetryPolicy.isIdempotent(request.method)
-            run(machine.startProxying(idempotent: idempotent, expectContinue: head.expectContinue, authDeferred: route.deferredAuth != nil, now: started))
+            run(
+                machine.startProxying(
+                    idempotent: idempotent, expectContinue: head.expectContinue, authDeferred: route.deferredAuth != nil, upgrade: upgrade, now: started
+                ))
         }
     }
 
@@ -411,6 +435,81 @@ final class ProxyHandler: ConnectionHandler {
             loop.attemptFinished(exchange)
         }
         run(action)
+    }
+
+    // MARK: tunnels (upgraded connections)
+
+    /// The upstream answered the upgrade request with `101`: the head goes to the client, and
+    /// from here on bytes are relayed both ways as they are.
+    func upstreamUpgraded(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer, from upstream: UpstreamHandler) {
+        guard let exchange, exchange.upstream === upstream else { return }
+        let action = machine.upstreamUpgraded(now: now)
+        guard action == .startTunnel else { return run(action) }
+        exchange.status = 101
+        exchange.outcome = "ok"
+        exchange.becameTunnel()
+        loop.noteOutcome(target: exchange.target, success: true)
+        let clientHead = ResponseHeadRewriter.rewrite(
+            head, bytes, plan: ResponseHeadRewriter.Plan(), clientMinorVersion: 1, requestID: exchange.requestID,
+            instance: gateway.configuration.exposeInstanceHeader ? exchange.target : nil, keepAlive: true, upgrade: true, bodyRoom: 0,
+            heads: &loop.heads
+        )
+        output.startResponse(head: clientHead)
+        output.flush()
+        tunnelling = true
+        connection.halfClose = true
+        gateway.tunnelOpened()
+        // Bytes the client sent behind its upgrade request belong to the new protocol.
+        if let early = decoder.takeAll() { tunnelFromClient(early) }
+        armTimer()
+        resumeClientReads()
+    }
+
+    private func tunnelFromClient(_ data: ByteBuffer) {
+        guard let exchange, let upstream = exchange.upstream else { return }
+        machine.tunnelActivity(now: now)
+        exchange.tunnelBytesIn += data.readableBytes
+        gateway.metrics.tunnelBytesFromClients.increment(by: Int64(data.readableBytes))
+        upstream.send(data)
+        upstreamFlushPending = true
+    }
+
+    /// Bytes from the upstream of a tunnel (flushed once its read event is done).
+    func tunnelFromUpstream(_ data: ByteBuffer) {
+        guard let exchange else { return }
+        machine.tunnelActivity(now: now)
+        exchange.responseBytes += data.readableBytes
+        gateway.metrics.tunnelBytesFromUpstreams.increment(by: Int64(data.readableBytes))
+        output.tunnel(data)
+    }
+
+    /// The client ended its output (half-close): the upstream's output ends in turn.
+    func connectionInputEnded() {
+        connectionReadComplete()
+        run(machine.tunnelInputEnded(fromClient: true))
+    }
+
+    func tunnelUpstreamInputEnded() {
+        output.flush()
+        run(machine.tunnelInputEnded(fromClient: false))
+    }
+
+    func tunnelUpstreamClosed(error: Int32?) {
+        exchange?.upstream = nil
+        run(machine.tunnelUpstreamClosed(error: error != nil))
+    }
+
+    /// The tunnel is over: both connections close once what is queued for them is sent.
+    private func endTunnel(outcome: String) {
+        tunnelling = false
+        gateway.tunnelClosed()
+        if let exchange = takeExchange() {
+            exchange.outcome = outcome
+            if let upstream = exchange.detachUpstream() { upstream.connection.closeAfterFlush() }
+            loop.finish(exchange)
+        }
+        output.flush()
+        connection.closeAfterFlush()
     }
 
     // MARK: finishing

@@ -49,6 +49,13 @@ struct RequestDecoder {
         }
     }
 
+    /// Takes every byte that waits, undecoded (the connection became a tunnel).
+    mutating func takeAll() -> ByteBuffer? {
+        defer { discard() }
+        guard let inbound, inbound.readableBytes > 0 else { return nil }
+        return inbound
+    }
+
     /// Drops whatever waits (the connection closes).
     mutating func discard() {
         inbound = nil

@@ -17,8 +17,11 @@ struct RequestHeadRewriter {
     ///   - target: the request target to send instead of the client's (prefix stripped), if any.
     ///   - requestID: the `X-Request-ID` to send.
     ///   - subject: the authenticated subject (`X-Tapper-Subject`), if any.
+    ///   - upgrade: the request asks for a protocol the gateway tunnels (``upgradeTunnelled(_:_:)``):
+    ///     `Upgrade` and `Connection: upgrade` go to the upstream (hop-by-hop otherwise).
     func rewrite(
-        _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String, subject: String?, heads: inout HeadBuffers
+        _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String, subject: String?, upgrade: Bool = false,
+        heads: inout HeadBuffers
     ) -> ByteBuffer {
         // Everything written is a piece of the head, the strings passed in, or a fixed line:
         // twice the head (trusted X-Forwarded-* values are copied twice) bounds it.
@@ -90,10 +93,29 @@ struct RequestHeadRewriter {
                     out.write("\r\n")
                 }
                 if case .chunked = head.framing { out.write("Transfer-Encoding: chunked\r\n") }
+                if upgrade, let value = head.upgrade {
+                    out.write("Connection: upgrade\r\nUpgrade: ")
+                    out.write(raw, value)
+                    out.write("\r\n")
+                }
                 out.write("\r\n")
             }
         }
         return out
+    }
+
+    /// Whether `head` asks for a protocol switch the gateway tunnels: HTTP/1.1 with `Connection`
+    /// listing `upgrade` and an `Upgrade` header (WebSocket or any other token) — except `h2c`,
+    /// which is HTTP/2 itself and is answered over HTTP/1.1 instead (its `Upgrade` is dropped).
+    static func upgradeTunnelled(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer) -> Bool {
+        guard head.connectionUpgrade, head.versionMinor >= 1, let value = head.upgrade, !value.isEmpty else { return false }
+        return headBytes.withUnsafeReadableBytes { raw in
+            var h2c = false
+            raw.forEachToken(in: value) { token in
+                if raw.equalsIgnoringCase(token, "h2c") { h2c = true }
+            }
+            return !h2c
+        }
     }
 
     /// Removes the first `n` path segments (the service prefix) from a request target, keeping

@@ -56,9 +56,11 @@ enum ResponseHeadRewriter {
     /// - Parameters:
     ///   - instance: `service/instance` for `X-Tapper-Instance`, when it is exposed.
     ///   - keepAlive: whether the client connection stays open after this response.
+    ///   - upgrade: the response is a `101` to a tunnelled upgrade: its `Upgrade` header passes and
+    ///     `Connection: upgrade` replaces the keep-alive signalling.
     static func rewrite(
         _ head: HTTPHeadParser.Head, _ bytes: ByteBuffer, plan: Plan, clientMinorVersion: Int, requestID: String, instance: UpstreamTarget?,
-        keepAlive: Bool, bodyRoom: Int, heads: inout HeadBuffers
+        keepAlive: Bool, upgrade: Bool = false, bodyRoom: Int, heads: inout HeadBuffers
     ) -> ByteBuffer {
         let clientIsHTTP11 = clientMinorVersion >= 1
         let maxBytes = bytes.readableBytes + 128 + requestID.utf8.count + (instance.map { $0.service.utf8.count + $0.instanceID.utf8.count } ?? 0)
@@ -73,6 +75,11 @@ enum ResponseHeadRewriter {
                 var named: [Range<Int>] = []
                 for h in head.headers { HeaderRules.collectConnectionNamed(raw, h, into: &named, sparingGatewayOwned: false) }
                 for h in head.headers {
+                    if upgrade && raw.equalsIgnoringCase(h.name, "upgrade") {
+                        out.write(raw, h.name.lowerBound..<h.value.upperBound)
+                        out.write("\r\n")
+                        continue
+                    }
                     if HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "x-request-id") { continue }
                     if instance != nil && raw.equalsIgnoringCase(h.name, "x-tapper-instance") { continue }
                     if HeaderRules.isNamed(raw, h.name, in: named) { continue }
@@ -90,7 +97,9 @@ enum ResponseHeadRewriter {
                     out.write("\r\n")
                 }
                 if plan.addChunkedHeader { out.write("Transfer-Encoding: chunked\r\n") }
-                if !keepAlive {
+                if upgrade {
+                    out.write("Connection: upgrade\r\n")
+                } else if !keepAlive {
                     out.write("Connection: close\r\n")
                 } else if !clientIsHTTP11 {
                     out.write("Connection: keep-alive\r\n")

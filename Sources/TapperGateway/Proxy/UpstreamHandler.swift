@@ -23,6 +23,10 @@ final class UpstreamHandler: ConnectionHandler {
     var idleList: UpstreamPool.IdleList?
     /// Set by the owner before each request: a response to HEAD has no body.
     var requestIsHEAD = false
+    /// Set by the owner before each request: it asks to switch protocols (a `101` may follow).
+    var requestIsUpgrade = false
+    /// The upstream switched protocols: bytes go to the owner as they are (``ProxyHandler/tunnelFromUpstream(_:)``).
+    private(set) var tunnelling = false
     /// The response body being read (complete: the next bytes are a response head).
     private var body = BodyFramer()
     /// Unparsed bytes of a response head that arrived in pieces.
@@ -43,8 +47,9 @@ final class UpstreamHandler: ConnectionHandler {
     var isWritable: Bool { connection.isWritable }
 
     /// Prepares for the next response on this connection.
-    func startExchange(isHEAD: Bool) {
+    func startExchange(isHEAD: Bool, upgrade: Bool = false) {
         requestIsHEAD = isHEAD
+        requestIsUpgrade = upgrade
         body = BodyFramer()
         partial = nil
     }
@@ -62,6 +67,10 @@ final class UpstreamHandler: ConnectionHandler {
     }
 
     func connectionRead(_ data: ByteBuffer) {
+        if tunnelling {
+            owner?.tunnelFromUpstream(data)
+            return
+        }
         var buffer = data
         guard owner != nil else {
             // Data on an idle pooled connection is a protocol error: drop the connection.
@@ -82,6 +91,19 @@ final class UpstreamHandler: ConnectionHandler {
                 case .success(let head):
                     defer { headerStorage = head.headers }
                     let headBytes = buffer.readSlice(length: head.length)!
+                    if head.status == 101 {
+                        // Switching protocols: only an answer to an upgrade request; what follows
+                        // the head is the new protocol's.
+                        guard requestIsUpgrade else {
+                            fail(owner)
+                            return
+                        }
+                        tunnelling = true
+                        connection.halfClose = true
+                        owner.upstreamUpgraded(head, headBytes, from: self)
+                        if buffer.readableBytes > 0, self.owner === owner, isActive { owner.tunnelFromUpstream(buffer) }
+                        return
+                    }
                     if head.status < 200 {
                         // 1xx: informational (the gateway answers `Expect` itself); skip it.
                         continue
@@ -144,6 +166,11 @@ final class UpstreamHandler: ConnectionHandler {
             idleList?.remove(self)
             return
         }
+        if tunnelling {
+            self.owner = nil
+            owner.tunnelUpstreamClosed(error: error)
+            return
+        }
         if error == nil, body.endsWithConnection {
             // A close-delimited body ends with the connection.
             body = BodyFramer()
@@ -153,6 +180,10 @@ final class UpstreamHandler: ConnectionHandler {
         }
         self.owner = nil
         owner.upstreamClosed(self, error: error.map { SocketError(operation: "upstream", code: $0) })
+    }
+
+    func connectionInputEnded() {
+        owner?.tunnelUpstreamInputEnded()
     }
 
     func connectionWritabilityChanged(_ writable: Bool) {

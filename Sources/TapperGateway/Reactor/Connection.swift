@@ -20,6 +20,13 @@ protocol ConnectionHandler: AnyObject {
     /// The connection is closed: by the peer (`error` nil for an orderly end), by an error
     /// (`errno`), or by ``Connection/close()``. Called once, after the current events.
     func connectionClosed(error: Int32?)
+    /// The peer ended its output (read returned 0) on a connection that allows half-close
+    /// (``Connection/halfClose``); what is queued can still be sent.
+    func connectionInputEnded()
+}
+
+extension ConnectionHandler {
+    func connectionInputEnded() {}
 }
 
 /// A non-blocking TCP socket on a ``Reactor``: reads until drained (edge-triggered), queues
@@ -47,6 +54,14 @@ final class Connection: PollTarget {
     private var closeWhenFlushed = false
     /// Set while a non-blocking connect is in progress.
     var onConnected: ((Int32?) -> Void)?
+    /// The peer's end of stream does not close the connection: the handler hears
+    /// ``ConnectionHandler/connectionInputEnded()`` and output goes on (a tunnel's half-close).
+    var halfClose = false
+    /// The peer ended its output (with ``halfClose``).
+    private(set) var inputEnded = false
+    /// ``shutdownOutput()`` waits for the queue to drain; `outputShut`: it happened.
+    private var shutdownWhenFlushed = false
+    private(set) var outputShut = false
 
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
@@ -82,7 +97,7 @@ final class Connection: PollTarget {
             writeOut()
             guard isOpen else { return }
         }
-        if events & UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 {
+        if events & UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 && !inputEnded {
             readable = true
             if events & UInt32(EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 { peerEnded = true }
             if events & UInt32(EPOLLHUP.rawValue) != 0, handler?.holdsReads ?? false {
@@ -146,7 +161,14 @@ final class Connection: PollTarget {
             buffer.clear()
             reactor.readBuffer = buffer
             if result == 0 {
-                close(error: nil)
+                guard halfClose else {
+                    close(error: nil)
+                    return
+                }
+                inputEnded = true
+                readable = false
+                if delivered { handler.connectionReadComplete() }
+                handler.connectionInputEnded()
                 return
             }
             switch error {
@@ -166,7 +188,7 @@ final class Connection: PollTarget {
 
     /// Queues `buffer`; nothing is sent before ``flush()``.
     func write(_ buffer: ByteBuffer) {
-        guard isOpen, buffer.readableBytes > 0 else { return }
+        guard isOpen, !outputShut, buffer.readableBytes > 0 else { return }
         queue.append(buffer)
         pendingBytes += buffer.readableBytes
         if isWritable && pendingBytes > Self.highWatermark {
@@ -192,6 +214,18 @@ final class Connection: PollTarget {
         }
         closeWhenFlushed = true
         reactor.schedule(at: .now() + linger) { [weak self] in self?.close() }
+    }
+
+    /// Ends this side's output (`shutdown(SHUT_WR)`) once what is queued is sent; reading goes on.
+    func shutdownOutput() {
+        guard isOpen, !outputShut else { return }
+        if queueHead == queue.count {
+            outputShut = true
+            Glibc.shutdown(fd, Int32(SHUT_WR))
+        } else {
+            shutdownWhenFlushed = true
+            flush()
+        }
     }
 
     private func writeOut() {
@@ -244,6 +278,11 @@ final class Connection: PollTarget {
             if closeWhenFlushed {
                 close()
                 return
+            }
+            if shutdownWhenFlushed {
+                shutdownWhenFlushed = false
+                outputShut = true
+                Glibc.shutdown(fd, Int32(SHUT_WR))
             }
         } else if queueHead >= 32 {
             queue.removeFirst(queueHead)

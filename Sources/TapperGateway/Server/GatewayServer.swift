@@ -3,6 +3,7 @@
 #elseif canImport(Musl)
 @preconcurrency import Musl
 #endif
+import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -44,6 +45,8 @@ public struct GatewayServer: Service {
     }
 
     public func run() async throws {
+        let limit = Self.raiseFileLimit()
+        logger.debug("open files limit: \(limit)")
         let threads = Threads(gateway: gateway)
         var fds: [Int32] = []
         do {
@@ -54,6 +57,28 @@ public struct GatewayServer: Service {
         }
         await stop(threads, closing: fds)
         logger.notice("gateway stopped")
+    }
+
+    /// Raises the open-files limit as far as it goes: every client connection, tunnel or
+    /// pooled upstream connection is a descriptor, and the usual soft limit of 1,024 would cap
+    /// the gateway at about 500 tunnels (each holds two). The hard limit is raised too when the
+    /// process may (root), up to the kernel's `fs.nr_open`. Returns the soft limit now in force.
+    @discardableResult
+    static func raiseFileLimit() -> UInt {
+        var current = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &current) == 0 else { return 0 }
+        var wanted = current
+        if let text = try? String(contentsOfFile: "/proc/sys/fs/nr_open", encoding: .utf8),
+            let nrOpen = rlim_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), nrOpen > current.rlim_max
+        {
+            wanted.rlim_max = nrOpen
+            wanted.rlim_cur = nrOpen
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &wanted) == 0 { return UInt(nrOpen) }
+        }
+        wanted = current
+        wanted.rlim_cur = current.rlim_max
+        if wanted.rlim_cur != current.rlim_cur, setrlimit(Int32(RLIMIT_NOFILE.rawValue), &wanted) == 0 { return UInt(wanted.rlim_cur) }
+        return UInt(current.rlim_cur)
     }
 
     private func stop(_ threads: Threads, closing fds: [Int32]) async {

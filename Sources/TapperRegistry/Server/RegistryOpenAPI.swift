@@ -538,6 +538,10 @@ enum RegistryOpenAPI {
      },
      "public": {
       "type": "boolean"
+     },
+     "websocket": {
+      "type": "boolean",
+      "description": "the route is a WebSocket endpoint (the gateway tunnels any upgrade; this tells route test and status)"
      }
     }
    },
@@ -746,6 +750,9 @@ enum RegistryOpenAPI {
          "type": "string"
         },
         "public": {
+         "type": "boolean"
+        },
+        "websocket": {
          "type": "boolean"
         }
        }

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 logger = logging.getLogger("tapper")
 
@@ -138,8 +138,9 @@ def _is_public(ctx: Any) -> bool:
 
 
 def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str, Any]]:
-    """The routes to publish: FastAPI/Starlette routes with include_in_schema=True, minus the docs,
-    OpenAPI and health routes and anything the gateway reserves. Routes with the same template are
+    """The routes to publish: FastAPI/Starlette routes with include_in_schema=True, and every
+    WebSocket route (``@app.websocket``, published as ``GET`` with ``"websocket": true``; the gateway
+    tunnels its upgrade), minus the docs, OpenAPI and health routes and anything the gateway reserves. Routes with the same template are
     merged into one entry with the union of their methods (public ones apart from the others)."""
     excluded = {health_endpoint}
     for attr in ("docs_url", "redoc_url", "openapi_url", "swagger_ui_oauth2_redirect_url"):
@@ -153,9 +154,11 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
     merged: Dict[str, Dict[str, Any]] = {}
     order: List[str] = []
     for ctx, original in iter_routes(app):
-        if not isinstance(original, Route):  # Mount, WebSocketRoute, Host, frontend groups, ...
+        websocket = isinstance(original, WebSocketRoute) or type(original).__name__ == "APIWebSocketRoute"
+        if not websocket and not isinstance(original, Route):  # Mount, Host, frontend groups, ...
             continue
-        if not getattr(ctx, "include_in_schema", False):
+        # WebSocket routes never appear in OpenAPI, so include_in_schema does not apply to them.
+        if not websocket and not getattr(ctx, "include_in_schema", False):
             continue
         path = getattr(ctx, "path", None)
         if not isinstance(path, str) or path in excluded:
@@ -172,8 +175,11 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
                 path, public,
             )
             continue
-        raw_methods = getattr(ctx, "methods", None)
-        if raw_methods:
+        raw_methods = None if websocket else getattr(ctx, "methods", None)
+        if websocket:
+            methods = {"GET"}
+            any_method = False
+        elif raw_methods:
             methods = {str(m).upper() for m in raw_methods}
             is_api_route = _APIRoute is not None and isinstance(original, _APIRoute)
             if not is_api_route and "GET" in methods:
@@ -185,14 +191,17 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
             methods = set()
             any_method = True  # e.g. an HTTPEndpoint class: any method
         is_public = _is_public(ctx)
+        # A WebSocket route and an HTTP GET route on one path merge into one GET route (a plain
+        # GET and an upgrade both reach the app there).
         key = _shape(template) + (" public" if is_public else "")
         entry = merged.get(key)
         if entry is None:
-            merged[key] = {"path": template, "methods": methods, "any": any_method, "public": is_public}
+            merged[key] = {"path": template, "methods": methods, "any": any_method, "public": is_public, "websocket": websocket}
             order.append(key)
         else:
             entry["methods"] |= methods
             entry["any"] = entry["any"] or any_method
+            entry["websocket"] = entry["websocket"] or websocket
     out: List[Dict[str, Any]] = []
     for key in order:
         entry = merged[key]
@@ -200,5 +209,7 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
         route: Dict[str, Any] = {"methods": methods_list, "path": entry["path"]}
         if entry["public"]:
             route["public"] = True
+        if entry["websocket"]:
+            route["websocket"] = True
         out.append(route)
     return out
