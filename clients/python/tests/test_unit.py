@@ -129,6 +129,36 @@ def test_collect_routes_publishes_schema_routes_only() -> None:
     ]
 
 
+def test_websocket_routes_are_published_as_get_routes_marked_websocket() -> None:
+    from fastapi import WebSocket
+    from starlette.routing import WebSocketRoute
+
+    app = FastAPI()
+    router = APIRouter(prefix="/v1")
+
+    @router.websocket("/rooms/{room}")
+    async def room(ws: WebSocket, room: str) -> None: ...
+
+    app.include_router(router)
+
+    @app.get("/both")
+    def both_get() -> dict:
+        return {}
+
+    @app.websocket("/both")
+    async def both_ws(ws: WebSocket) -> None: ...
+
+    async def raw(ws: WebSocket) -> None: ...
+
+    app.router.routes.append(WebSocketRoute("/raw/{x}", raw))  # plain Starlette
+    app.router.routes.append(WebSocketRoute("/_tapper/ws", raw))  # reserved: never published
+    assert collect_routes(app, prefix="", health_endpoint="/health") == [
+        {"methods": ["GET"], "path": "/v1/rooms/{room}", "websocket": True},
+        {"methods": ["GET"], "path": "/both", "websocket": True},
+        {"methods": ["GET"], "path": "/raw/{x}", "websocket": True},
+    ]
+
+
 def test_public_routes_are_marked_and_kept_apart_from_guarded_ones() -> None:
     app = FastAPI()
 
