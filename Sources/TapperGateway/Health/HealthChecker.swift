@@ -13,8 +13,11 @@ public struct HealthChecker: Service {
     let state: GatewayState
     let logger: Logger
     let http: HTTPClient
-    /// How often due probes are looked for.
+    /// The shortest pause between two looks for due probes.
     let tick: Duration
+    /// The longest: how late at most a newly registered instance gets its first probe (also
+    /// bounded by the probe interval).
+    static let longestPause: Duration = .seconds(1)
 
     public init(monitor: HealthMonitor, state: GatewayState, logger: Logger, http: HTTPClient = TapperHTTPClient.shared, tick: Duration = .milliseconds(50)) {
         self.monitor = monitor
@@ -32,7 +35,12 @@ public struct HealthChecker: Service {
                     for target in monitor.dueProbes() {
                         group.addTask { await self.probe(target) }
                     }
-                    try? await Task.sleep(for: tick)
+                    // Sleep until the next probe is due, not a fixed tick: an idle gateway
+                    // wakes about once a second instead of twenty times.
+                    let longest = min(Self.longestPause, monitor.configuration.active.interval)
+                    var pause = longest
+                    if let next = monitor.nextProbeDue() { pause = min(max(next - ContinuousClock.now, tick), longest) }
+                    try? await Task.sleep(for: pause)
                 }
                 group.cancelAll()
             }

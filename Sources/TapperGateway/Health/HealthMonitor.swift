@@ -104,6 +104,12 @@ public final class HealthMonitor: Sendable {
         }
     }
 
+    /// When the next probe falls due (nil: no instance to probe).
+    func nextProbeDue() -> ContinuousClock.Instant? {
+        guard configuration.activeChecks else { return nil }
+        return state.withLock { s in s.machines.values.lazy.map(\.nextProbe).min() }
+    }
+
     /// Applies a probe result. Returns the resulting transition, if any.
     @discardableResult
     func probeFinished(_ key: String, success: Bool) -> HealthStateMachine<ContinuousClock>.Action {
