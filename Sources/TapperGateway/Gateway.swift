@@ -78,8 +78,9 @@ public final class Gateway: Sendable {
     /// Requests being proxied right now.
     public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
 
-    /// The I/O threads `run` starts: `--threads`, or one per core.
-    var threadCount: Int { configuration.threads > 0 ? configuration.threads : System.coreCount }
+    /// The I/O threads `run` starts: `--threads`, or one per CPU the process may use (its
+    /// affinity mask and cgroup CPU quota, see ``ProcessCPUs``).
+    var threadCount: Int { configuration.threads > 0 ? configuration.threads : ProcessCPUs.usable() }
 }
 
 /// Told about each upstream attempt's outcome (passive health checking plugs in here).

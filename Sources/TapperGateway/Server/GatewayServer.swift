@@ -119,7 +119,7 @@ public struct GatewayServer: Service {
             logger.notice("gateway admin endpoints on http://\(config.adminHost):\(admin.port)")
             await onAdminListening(admin.port)
         }
-        logger.notice("gateway listening on http://\(config.host):\(main.port)")
+        logger.notice("gateway listening on http://\(config.host):\(main.port) (\(threads.reactors.count) I/O thread\(threads.reactors.count == 1 ? "" : "s"))")
         await onListening(main.port)
 
         try? await gracefulShutdown()
