@@ -55,6 +55,15 @@ extension TapperCommand.Gateway {
         public var loadBalancer: String = "round-robin"
 
         @Option(
+            help: ArgumentHelp(
+                "Gateway-wide request rate limit per key, e.g. 100/s or 6000/m (token bucket; over it: 429 with Retry-After and RateLimit headers).",
+                valueName: "N/s|N/m|N/h"))
+        public var rateLimit: String?
+
+        @Option(help: ArgumentHelp("What --rate-limit counts by: ip (the client address), subject (the --auth subject) or header:NAME.", valueName: "key"))
+        public var rateLimitKey: String = "ip"
+
+        @Option(
             parsing: .upToNextOption,
             help: ArgumentHelp(
                 "Proxies whose X-Forwarded-For/-Proto/-Host are believed (CIDRs or addresses, e.g. 10.0.0.0/8 ::1); from anyone else they are replaced by the peer address.",
@@ -155,6 +164,13 @@ extension TapperCommand.Gateway {
         public init() {}
 
         public func validate() throws {
+            do {
+                _ = try rateLimit.map { s throws(FieldError) in try RateLimit(parsing: s) }
+                var probe = GatewayConfiguration()
+                try probe.setRateLimit(RateLimit(requests: 1, windowNanos: 1_000_000_000), key: rateLimitKey)
+            } catch {
+                throw ValidationError("--\(error.field): \(error.message)")
+            }
             guard (0...65535).contains(port), (0...65535).contains(registryPort) else { throw ValidationError("ports must be between 0 and 65535") }
             if let registry {
                 let lower = registry.lowercased()
@@ -244,6 +260,7 @@ extension TapperCommand.Gateway {
             c.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
             c.accessLog = !noAccessLog
             c.loadBalancer = loadBalancer
+            try c.setRateLimit(rateLimit.map { s throws(FieldError) in try RateLimit(parsing: s) }, key: rateLimitKey)
             c.trustedProxies = (try? trustedNetworks()) ?? []
             if let adminTokenFile {
                 let source = TokenSource(file: adminTokenFile, environment: nil, logger: logger)

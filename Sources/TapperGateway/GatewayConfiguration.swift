@@ -48,6 +48,15 @@ public struct GatewayConfiguration: Sendable {
     /// Who may use proxied routes (`--auth`); nil lets everyone through. Routes registered
     /// with `"public": true` and `/health` are never checked.
     public var auth: (any GatewayAuthProvider)? = nil
+    /// The gateway-wide request rate limit (`--rate-limit`, `--rate-limit-key`); nil: none.
+    /// `/health` and `/_tapper/*` are never limited.
+    var rateLimiter: RateLimiter? = nil
+
+    /// Sets the gateway-wide rate limit (`limit` nil removes it).
+    public mutating func setRateLimit(_ limit: RateLimit?, key: String = "ip") throws(FieldError) {
+        rateLimiter = try limit.map { l throws(FieldError) in RateLimiter(limit: l, key: try RateLimiter.Key(parsing: key)) }
+    }
+
     /// Serve `/_tapper/*` (and `/health`) on this port instead of the main listener
     /// (`--admin-port`); 0 picks a free port.
     public var adminPort: Int? = nil

@@ -102,6 +102,22 @@ struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
         )
     }
 
+    // MARK: traffic policy
+
+    /// Over the rate limit: `Retry-After`, and the IETF RateLimit fields
+    /// (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`).
+    static func rateLimited(_ limit: RateLimit, key: String, _ decision: TokenBucket.Decision) -> GatewayError {
+        GatewayError(
+            status: .tooManyRequests, code: "rate_limited",
+            message: "more than \(limit.requests) requests per \(limit.windowSeconds == 1 ? "second" : limit.windowSeconds == 60 ? "minute" : "hour") for this \(key); retry in \(decision.retryAfterSeconds) s",
+            headers: [
+                Header(name: "Retry-After", value: String(decision.retryAfterSeconds)),
+                Header(name: "RateLimit-Policy", value: "\"gateway\";q=\(limit.requests);w=\(limit.windowSeconds)"),
+                Header(name: "RateLimit", value: "\"gateway\";r=\(decision.remaining);t=\(decision.retryAfterSeconds)"),
+            ]
+        )
+    }
+
     // MARK: authentication
 
     static func adminUnauthorized(tokenPresented: Bool) -> GatewayError {

@@ -286,7 +286,7 @@ final class ProxyHandler: ConnectionHandler {
         let request = RequestAdmission.Request(head, headBytes)
         let requestID = HeaderRules.acceptableRequestID(request.clientRequestID) ? request.clientRequestID : loop.requestIDs.make()
 
-        switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state)) {
+        switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state), now: started) {
         case .answer(let error, let close):
             answerLocally(ClientOutput.Response(error), close: close, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .admin(let reply):

@@ -79,7 +79,9 @@ struct RequestAdmission {
     }
 
     @inline(__always)
-    func decide(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, _ request: Request, bodyFollows: Bool, snapshot: SnapshotRef) -> Decision {
+    func decide(
+        _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, _ request: Request, bodyFollows: Bool, snapshot: SnapshotRef, now: NIODeadline
+    ) -> Decision {
         // The configuration is read in place: a copy of it would retain each of its fields.
         // Size checks (the target's own limit is the parser's: 414).
         if head.length - head.target.count > gateway.configuration.maxHeaderBytes {
@@ -130,6 +132,13 @@ struct RequestAdmission {
                     deferredAuth = authRequest
                 }
             }
+            if let limiter = gateway.configuration.rateLimiter {
+                let key = rateLimitKey(limiter.key, head, headBytes, subject: subject)
+                let decision = limiter.take(key, now: now.uptimeNanoseconds)
+                if !decision.allowed {
+                    return .answer(.rateLimited(limiter.limit, key: limiter.key == .clientIP ? "client" : limiter.key.description, decision), close: bodyFollows)
+                }
+            }
             let all = snapshot.targets[entryIndex]
             let candidates = gateway.health.routable(all)
             if candidates.isEmpty { return .answer(.noHealthyInstance(service: service), close: false) }
@@ -144,6 +153,28 @@ struct RequestAdmission {
                     deferredAuth: deferredAuth
                 )
             )
+        }
+    }
+
+    /// The rate-limit key of a request: its client IP, subject or header value (the IP when
+    /// the subject or header is missing, so nobody escapes the limit by leaving it out).
+    private func rateLimitKey(_ key: RateLimiter.Key, _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, subject: String?) -> String {
+        switch key {
+        case .clientIP:
+            return peerIP
+        case .subject:
+            return subject.map { "subject:" + $0 } ?? peerIP
+        case .header(let name):
+            let value: String? = headBytes.withUnsafeReadableBytes { raw in
+                for h in head.headers where h.name.count == name.utf8.count && !h.value.isEmpty {
+                    let bytes = UnsafeRawBufferPointer(rebasing: raw[h.name])
+                    if zip(bytes, name.utf8).allSatisfy({ HeaderRules.fold($0) == $1 }) {
+                        return String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                    }
+                }
+                return nil
+            }
+            return value.map { "header:" + $0 } ?? peerIP
         }
     }
 }

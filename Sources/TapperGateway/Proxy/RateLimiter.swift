@@ -1,0 +1,77 @@
+import Synchronization
+import TapperCore
+
+/// The gateway-wide request rate limit (`--rate-limit 100/s`), one token bucket per key
+/// (client IP by default, the authenticated subject, or a header), shared by every I/O
+/// thread: a client's connections spread over threads still share one budget.
+///
+/// The buckets live in 64 stripes, each behind its own lock, so threads rarely wait for each
+/// other; a stripe holds at most ``maxKeysPerStripe`` keys (full buckets, which are the same as
+/// none, go first; then any), so a flood of distinct keys cannot grow memory without bound.
+/// Local to this gateway process: gateways sharing a store do not share these budgets yet.
+final class RateLimiter: Sendable {
+    enum Key: Hashable, Sendable, CustomStringConvertible {
+        case clientIP
+        /// The authenticated subject (`--auth`); the client IP for requests without one.
+        case subject
+        /// A request header's value (name lower-cased); the client IP when it is absent.
+        case header(String)
+
+        init(parsing text: String) throws(FieldError) {
+            let lower = text.lowercased()
+            if lower == "ip" { self = .clientIP; return }
+            if lower == "subject" { self = .subject; return }
+            if lower.hasPrefix("header:"), lower.count > 7, lower.utf8.dropFirst(7).allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) {
+                self = .header(String(lower.dropFirst(7)))
+                return
+            }
+            throw FieldError(field: "rate-limit-key", message: "'\(Names.printable(text))' must be ip, subject or header:NAME")
+        }
+
+        var description: String {
+            switch self {
+            case .clientIP: return "ip"
+            case .subject: return "subject"
+            case .header(let name): return "header:\(name)"
+            }
+        }
+    }
+
+    let limit: RateLimit
+    let key: Key
+    private let stripes: [Stripe]
+    static let stripeCount = 64
+    static let maxKeysPerStripe = 4096
+
+    private final class Stripe: Sendable {
+        let buckets = Mutex<[String: TokenBucket]>([:])
+    }
+
+    init(limit: RateLimit, key: Key = .clientIP) {
+        self.limit = limit
+        self.key = key
+        stripes = (0..<Self.stripeCount).map { _ in Stripe() }
+    }
+
+    /// Takes a token for `key` at `now` (monotonic nanoseconds).
+    func take(_ key: String, now: UInt64) -> TokenBucket.Decision {
+        let limit = self.limit
+        let stripe = stripes[Int(UInt(bitPattern: key.hashValue) % UInt(Self.stripeCount))]
+        return stripe.buckets.withLock { buckets in
+            if buckets.count >= Self.maxKeysPerStripe, buckets[key] == nil {
+                // Amortised: a scan frees many slots (full buckets, else an eighth of the stripe).
+                buckets = buckets.filter { !$0.value.isFull(limit, now: now) }
+                if buckets.count >= Self.maxKeysPerStripe {
+                    for _ in 0..<(Self.maxKeysPerStripe / 8) { buckets.remove(at: buckets.startIndex) }
+                }
+            }
+            var bucket = buckets[key] ?? TokenBucket(limit: limit, now: now)
+            let decision = bucket.take(limit, now: now)
+            buckets[key] = bucket
+            return decision
+        }
+    }
+
+    /// Keys with a bucket right now (for tests and the status).
+    var keyCount: Int { stripes.reduce(0) { $0 + $1.buckets.withLock { $0.count } } }
+}
