@@ -9,6 +9,7 @@
 # tapper_requests_total before and after, so requests in flight at the edges cannot skew it).
 #
 # Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8]
+#        TAPPER_ARGS="--rate-limit 1000000000/s" adds gateway options (e.g. to cost a feature);
 #        TAPPER_BIN=path measures that binary instead of building the release one;
 #        CALLGRIND_OUT=file keeps the profile (callgrind_annotate file shows where they go).
 # Prints one line: "<instructions per request>k instructions/request on the I/O thread (...)".
@@ -51,7 +52,7 @@ nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' -e "$WORK/nginx/error.log" & 
 # debug info (same code, symbols kept).
 strip --strip-debug -o "$WORK/tapper" "$TAPPER"
 valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
-  "$WORK/tapper" gateway serve --port $PORT --registry-port $REG --threads 1 --no-access-log --log-level warning \
+  "$WORK/tapper" gateway serve --port $PORT --registry-port $REG --threads 1 --no-access-log --log-level warning ${TAPPER_ARGS:-} \
   >"$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
 
 wait_slow() { # URL — valgrind starts slowly: 120 s at most

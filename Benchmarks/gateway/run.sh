@@ -18,6 +18,7 @@
 #   --floor  also measures Benchmarks/gateway/floor (an experiment, not product code: the same
 #            parser and route table on a bare epoll loop without SwiftNIO; see its main.swift)
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
+#        (TAPPER_ARGS="..." adds gateway options to the tapper row, e.g. to cost a feature)
 # Prints req/s, p50, p99 per target and connection count, CPU µs per request of each proxy
 # process (from /proc/PID/stat utime+stime over the run), and the tapper/nginx and
 # tapper/HAProxy ratios.
@@ -124,7 +125,7 @@ CONF
 taskset -c $SERVERCPU nginx -c "$WORK/nginx-backend/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-backend/error.log" & PIDS+=($!)
 taskset -c $SERVERCPU nginx -c "$WORK/nginx-proxy/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-proxy/error.log" & PIDS+=($!); NGINX_PID=$!
 taskset -c $SERVERCPU haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
-taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
+taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning ${TAPPER_ARGS:-} > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
 
 if ((FLOOR)); then
   echo "building the floor experiment" >&2
