@@ -64,6 +64,17 @@ extension TapperCommand.Gateway {
         public var rateLimitKey: String = "ip"
 
         @Option(
+            help: ArgumentHelp(
+                "Request header that pins a service version, e.g. 'X-Tapper-Version: 2.0.0' (a pinned version with no healthy instance gets 503); '' turns pinning by header off.",
+                valueName: "name"))
+        public var versionHeader: String = "X-Tapper-Version"
+
+        @Option(
+            help: ArgumentHelp(
+                "Cookie that pins a service version (a version that is gone falls back to the traffic split); '' turns it off.", valueName: "name"))
+        public var versionCookie: String = "tapper-version"
+
+        @Option(
             parsing: .upToNextOption,
             help: ArgumentHelp(
                 "Proxies whose X-Forwarded-For/-Proto/-Host are believed (CIDRs or addresses, e.g. 10.0.0.0/8 ::1); from anyone else they are replaced by the peer address.",
@@ -171,6 +182,12 @@ extension TapperCommand.Gateway {
             } catch {
                 throw ValidationError("--\(error.field): \(error.message)")
             }
+            if !versionHeader.isEmpty && !Self.isToken(versionHeader) {
+                throw ValidationError("--version-header: '\(versionHeader)' is not a header name")
+            }
+            if !versionCookie.isEmpty && !Self.isToken(versionCookie) {
+                throw ValidationError("--version-cookie: '\(versionCookie)' is not a cookie name")
+            }
             guard (0...65535).contains(port), (0...65535).contains(registryPort) else { throw ValidationError("ports must be between 0 and 65535") }
             if let registry {
                 let lower = registry.lowercased()
@@ -234,6 +251,13 @@ extension TapperCommand.Gateway {
             }
         }
 
+        /// An HTTP token (RFC 9110 §5.6.2): what a header or cookie name may be.
+        static func isToken(_ s: String) -> Bool {
+            s.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(b)
+            }
+        }
+
         /// `--trusted-proxies`, each value possibly a comma-separated list.
         func trustedNetworks() throws -> [CIDR] {
             do {
@@ -261,6 +285,8 @@ extension TapperCommand.Gateway {
             c.accessLog = !noAccessLog
             c.loadBalancer = loadBalancer
             try c.setRateLimit(rateLimit.map { s throws(FieldError) in try RateLimit(parsing: s) }, key: rateLimitKey)
+            c.versionHeaderName = versionHeader
+            c.versionCookie = versionCookie
             c.trustedProxies = (try? trustedNetworks()) ?? []
             if let adminTokenFile {
                 let source = TokenSource(file: adminTokenFile, environment: nil, logger: logger)

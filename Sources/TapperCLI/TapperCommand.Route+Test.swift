@@ -95,6 +95,8 @@ extension TapperCommand.Route {
             var websocket: Bool?
             var parameters: [String: String]
             var instances: [Instance]
+            /// How the routable instances' versions share the traffic (absent: by instance count).
+            var traffic: [VersionSplit.Share]?
             var candidates: [Candidate]
             var allowed: [String]
             var nearby: [String]
@@ -118,7 +120,7 @@ extension TapperCommand.Route {
             let gatewayStatus = try? await gatewayOptions.status().get()
             let table = RouteTable(snapshot: catalog)
             var report = Report(
-                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, websocket: nil, parameters: [:], instances: [],
+                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, websocket: nil, parameters: [:], instances: [], traffic: nil,
                 candidates: [], allowed: [], nearby: [], sent: nil
             )
             var matched = false
@@ -138,6 +140,9 @@ extension TapperCommand.Route {
                     uniquingKeysWith: { a, _ in a }
                 )
                 report.instances = records.map { Report.Instance(id: $0.instanceID, url: $0.registration.url, state: states[$0.instanceID] ?? (gatewayStatus == nil ? "registered" : "unknown")) }
+                let routableIDs = Set(report.instances.filter { $0.state == "healthy" || $0.state == "registered" }.map(\.id))
+                let weights = VersionSplit.weights(of: catalog.service(named: m.entry.service)?.instances ?? [])
+                report.traffic = VersionSplit.compute(versions: records.filter { routableIDs.contains($0.instanceID) }.map(\.registration.version), weights: weights)?.shares
                 let explanation = table.explain(path: pathOnly)
                 report.candidates = explanation.candidates.enumerated().map { i, e in
                     Report.Candidate(service: e.service, template: e.template.raw, method: e.methods.first ?? "*", reason: i == 0 ? nil : explanation.reasons[i - 1])
@@ -198,6 +203,13 @@ extension TapperCommand.Route {
                     out += style.red("  no healthy instance: the gateway would answer 503") + "\n"
                 }
                 for i in r.instances { out += "    \(i.id)  \(i.url)  \(i.state)\n" }
+                if let traffic = r.traffic {
+                    out += "  traffic split: " + traffic.map { share in
+                        let percent = share.percent.rounded() == share.percent ? String(Int(share.percent)) : String(share.percent)
+                        let n = "\(share.instances) instance\(share.instances == 1 ? "" : "s")"
+                        return "\(share.version) \(percent)% (\(n)\(share.weighted ? ", traffic_weight" : ""))"
+                    }.joined(separator: ", ") + "\n"
+                }
                 if r.candidates.count > 1 {
                     out += "  why: most specific wins (literal > typed parameter > {name} > catch-all, then more segments)\n"
                     for c in r.candidates.dropFirst() { out += "    \(c.reason ?? "") [\(c.service)]\n" }

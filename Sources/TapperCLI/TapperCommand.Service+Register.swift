@@ -62,6 +62,12 @@ extension TapperCommand.Service {
         @Option(help: "Relative weight for the weighted balancer (1-1000).")
         public var weight: Int = 1
 
+        @Option(
+            help: ArgumentHelp(
+                "Percentage of the service's traffic for this instance's version (0-100), e.g. 10 for a canary; versions without one share the rest by instance count.",
+                valueName: "percent"))
+        public var trafficWeight: Double?
+
         @Option(name: .customLong("meta"), help: ArgumentHelp("Metadata as key=value (repeatable).", valueName: "key=value"))
         public var metadata: [String] = []
 
@@ -103,7 +109,8 @@ extension TapperCommand.Service {
                 }
                 var reg = ServiceRegistration(
                     url: url, version: serviceVersion, description: description, prefix: prefix, healthEndpoint: healthEndpoint,
-                    tags: tags, routes: specs, ttlSeconds: ttl, weight: weight, metadata: meta
+                    tags: tags, routes: specs, ttlSeconds: ttl, weight: weight, metadata: meta,
+                    trafficWeight: trafficWeight
                 )
                 try reg.validate()
                 return (id, reg)
@@ -113,7 +120,7 @@ extension TapperCommand.Service {
         }
 
         static func flagMessage(_ e: FieldError) -> String {
-            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix"]
+            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix", "traffic_weight": "--traffic-weight", "weight": "--weight"]
             if let flag = map[e.field] { return "\(flag): \(e.message)" }
             if e.field.hasPrefix("routes[") || e.field.hasPrefix("route") { return "--route: \(e.message)" }
             if e.field.hasPrefix("tags[") { return "--tag: \(e.message)" }

@@ -57,6 +57,19 @@ public struct GatewayConfiguration: Sendable {
         rateLimiter = try limit.map { l throws(FieldError) in RateLimiter(limit: l, key: try RateLimiter.Key(parsing: key)) }
     }
 
+    /// The request header that pins a version of the service (`--version-header`), lower-cased
+    /// bytes; empty: none. A pinned version without a routable instance gets 503.
+    var versionHeader: [UInt8] = Array("x-tapper-version".utf8)
+    /// The cookie that pins a version (`--version-cookie`); empty: none. Softer than the
+    /// header: a cookie naming a version that is gone falls back to the split.
+    public var versionCookie = "tapper-version"
+
+    /// The header that pins a version (empty: none).
+    public var versionHeaderName: String {
+        get { String(decoding: versionHeader, as: UTF8.self) }
+        set { versionHeader = Array(newValue.lowercased().utf8) }
+    }
+
     /// Serve `/_tapper/*` (and `/health`) on this port instead of the main listener
     /// (`--admin-port`); 0 picks a free port.
     public var adminPort: Int? = nil

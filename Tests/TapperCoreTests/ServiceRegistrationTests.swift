@@ -35,6 +35,10 @@ import TapperCore
         #expect(field { $0.ttlSeconds = 0 } == "ttl_seconds")
         #expect(field { $0.ttlSeconds = .infinity } == "ttl_seconds")
         #expect(field { $0.weight = 0 } == "weight")
+        #expect(field { $0.trafficWeight = 101 } == "traffic_weight")
+        #expect(field { $0.trafficWeight = -1 } == "traffic_weight")
+        #expect(field { $0.trafficWeight = .nan } == "traffic_weight")
+        #expect(field { $0.trafficWeight = 0 } == nil)
         #expect(field { $0.metadata = ["k": "v\n"] } == "metadata.k")
         #expect(field { $0.routes = [RouteSpec(path: "/ok"), RouteSpec(path: "/{x")] } == "routes[1].path")
         #expect(field { $0.routes = [RouteSpec(methods: ["GE T"], path: "/ok")] } == "routes[0].methods[0]")
@@ -42,6 +46,17 @@ import TapperCore
         #expect(field { $0.routes = [RouteSpec(path: "/_tapper/x")] } == "routes[0].path")
         #expect(field { $0.routes = [RouteSpec(path: "/a"), RouteSpec(path: "/a")] } == "routes[1]")
         #expect(field { $0.loadBalancer = "round robin" } == "load_balancer")
+    }
+
+    @Test func trafficWeightTravelsInJSONOnlyWhenSet() throws {
+        let decoded = try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url":"http://127.0.0.1:9000","traffic_weight":12.5}"#.utf8))
+        #expect(decoded.trafficWeight == 12.5)
+        #expect(String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self).contains(#""traffic_weight":12.5"#))
+        let plain = ServiceRegistration(url: "http://127.0.0.1:9000")
+        #expect(!String(decoding: try JSONEncoder().encode(plain), as: UTF8.self).contains("traffic_weight"))
+        #expect(throws: (any Error).self) {
+            try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url":"http://127.0.0.1:9000","traffic_weight":"10"}"#.utf8))
+        }
     }
 
     @Test func webSocketRoutesFromTheCLIAndJSON() throws {

@@ -16,6 +16,9 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
     public var metadata: [String: String]
     /// Per-service balancer override (`round-robin`, `random`, `least-connections`, `weighted`).
     public var loadBalancer: String?
+    /// The percentage of the service's requests this instance's version should get (0…100);
+    /// nil leaves the version to share the rest by instance count (see ``VersionSplit``).
+    public var trafficWeight: Double?
 
     public static let defaultTTLSeconds: Double = 30
     public static let maxRoutes = 2000
@@ -31,7 +34,8 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         ttlSeconds: Double = ServiceRegistration.defaultTTLSeconds,
         weight: Int = 1,
         metadata: [String: String] = [:],
-        loadBalancer: String? = nil
+        loadBalancer: String? = nil,
+        trafficWeight: Double? = nil
     ) {
         self.url = url
         self.version = version
@@ -44,6 +48,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         self.weight = weight
         self.metadata = metadata
         self.loadBalancer = loadBalancer
+        self.trafficWeight = trafficWeight
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -51,6 +56,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         case healthEndpoint = "health_endpoint"
         case ttlSeconds = "ttl_seconds"
         case loadBalancer = "load_balancer"
+        case trafficWeight = "traffic_weight"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -73,6 +79,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         }
         metadata = try c.strictOptional([String: String].self, .metadata) ?? [:]
         loadBalancer = try c.strictOptional(String.self, .loadBalancer)
+        trafficWeight = try c.strictOptional(Double.self, .trafficWeight)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -88,6 +95,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try c.encode(weight, forKey: .weight)
         try c.encode(metadata, forKey: .metadata)
         try c.encodeIfPresent(loadBalancer, forKey: .loadBalancer)
+        try c.encodeIfPresent(trafficWeight, forKey: .trafficWeight)
     }
 
     /// The parsed origin of ``url`` (call after ``validate()``).
@@ -136,6 +144,11 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
             throw FieldError(field: "ttl_seconds", message: "must be between 1 and 86400 seconds")
         }
         guard (1...1000).contains(weight) else { throw FieldError(field: "weight", message: "must be between 1 and 1000") }
+        if let w = trafficWeight {
+            guard w.isFinite, (0...100).contains(w) else {
+                throw FieldError(field: "traffic_weight", message: "must be a percentage between 0 and 100")
+            }
+        }
         guard metadata.count <= 64 else { throw FieldError(field: "metadata", message: "at most 64 entries are allowed") }
         for (k, v) in metadata {
             try TextRules.checkText(k, field: "metadata", maxLength: 128)

@@ -90,14 +90,18 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var total: Int
         public var routes: Int
         public var instances: [Instance]
+        /// How the versions share the traffic when a `traffic_weight` splits it (absent: by
+        /// instance count); over the routable instances in the gateway's view.
+        public var traffic: [VersionSplit.Share]?
 
-        public init(name: String, versions: [String], healthy: Int, total: Int, routes: Int, instances: [Instance]) {
+        public init(name: String, versions: [String], healthy: Int, total: Int, routes: Int, instances: [Instance], traffic: [VersionSplit.Share]? = nil) {
             self.name = name
             self.versions = versions
             self.healthy = healthy
             self.total = total
             self.routes = routes
             self.instances = instances
+            self.traffic = traffic
         }
     }
 
@@ -129,7 +133,8 @@ public struct StatusReport: Codable, Sendable, Hashable {
             let routes = Set(s.instances.flatMap { i in i.registration.routes.map { i.registration.prefix + $0.path } }).count
             return Service(
                 name: s.name, versions: Array(Set(s.instances.map(\.registration.version))).sorted(), healthy: instances.count,
-                total: instances.count, routes: routes, instances: instances
+                total: instances.count, routes: routes, instances: instances,
+                traffic: VersionSplit.compute(versions: s.instances.map(\.registration.version), weights: VersionSplit.weights(of: s.instances))?.shares
             )
         }
     }

@@ -105,7 +105,8 @@ struct AdminResponder {
         let now = ContinuousClock.now
         let routesPerService = Dictionary(grouping: snapshot.table.entries, by: \.service).mapValues { Set($0.map(\.template.raw)).count }
         let services = snapshot.catalog.services.map { s -> StatusReport.Service in
-            let routable = Set(routableTargets(of: s, in: snapshot).map(\.instanceID))
+            let routableTargets = routableTargets(of: s, in: snapshot)
+            let routable = Set(routableTargets.map(\.instanceID))
             let instances = s.instances.map { i in
                 StatusReport.Instance(
                     id: i.instanceID, url: i.registration.url, version: i.registration.version,
@@ -115,7 +116,8 @@ struct AdminResponder {
             }
             return StatusReport.Service(
                 name: s.name, versions: Array(Set(s.instances.map(\.registration.version))).sorted(), healthy: routable.count,
-                total: s.instances.count, routes: routesPerService[s.name] ?? 0, instances: instances
+                total: s.instances.count, routes: routesPerService[s.name] ?? 0, instances: instances,
+                traffic: snapshot.trafficWeights[s.name].flatMap { VersionSplit.compute(versions: routableTargets.map(\.version), weights: $0)?.shares }
             )
         }
         return StatusReport(

@@ -104,6 +104,15 @@ struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
 
     // MARK: traffic policy
 
+    /// The request pinned a version (`X-Tapper-Version`) that has no routable instance.
+    static func versionUnavailable(service: String, version: String, header: String) -> GatewayError {
+        GatewayError(
+            status: .serviceUnavailable, code: "version_unavailable",
+            message: "service '\(service)' has no healthy instance of version '\(version)' (asked for by \(header))",
+            headers: [Header(name: "Retry-After", value: "1")]
+        )
+    }
+
     /// Over the rate limit: `Retry-After`, and the IETF RateLimit fields
     /// (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`).
     static func rateLimited(_ limit: RateLimit, key: String, _ decision: TokenBucket.Decision) -> GatewayError {

@@ -24,6 +24,8 @@ final class LoopContext {
     /// The last balancer looked up: most loops serve one hot service, and comparing a short
     /// name costs less than hashing it.
     var lastBalancer: (service: String, box: BalancerBox)?
+    /// Version pickers by service, for services whose versions split the traffic.
+    var versionPickers: [String: VersionPicker] = [:]
     var requestIDs = RequestIDGenerator()
     var accessLog: AccessLogBuffer?
     /// Metric handles already looked up on this loop.
@@ -112,12 +114,14 @@ final class SnapshotRef {
     let table: RouteTable
     let targets: [[UpstreamTarget]]
     let balancerCandidates: [[BalancerCandidate]]
+    let versionSplits: [VersionSplit?]
 
     init(_ value: RoutingSnapshot) {
         self.value = value
         table = value.table
         targets = value.targets
         balancerCandidates = value.balancerCandidates
+        versionSplits = value.versionSplits
     }
 }
 

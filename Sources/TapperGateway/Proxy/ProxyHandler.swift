@@ -283,10 +283,10 @@ final class ProxyHandler: ConnectionHandler {
         guard case .idle = machine.phase else { return }
         let started = NIODeadline.now()
         _ = machine.headReceived(bodyFollows: decoder.readingBody, keepAlive: head.keepAlive, now: started)
-        let request = RequestAdmission.Request(head, headBytes)
+        let request = RequestAdmission.Request(head, headBytes, versionHeader: gateway.configuration.versionHeader)
         let requestID = HeaderRules.acceptableRequestID(request.clientRequestID) ? request.clientRequestID : loop.requestIDs.make()
 
-        switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state), now: started) {
+        switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state), now: started, loop: loop) {
         case .answer(let error, let close):
             answerLocally(ClientOutput.Response(error), close: close, request: request, minor: head.versionMinor, requestID: requestID, started: started)
         case .admin(let reply):

@@ -28,7 +28,12 @@ struct RequestAdmission {
         /// `Authorization`, read only for the gateway's own paths (proxied requests pass it on).
         var authorization: String?
 
-        init(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer) {
+        /// The version the request pins with the version header (`X-Tapper-Version`), if any.
+        var versionPin: String?
+
+        /// - Parameter versionHeader: the lower-cased name of the header that pins a version
+        ///   (empty: none).
+        init(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, versionHeader: [UInt8]) {
             headBytes.withUnsafeReadableBytes { raw in
                 method = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.method]), as: UTF8.self)
                 let target = UnsafeRawBufferPointer(rebasing: raw[head.target])
@@ -37,9 +42,16 @@ struct RequestAdmission {
                 if let base = target.baseAddress, let q = memchr(base, Int32(UInt8(ascii: "?")), target.count) {
                     queryOffset = base.distance(to: UnsafeRawPointer(q))
                 }
-                for h in head.headers where raw.equalsIgnoringCase(h.name, "x-request-id") {
-                    clientRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
-                    break
+                var requestIDSeen = false
+                for h in head.headers {
+                    // One pass for both headers; a length test rules out nearly every other one.
+                    let n = h.name.count
+                    if n == 12, !requestIDSeen, raw.equalsIgnoringCase(h.name, "x-request-id") {
+                        clientRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                        requestIDSeen = true
+                    } else if n == versionHeader.count, versionPin == nil, !h.value.isEmpty, raw.equalsLowercased(h.name, versionHeader) {
+                        versionPin = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                    }
                 }
                 if raw.count > head.target.lowerBound + 8, raw[head.target.lowerBound + 1] == UInt8(ascii: "_") {
                     for h in head.headers where raw.equalsIgnoringCase(h.name, "authorization") {
@@ -80,7 +92,8 @@ struct RequestAdmission {
 
     @inline(__always)
     func decide(
-        _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, _ request: Request, bodyFollows: Bool, snapshot: SnapshotRef, now: NIODeadline
+        _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, _ request: Request, bodyFollows: Bool, snapshot: SnapshotRef, now: NIODeadline,
+        loop: LoopContext
     ) -> Decision {
         // The configuration is read in place: a copy of it would retain each of its fields.
         // Size checks (the target's own limit is the parser's: 414).
@@ -140,12 +153,20 @@ struct RequestAdmission {
                 }
             }
             let all = snapshot.targets[entryIndex]
-            let candidates = gateway.health.routable(all)
+            var candidates = gateway.health.routable(all)
             if candidates.isEmpty { return .answer(.noHealthyInstance(service: service), close: false) }
-            let balancerCandidates =
+            var balancerCandidates =
                 candidates.count == all.count
                 ? snapshot.balancerCandidates[entryIndex]
                 : candidates.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) }
+            if request.versionPin != nil || snapshot.versionSplits[entryIndex] != nil {
+                if let refused = narrowToVersion(
+                    service: service, entryIndex: entryIndex, allRoutable: candidates.count == all.count, &candidates, &balancerCandidates,
+                    pin: request.versionPin, head, headBytes, snapshot: snapshot, loop: loop
+                ) {
+                    return .answer(refused, close: false)
+                }
+            }
             return .proxy(
                 Route(
                     service: service, routeTemplate: routeTemplate, entryIndex: entryIndex, candidates: candidates, balancerCandidates: balancerCandidates,

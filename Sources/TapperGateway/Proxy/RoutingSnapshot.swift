@@ -14,6 +14,19 @@ public struct RoutingSnapshot: Sendable {
     public let instances: [String: UpstreamTarget]
     /// Per-service balancer overrides from registrations.
     public let balancerOverrides: [String: String]
+    /// Per entry: how its targets' versions share the traffic (nil: one version, or no
+    /// `traffic_weight` among them, so the balancer sees every target).
+    public let versionSplits: [VersionSplit?]
+    /// Per entry with a split: its targets and balancer input for each share, in share order,
+    /// so a request narrowed to one version allocates nothing while every target is routable.
+    let versionTargets: [[VersionTargets]]
+    /// `traffic_weight` per version, per service (to split a health-filtered candidate set).
+    public let trafficWeights: [String: [String: Double]]
+
+    struct VersionTargets {
+        var targets: [UpstreamTarget]
+        var balancerCandidates: [BalancerCandidate]
+    }
 
     public init(catalog: CatalogSnapshot) {
         self.catalog = catalog
@@ -37,6 +50,22 @@ public struct RoutingSnapshot: Sendable {
         }
         self.targets = targets
         self.balancerCandidates = targets.map { list in list.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) } }
+        var weights: [String: [String: Double]] = [:]
+        for service in catalog.services {
+            let w = VersionSplit.weights(of: service.instances)
+            if !w.isEmpty { weights[service.name] = w }
+        }
+        self.trafficWeights = weights
+        let splits = zip(table.entries, targets).map { entry, list in
+            weights[entry.service].flatMap { VersionSplit.compute(versions: list.lazy.map(\.version), weights: $0) }
+        }
+        self.versionSplits = splits
+        self.versionTargets = zip(splits, targets).map { split, list in
+            (split?.shares ?? []).map { share in
+                let subset = list.filter { $0.version == share.version }
+                return VersionTargets(targets: subset, balancerCandidates: subset.map { BalancerCandidate(instanceID: $0.instanceID, weight: $0.weight) })
+            }
+        }
     }
 
     public static let empty = RoutingSnapshot(catalog: CatalogSnapshot(index: 0, services: []))

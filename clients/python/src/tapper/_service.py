@@ -90,6 +90,7 @@ class Service:
         token: Optional[str] = None,
         instance_id: Optional[str] = None,
         weight: int = 1,
+        traffic_weight: Optional[float] = None,
         metadata: Optional[Mapping[str, str]] = None,
         registry: Any = None,
     ) -> None:
@@ -125,6 +126,12 @@ class Service:
         if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
             raise ValueError(f"tapper: weight must be an integer from 1 to 1000, got {weight!r}")
         self.weight = weight
+        if traffic_weight is not None and (
+            isinstance(traffic_weight, bool) or not isinstance(traffic_weight, (int, float)) or not math.isfinite(traffic_weight)
+            or not 0 <= traffic_weight <= 100
+        ):
+            raise ValueError(f"tapper: traffic_weight must be a percentage from 0 to 100, got {traffic_weight!r}")
+        self.traffic_weight = None if traffic_weight is None else float(traffic_weight)
         self.metadata: Dict[str, str] = {}
         for k, v in (metadata or {}).items():
             self.metadata[_names.check_text(k, "metadata key", 128)] = _names.check_text(v, f"metadata[{k!r}]", 1024)
@@ -136,7 +143,7 @@ class Service:
         return (
             self.name, self.version, self.description, self.prefix, self.health_endpoint, tuple(self.tags),
             self.url, self.registry_url, self.ttl, self.token, self.instance_id, self.weight,
-            tuple(sorted(self.metadata.items())), id(self.registry),
+            self.traffic_weight, tuple(sorted(self.metadata.items())), id(self.registry),
         )
 
     # -- decorating ---------------------------------------------------------------------------
@@ -357,6 +364,8 @@ class _Agent:
                 "weight": s.weight,
                 "metadata": dict(s.metadata),
             }
+            if s.traffic_weight is not None:
+                self.body["traffic_weight"] = s.traffic_weight
             self.thread = threading.Thread(target=self._thread_main, name=f"tapper-heartbeat-{s.name}", daemon=True)
             self.thread.start()
         except asyncio.CancelledError:
