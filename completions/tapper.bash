@@ -273,7 +273,7 @@ _tapper_gateway_serve() {
     repeating_flags=()
     non_repeating_flags=(--no-access-log --no-health-checks --panic-routing --version -h --help)
     repeating_options=(--trusted-proxies --jwt-audience)
-    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --admin-token-file --admin-port --admin-host --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
+    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --version-header --version-cookie --admin-token-file --admin-port --admin-host --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -309,6 +309,12 @@ _tapper_gateway_serve() {
         return
         ;;
     '--rate-limit-key')
+        return
+        ;;
+    '--version-header')
+        return
+        ;;
+    '--version-cookie')
         return
         ;;
     '--trusted-proxies')
@@ -420,7 +426,7 @@ _tapper_service_register() {
     repeating_flags=()
     non_repeating_flags=(--openapi --keep-alive --json --version -h --help)
     repeating_options=(--tag --route --public-route --meta)
-    non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --openapi-path --registry --token --log-level)
+    non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --traffic-weight --openapi-path --registry --token --log-level)
     __tapper_offer_flags_options 1
 
     # Offer option value completions
@@ -456,6 +462,9 @@ _tapper_service_register() {
         return
         ;;
     '--weight')
+        return
+        ;;
+    '--traffic-weight')
         return
         ;;
     '--meta')

@@ -32,13 +32,13 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'rate-limit=' 'rate-limit-key=' 'trusted-proxies=+' 'admin-token-file=' 'admin-port=' 'admin-host=' 'auth=' 'api-keys-file=' 'jwt-key-file=' 'jwt-algorithm=' 'jwt-issuer=' 'jwt-audience=+' 'jwt-leeway=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'tunnel-idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'rate-limit=' 'rate-limit-key=' 'version-header=' 'version-cookie=' 'trusted-proxies=+' 'admin-token-file=' 'admin-port=' 'admin-host=' 'auth=' 'api-keys-file=' 'jwt-key-file=' 'jwt-algorithm=' 'jwt-issuer=' 'jwt-audience=+' 'jwt-leeway=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'tunnel-idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
             end
         case 'service'
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'register'
-                __tapper_parse_subcommand 1 'url=' 'instance-id=' 'version=' 'description=' 'prefix=' 'health-endpoint=' 'tag=+' 'route=+' 'public-route=+' 'ttl=' 'weight=' 'meta=+' 'openapi' 'openapi-path=' 'keep-alive' 'json' 'registry=' 'token=' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 1 'url=' 'instance-id=' 'version=' 'description=' 'prefix=' 'health-endpoint=' 'tag=+' 'route=+' 'public-route=+' 'ttl=' 'weight=' 'traffic-weight=' 'meta=+' 'openapi' 'openapi-path=' 'keep-alive' 'json' 'registry=' 'token=' 'log-level=' 'version' 'h/help'
             case 'deregister'
                 __tapper_parse_subcommand 2 'registry=' 'token=' 'version' 'h/help'
             case 'list'
@@ -147,6 +147,8 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" load-balancer' -l 'load-balancer' -d 'Default load balancer.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" rate-limit' -l 'rate-limit' -d 'Gateway-wide request rate limit per key, e.g. 100/s or 6000/m (token bucket; over it: 429 with Retry-After and RateLimit headers).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" rate-limit-key' -l 'rate-limit-key' -d 'What --rate-limit counts by: ip (the client address), subject (the --auth subject) or header:NAME.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" version-header' -l 'version-header' -d 'Request header that pins a service version, e.g. \'X-Tapper-Version: 2.0.0\' (a pinned version with no healthy instance gets 503); \'\' turns pinning by header off.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" version-cookie' -l 'version-cookie' -d 'Cookie that pins a service version (a version that is gone falls back to the traffic split); \'\' turns it off.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve"' -l 'trusted-proxies' -d 'Proxies whose X-Forwarded-For/-Proto/-Host are believed (CIDRs or addresses, e.g. 10.0.0.0/8 ::1); from anyone else they are replaced by the peer address.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" admin-token-file' -l 'admin-token-file' -d 'File holding the bearer token /_tapper/* needs (re-read when it changes); /health stays open.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" admin-port' -l 'admin-port' -d 'Serve /_tapper/* (and /health) on this port instead of the main one (0 picks a free port).' -rfka ''
@@ -195,6 +197,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register"' -l 'public-route' -d 'A route the gateway serves without authentication, same form as --route (repeatable).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" ttl' -l 'ttl' -d 'Seconds the registration lives without a heartbeat.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" weight' -l 'weight' -d 'Relative weight for the weighted balancer (1-1000).' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" traffic-weight' -l 'traffic-weight' -d 'Percentage of the service\'s traffic for this instance\'s version (0-100), e.g. 10 for a canary; versions without one share the rest by instance count.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register"' -l 'meta' -d 'Metadata as key=value (repeatable).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" openapi' -l 'openapi' -d 'Read the routes from the service\'s OpenAPI 3.x document (FastAPI\'s /openapi.json).'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" openapi-path' -l 'openapi-path' -d 'Where the OpenAPI document is, relative to --url.' -rfka ''

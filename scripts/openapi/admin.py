@@ -51,7 +51,11 @@ doc = {
        "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},
        "instances": {"type": "array", "items": {"type": "object", "required": ["id", "url", "version", "state", "weight"], "additionalProperties": False, "properties": {
           "id": {"type": "string"}, "url": {"type": "string"}, "version": {"type": "string"}, "state": {"type": "string"}, "weight": {"type": "integer"},
-          "last_heartbeat_age_seconds": num, "expires_in_seconds": num}}}}}}}}
+          "last_heartbeat_age_seconds": num, "expires_in_seconds": num}}},
+       "traffic": {"type": "array", "description": "how the routable instances' versions share the traffic when a traffic_weight splits it (absent: by instance count)",
+         "items": {"type": "object", "required": ["version", "percent", "instances", "weighted"], "additionalProperties": False, "properties": {
+           "version": {"type": "string"}, "percent": {"type": "number", "minimum": 0, "maximum": 100}, "instances": {"type": "integer", "minimum": 1},
+           "weighted": {"type": "boolean", "description": "the share is the version's traffic_weight (not a share of the remainder)"}}}}}}}}}
   }
  }
 }

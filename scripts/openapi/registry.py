@@ -136,7 +136,9 @@ doc = {
      "weight": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1},
      "metadata": {"type": "object", "maxProperties": 64, "propertyNames": {"maxLength": 128, "pattern": TEXT},
                   "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": TEXT}},
-     "load_balancer": {"type": "string", "maxLength": 64, "pattern": TOKEN, "description": "round-robin, random, least-connections or weighted"}}},
+     "load_balancer": {"type": "string", "maxLength": 64, "pattern": TOKEN, "description": "round-robin, random, least-connections or weighted"},
+     "traffic_weight": {"type": "number", "minimum": 0, "maximum": 100,
+                        "description": "percentage of the service's requests for this instance's version (canary); versions without one share the rest by instance count"}}},
    "Instance": {"type": "object", "required": ["service", "instance_id", "index", "create_index", "url", "version", "routes"], "properties": {
      "service": {"type": "string"}, "instance_id": {"type": "string"},
      "index": {"type": "integer"}, "create_index": {"type": "integer"},
@@ -146,7 +148,7 @@ doc = {
      "routes": {"type": "array", "items": {"type": "object", "required": ["methods", "path"], "properties": {
         "methods": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}, "public": {"type": "boolean"}, "websocket": {"type": "boolean"}}}},
      "ttl_seconds": {"type": "number"}, "weight": {"type": "integer"},
-     "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}}},
+     "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}, "traffic_weight": {"type": "number"}}},
    "Catalog": {"type": "object", "required": ["index", "services"], "properties": {
      "index": {"type": "integer"}, "stale": {"type": "boolean"},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "instances"], "properties": {

@@ -78,5 +78,6 @@ extension ServiceRegistration {
         weight = try c.decodeIfPresent(Int.self, forKey: .weight) ?? 1
         metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:]
         loadBalancer = try c.decodeIfPresent(String.self, forKey: .loadBalancer)
+        trafficWeight = try c.decodeIfPresent(Double.self, forKey: .trafficWeight)
     }
 }

@@ -436,6 +436,38 @@ enum AdminOpenAPI {
            }
           }
          }
+        },
+        "traffic": {
+         "type": "array",
+         "description": "how the routable instances' versions share the traffic when a traffic_weight splits it (absent: by instance count)",
+         "items": {
+          "type": "object",
+          "required": [
+           "version",
+           "percent",
+           "instances",
+           "weighted"
+          ],
+          "additionalProperties": false,
+          "properties": {
+           "version": {
+            "type": "string"
+           },
+           "percent": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100
+           },
+           "instances": {
+            "type": "integer",
+            "minimum": 1
+           },
+           "weighted": {
+            "type": "boolean",
+            "description": "the share is the version's traffic_weight (not a share of the remainder)"
+           }
+          }
+         }
         }
        }
       }

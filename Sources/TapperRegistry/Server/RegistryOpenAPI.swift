@@ -677,6 +677,12 @@ enum RegistryOpenAPI {
       "maxLength": 64,
       "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
       "description": "round-robin, random, least-connections or weighted"
+     },
+     "traffic_weight": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 100,
+      "description": "percentage of the service's requests for this instance's version (canary); versions without one share the rest by instance count"
      }
     }
    },
@@ -772,6 +778,9 @@ enum RegistryOpenAPI {
      },
      "load_balancer": {
       "type": "string"
+     },
+     "traffic_weight": {
+      "type": "number"
      }
     }
    },
