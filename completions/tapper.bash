@@ -426,7 +426,7 @@ _tapper_service_register() {
     repeating_flags=()
     non_repeating_flags=(--openapi --keep-alive --json --version -h --help)
     repeating_options=(--tag --route --public-route --meta)
-    non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --traffic-weight --openapi-path --registry --token --log-level)
+    non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --traffic-weight --rate-limit --openapi-path --registry --token --log-level)
     __tapper_offer_flags_options 1
 
     # Offer option value completions
@@ -465,6 +465,9 @@ _tapper_service_register() {
         return
         ;;
     '--traffic-weight')
+        return
+        ;;
+    '--rate-limit')
         return
         ;;
     '--meta')

@@ -38,7 +38,7 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'register'
-                __tapper_parse_subcommand 1 'url=' 'instance-id=' 'version=' 'description=' 'prefix=' 'health-endpoint=' 'tag=+' 'route=+' 'public-route=+' 'ttl=' 'weight=' 'traffic-weight=' 'meta=+' 'openapi' 'openapi-path=' 'keep-alive' 'json' 'registry=' 'token=' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 1 'url=' 'instance-id=' 'version=' 'description=' 'prefix=' 'health-endpoint=' 'tag=+' 'route=+' 'public-route=+' 'ttl=' 'weight=' 'traffic-weight=' 'rate-limit=' 'meta=+' 'openapi' 'openapi-path=' 'keep-alive' 'json' 'registry=' 'token=' 'log-level=' 'version' 'h/help'
             case 'deregister'
                 __tapper_parse_subcommand 2 'registry=' 'token=' 'version' 'h/help'
             case 'list'
@@ -198,6 +198,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" ttl' -l 'ttl' -d 'Seconds the registration lives without a heartbeat.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" weight' -l 'weight' -d 'Relative weight for the weighted balancer (1-1000).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" traffic-weight' -l 'traffic-weight' -d 'Percentage of the service\'s traffic for this instance\'s version (0-100), e.g. 10 for a canary; versions without one share the rest by instance count.' -rfka ''
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" rate-limit' -l 'rate-limit' -d 'The service\'s rate limit per client (the gateway\'s --rate-limit-key), e.g. 100/s; one route\'s own: a third word in --route, \'GET /search 10/s\'.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register"' -l 'meta' -d 'Metadata as key=value (repeatable).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" openapi' -l 'openapi' -d 'Read the routes from the service\'s OpenAPI 3.x document (FastAPI\'s /openapi.json).'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper service register" openapi-path' -l 'openapi-path' -d 'Where the OpenAPI document is, relative to --url.' -rfka ''

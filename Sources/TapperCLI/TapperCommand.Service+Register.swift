@@ -68,6 +68,12 @@ extension TapperCommand.Service {
                 valueName: "percent"))
         public var trafficWeight: Double?
 
+        @Option(
+            help: ArgumentHelp(
+                "The service's rate limit per client (the gateway's --rate-limit-key), e.g. 100/s; one route's own: a third word in --route, 'GET /search 10/s'.",
+                valueName: "N/s|N/m|N/h"))
+        public var rateLimit: String?
+
         @Option(name: .customLong("meta"), help: ArgumentHelp("Metadata as key=value (repeatable).", valueName: "key=value"))
         public var metadata: [String] = []
 
@@ -110,7 +116,8 @@ extension TapperCommand.Service {
                 var reg = ServiceRegistration(
                     url: url, version: serviceVersion, description: description, prefix: prefix, healthEndpoint: healthEndpoint,
                     tags: tags, routes: specs, ttlSeconds: ttl, weight: weight, metadata: meta,
-                    trafficWeight: trafficWeight
+                    trafficWeight: trafficWeight,
+                    rateLimit: try rateLimit.map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") }
                 )
                 try reg.validate()
                 return (id, reg)
@@ -120,7 +127,7 @@ extension TapperCommand.Service {
         }
 
         static func flagMessage(_ e: FieldError) -> String {
-            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix", "traffic_weight": "--traffic-weight", "weight": "--weight"]
+            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix", "traffic_weight": "--traffic-weight", "rate_limit": "--rate-limit", "weight": "--weight"]
             if let flag = map[e.field] { return "\(flag): \(e.message)" }
             if e.field.hasPrefix("routes[") || e.field.hasPrefix("route") { return "--route: \(e.message)" }
             if e.field.hasPrefix("tags[") { return "--tag: \(e.message)" }

@@ -51,10 +51,15 @@ public struct GatewayConfiguration: Sendable {
     /// The gateway-wide request rate limit (`--rate-limit`, `--rate-limit-key`); nil: none.
     /// `/health` and `/_tapper/*` are never limited.
     var rateLimiter: RateLimiter? = nil
+    /// What every rate limit counts by (`--rate-limit-key`): the gateway-wide one and the
+    /// services' and routes' own (`rate_limit` in registrations).
+    var rateLimitKey: RateLimiter.Key = .clientIP
 
-    /// Sets the gateway-wide rate limit (`limit` nil removes it).
+    /// Sets the gateway-wide rate limit (`limit` nil removes it) and the key of every limit.
     public mutating func setRateLimit(_ limit: RateLimit?, key: String = "ip") throws(FieldError) {
-        rateLimiter = try limit.map { l throws(FieldError) in RateLimiter(limit: l, key: try RateLimiter.Key(parsing: key)) }
+        let key = try RateLimiter.Key(parsing: key)
+        rateLimitKey = key
+        rateLimiter = limit.map { RateLimiter(limit: $0, key: key) }
     }
 
     /// The request header that pins a version of the service (`--version-header`), lower-cased

@@ -23,6 +23,8 @@ public final class GatewayState: Sendable {
     private let snapshotGeneration = Atomic<Int>(0)
     private let statusBox: NIOLockedValueBox<DiscoveryStatus>
     private let changeListeners = NIOLockedValueBox<[@Sendable (RoutingSnapshot) -> Void]>([])
+    /// The services' and routes' rate limiters, kept across snapshots.
+    private let limiters = RateLimiterCache()
 
     public init(source: String) {
         snapshotBox = NIOLockedValueBox(.empty)
@@ -43,7 +45,7 @@ public final class GatewayState: Sendable {
         var installed: RoutingSnapshot?
         let current = snapshotBox.withLockedValue { $0.catalog }
         if current != catalog || current.index == 0 {
-            let fresh = RoutingSnapshot(catalog: catalog)
+            let fresh = RoutingSnapshot(catalog: catalog, limiters: limiters)
             snapshotBox.withLockedValue { $0 = fresh }
             snapshotGeneration.add(1, ordering: .releasing)
             installed = fresh

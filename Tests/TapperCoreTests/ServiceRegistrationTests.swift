@@ -48,6 +48,29 @@ import TapperCore
         #expect(field { $0.loadBalancer = "round robin" } == "load_balancer")
     }
 
+    @Test func rateLimitsOnServicesAndRoutes() throws {
+        let json = #"{"url":"http://127.0.0.1:9000","rate_limit":"100/s","routes":[{"path":"/search","methods":["GET"],"rate_limit":"10/m"}]}"#
+        let decoded = try JSONDecoder().decode(ServiceRegistration.self, from: Data(json.utf8))
+        #expect(decoded.rateLimit?.description == "100/s" && decoded.routes[0].rateLimit?.description == "10/m")
+        let encoded = String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self)
+        #expect(encoded.contains(#""rate_limit":"100\/s""#) && encoded.contains(#""rate_limit":"10\/m""#))
+        for bad in [#"{"url":"http://127.0.0.1:9000","rate_limit":"fast"}"#, #"{"url":"http://127.0.0.1:9000","rate_limit":5}"#] {
+            #expect(throws: (any Error).self) { try JSONDecoder().decode(ServiceRegistration.self, from: Data(bad.utf8)) }
+        }
+        do {
+            _ = try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url":"http://127.0.0.1:9000","rate_limit":"0/s"}"#.utf8))
+            Issue.record("0/s was accepted")
+        } catch let e as FieldError {
+            #expect(e.field == "rate_limit")
+        }
+        let cli = try RouteSpec(parsingCLI: "GET /search 10/s")
+        #expect(cli.methods == ["GET"] && cli.path == "/search" && cli.rateLimit?.description == "10/s")
+        #expect(try RouteSpec(parsingCLI: "WS /ws 5/m").rateLimit?.description == "5/m")
+        #expect(throws: FieldError.self) { try RouteSpec(parsingCLI: "GET /search often") }
+        #expect(RateLimit.stricter(try RateLimit(parsing: "100/s"), try RateLimit(parsing: "60/m"))?.description == "60/m")
+        #expect(RateLimit.stricter(nil, try RateLimit(parsing: "1/h"))?.description == "1/h")
+    }
+
     @Test func trafficWeightTravelsInJSONOnlyWhenSet() throws {
         let decoded = try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url":"http://127.0.0.1:9000","traffic_weight":12.5}"#.utf8))
         #expect(decoded.trafficWeight == 12.5)

@@ -27,6 +27,7 @@ PORT = "0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2]
 URL = "^[Hh][Tt][Tt][Pp]([Ss])?://([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(:" + PORT + ")?/?$"
 TEXT = "^[^" + NOCTL + "]*$"
 TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+RATE_LIMIT = "^[1-9][0-9]{0,8}/([sSmMhH]|[sS][eE][cC]|[sS][eE][cC][oO][nN][dD]|[mM][iI][nN]|[mM][iI][nN][uU][tT][eE]|[hH][oO][uU][rR])$"
 DURATION = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)?$"
 
 E = {"$ref": "#/components/responses/Error"}
@@ -115,7 +116,8 @@ doc = {
                 "each parameter a whole segment with a distinct name; no '.' or '..' segments, no empty segment but a trailing '/'. "
                 "Two routes of one registration with the same shape and methods are a conflict (409)."},
      "public": {"type": "boolean"},
-     "websocket": {"type": "boolean", "description": "the route is a WebSocket endpoint (the gateway tunnels any upgrade; this tells route test and status)"}}},
+     "websocket": {"type": "boolean", "description": "the route is a WebSocket endpoint (the gateway tunnels any upgrade; this tells route test and status)"},
+     "rate_limit": {"type": "string", "pattern": RATE_LIMIT, "description": "this route's own rate limit per client key, e.g. 10/s (N/s, N/m or N/h)"}}},
    "Registration": {"type": "object", "required": ["url"], "additionalProperties": False,
      "description": "/health and /_tapper/... belong to the gateway: a registration with routes may not have a prefix under /_tapper, "
        "and without a prefix no route may be /health or under /_tapper (percent-encoded spellings of these are refused too).",
@@ -138,7 +140,9 @@ doc = {
                   "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": TEXT}},
      "load_balancer": {"type": "string", "maxLength": 64, "pattern": TOKEN, "description": "round-robin, random, least-connections or weighted"},
      "traffic_weight": {"type": "number", "minimum": 0, "maximum": 100,
-                        "description": "percentage of the service's requests for this instance's version (canary); versions without one share the rest by instance count"}}},
+                        "description": "percentage of the service's requests for this instance's version (canary); versions without one share the rest by instance count"},
+     "rate_limit": {"type": "string", "pattern": RATE_LIMIT,
+                    "description": "the service's rate limit per client key over all its routes, e.g. 100/s (N/s, N/m or N/h); the strictest of its instances' wins"}}},
    "Instance": {"type": "object", "required": ["service", "instance_id", "index", "create_index", "url", "version", "routes"], "properties": {
      "service": {"type": "string"}, "instance_id": {"type": "string"},
      "index": {"type": "integer"}, "create_index": {"type": "integer"},
@@ -146,9 +150,11 @@ doc = {
      "url": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "prefix": {"type": "string"},
      "health_endpoint": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
      "routes": {"type": "array", "items": {"type": "object", "required": ["methods", "path"], "properties": {
-        "methods": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}, "public": {"type": "boolean"}, "websocket": {"type": "boolean"}}}},
+        "methods": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}, "public": {"type": "boolean"}, "websocket": {"type": "boolean"},
+        "rate_limit": {"type": "string"}}}},
      "ttl_seconds": {"type": "number"}, "weight": {"type": "integer"},
-     "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}, "traffic_weight": {"type": "number"}}},
+     "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}, "traffic_weight": {"type": "number"},
+     "rate_limit": {"type": "string"}}},
    "Catalog": {"type": "object", "required": ["index", "services"], "properties": {
      "index": {"type": "integer"}, "stale": {"type": "boolean"},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "instances"], "properties": {

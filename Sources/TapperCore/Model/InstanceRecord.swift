@@ -79,5 +79,6 @@ extension ServiceRegistration {
         metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:]
         loadBalancer = try c.decodeIfPresent(String.self, forKey: .loadBalancer)
         trafficWeight = try c.decodeIfPresent(Double.self, forKey: .trafficWeight)
+        rateLimit = try c.decodeIfPresent(String.self, forKey: .rateLimit).flatMap { try? RateLimit(parsing: $0) }
     }
 }

@@ -10,18 +10,32 @@ public struct RouteSpec: Hashable, Sendable, Codable {
     /// The route is a WebSocket endpoint (JSON `websocket`). Informational: the gateway tunnels
     /// any upgrade request on any route; `route test` and the status say which routes are.
     public var isWebSocket: Bool
+    /// This route's own rate limit per client key (JSON `rate_limit`, e.g. `"10/s"`), on top of
+    /// the service's and the gateway's.
+    public var rateLimit: RateLimit?
 
-    public init(methods: [String] = [], path: String, isPublic: Bool = false, isWebSocket: Bool = false) {
+    public init(methods: [String] = [], path: String, isPublic: Bool = false, isWebSocket: Bool = false, rateLimit: RateLimit? = nil) {
         self.methods = methods
         self.path = path
         self.isPublic = isPublic
         self.isWebSocket = isWebSocket
+        self.rateLimit = rateLimit
     }
 
     /// Parses the CLI form `'GET /users/{id}'`, `'GET,POST /x'` or just `/x` (any method);
-    /// `'WS /ws/{room}'` is a WebSocket route (a GET that upgrades).
+    /// `'WS /ws/{room}'` is a WebSocket route (a GET that upgrades). A third word is the
+    /// route's rate limit: `'GET /search 10/s'`.
     public init(parsingCLI spec: String) throws(FieldError) {
-        let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
+        var parts = spec.split(separator: " ", omittingEmptySubsequences: true)
+        var limit: RateLimit? = nil
+        if parts.count == 3 {
+            do {
+                limit = try RateLimit(parsing: String(parts[2]))
+            } catch {
+                throw FieldError(field: "route", message: "'\(Names.printable(spec))': \(error.message)")
+            }
+            parts.removeLast()
+        }
         switch parts.count {
         case 1:
             self.init(methods: [], path: String(parts[0]))
@@ -35,6 +49,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         default:
             throw FieldError(field: "route", message: "'\(Names.printable(spec))' must look like 'GET /users/{user_id}' or '/path'")
         }
+        rateLimit = limit
         do {
             try validated()
         } catch {
@@ -46,6 +61,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         case methods, path
         case isPublic = "public"
         case isWebSocket = "websocket"
+        case rateLimit = "rate_limit"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -55,6 +71,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         path = try c.decode(String.self, forKey: .path)
         isPublic = try c.strictOptional(Bool.self, .isPublic) ?? false
         isWebSocket = try c.strictOptional(Bool.self, .isWebSocket) ?? false
+        rateLimit = try c.strictOptional(String.self, .rateLimit).map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -63,6 +80,7 @@ public struct RouteSpec: Hashable, Sendable, Codable {
         try c.encode(path, forKey: .path)
         if isPublic { try c.encode(true, forKey: .isPublic) }
         if isWebSocket { try c.encode(true, forKey: .isWebSocket) }
+        try c.encodeIfPresent(rateLimit?.description, forKey: .rateLimit)
     }
 
     /// Validates and normalises (method names upper-cased, duplicates removed, sorted).

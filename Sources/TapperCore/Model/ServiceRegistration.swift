@@ -19,6 +19,9 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
     /// The percentage of the service's requests this instance's version should get (0…100);
     /// nil leaves the version to share the rest by instance count (see ``VersionSplit``).
     public var trafficWeight: Double?
+    /// The service's rate limit per client key (JSON `rate_limit`, e.g. `"100/s"`): every route
+    /// of the service draws on one budget per key. Instances that disagree: the strictest wins.
+    public var rateLimit: RateLimit?
 
     public static let defaultTTLSeconds: Double = 30
     public static let maxRoutes = 2000
@@ -35,7 +38,8 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         weight: Int = 1,
         metadata: [String: String] = [:],
         loadBalancer: String? = nil,
-        trafficWeight: Double? = nil
+        trafficWeight: Double? = nil,
+        rateLimit: RateLimit? = nil
     ) {
         self.url = url
         self.version = version
@@ -49,6 +53,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         self.metadata = metadata
         self.loadBalancer = loadBalancer
         self.trafficWeight = trafficWeight
+        self.rateLimit = rateLimit
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -57,6 +62,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         case ttlSeconds = "ttl_seconds"
         case loadBalancer = "load_balancer"
         case trafficWeight = "traffic_weight"
+        case rateLimit = "rate_limit"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,6 +86,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         metadata = try c.strictOptional([String: String].self, .metadata) ?? [:]
         loadBalancer = try c.strictOptional(String.self, .loadBalancer)
         trafficWeight = try c.strictOptional(Double.self, .trafficWeight)
+        rateLimit = try c.strictOptional(String.self, .rateLimit).map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -96,6 +103,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try c.encode(metadata, forKey: .metadata)
         try c.encodeIfPresent(loadBalancer, forKey: .loadBalancer)
         try c.encodeIfPresent(trafficWeight, forKey: .trafficWeight)
+        try c.encodeIfPresent(rateLimit?.description, forKey: .rateLimit)
     }
 
     /// The parsed origin of ``url`` (call after ``validate()``).

@@ -13,7 +13,10 @@ public struct RateLimit: Hashable, Sendable, CustomStringConvertible {
     /// Parses `N/s`, `N/m` or `N/h` (also `N/second`, `N/minute`, `N/hour`).
     public init(parsing text: String) throws(FieldError) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let n = Int(parts[0]), n >= 1, n <= 1_000_000_000 else {
+        // Digits only, no leading zero, at most 9 of them (the registry's documented pattern).
+        guard parts.count == 2, (1...9).contains(parts[0].utf8.count), parts[0].utf8.first != UInt8(ascii: "0"),
+            parts[0].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let n = Int(parts[0])
+        else {
             throw FieldError(field: "rate-limit", message: "'\(Names.printable(text))' must look like 100/s, 6000/m or 50000/h")
         }
         let window: UInt64
@@ -26,11 +29,28 @@ public struct RateLimit: Hashable, Sendable, CustomStringConvertible {
         self.init(requests: n, windowNanos: window)
     }
 
+    /// Parses like ``init(parsing:)``, naming `field` in the error.
+    public init(parsing text: String, field: String) throws(FieldError) {
+        do {
+            try self.init(parsing: text)
+        } catch {
+            throw FieldError(field: field, message: error.message)
+        }
+    }
+
     /// The window in whole seconds (for the `RateLimit-Policy` header's `w`).
     public var windowSeconds: Int { Int(windowNanos / 1_000_000_000) }
 
     public var description: String {
         "\(requests)/\(windowNanos == 1_000_000_000 ? "s" : windowNanos == 60_000_000_000 ? "m" : "h")"
+    }
+
+    /// The stricter of two limits (the lower rate; at the same rate, the smaller burst).
+    public static func stricter(_ a: RateLimit?, _ b: RateLimit?) -> RateLimit? {
+        guard let a else { return b }
+        guard let b else { return a }
+        if a.nanosPerToken != b.nanosPerToken { return a.nanosPerToken > b.nanosPerToken ? a : b }
+        return a.requests <= b.requests ? a : b
     }
 
     /// Nanoseconds for one token to come back.

@@ -23,6 +23,8 @@ public struct RouteTable: Sendable {
         public var isPublic: Bool
         /// Some instance declared the route a WebSocket endpoint.
         public var isWebSocket = false
+        /// The route's own rate limit (the strictest its instances declare).
+        public var rateLimit: RateLimit?
         /// How many leading path segments are the service's `prefix`; the gateway removes them
         /// before forwarding, so the service sees its own route paths.
         public var prefixSegments: Int
@@ -144,7 +146,7 @@ public struct RouteTable: Sendable {
                 let prefixSegments = prefix.isEmpty ? 0 : prefix.split(separator: "/").count
                 builder.add(
                     service: record.service, instanceID: record.instanceID, template: template, methods: route.methods, isPublic: route.isPublic,
-                    isWebSocket: route.isWebSocket, prefixSegments: prefixSegments
+                    isWebSocket: route.isWebSocket, rateLimit: route.rateLimit, prefixSegments: prefixSegments
                 )
             }
         }
@@ -174,7 +176,7 @@ extension RouteTable {
         @discardableResult
         public mutating func add(
             service: String, instanceID: String, template: RouteTemplate, methods: [String], isPublic: Bool = false, isWebSocket: Bool = false,
-            prefixSegments: Int = 0
+            rateLimit: RateLimit? = nil, prefixSegments: Int = 0
         ) -> Bool {
             let shape = template.shape
             let wanted = methods.isEmpty ? ["*"] : methods
@@ -195,6 +197,7 @@ extension RouteTable {
                     // the flag, the route stays protected (fail closed) until all agree.
                     entries[idx].isPublic = entries[idx].isPublic && isPublic
                     entries[idx].isWebSocket = entries[idx].isWebSocket || isWebSocket
+                    entries[idx].rateLimit = RateLimit.stricter(entries[idx].rateLimit, rateLimit)
                 } else {
                     entries.append(
                         Entry(
@@ -203,6 +206,7 @@ extension RouteTable {
                         )
                     )
                     entries[entries.count - 1].isWebSocket = isWebSocket
+                    entries[entries.count - 1].rateLimit = rateLimit
                     owners[key] = entries.count - 1
                     methodsByShape[shape, default: []].insert(m)
                 }

@@ -115,14 +115,17 @@ struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// Over the rate limit: `Retry-After`, and the IETF RateLimit fields
     /// (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`).
-    static func rateLimited(_ limit: RateLimit, key: String, _ decision: TokenBucket.Decision) -> GatewayError {
+    /// - Parameters:
+    ///   - policy: whose limit it is, the `RateLimit-Policy` name: `gateway`, `service` or `route`.
+    ///   - scope: what the limit covers, for the message (empty for the gateway-wide one).
+    static func rateLimited(_ limit: RateLimit, key: String, _ decision: TokenBucket.Decision, policy: String = "gateway", scope: String = "") -> GatewayError {
         GatewayError(
             status: .tooManyRequests, code: "rate_limited",
-            message: "more than \(limit.requests) requests per \(limit.windowSeconds == 1 ? "second" : limit.windowSeconds == 60 ? "minute" : "hour") for this \(key); retry in \(decision.retryAfterSeconds) s",
+            message: "more than \(limit.requests) requests per \(limit.windowSeconds == 1 ? "second" : limit.windowSeconds == 60 ? "minute" : "hour") for this \(key)\(scope); retry in \(decision.retryAfterSeconds) s",
             headers: [
                 Header(name: "Retry-After", value: String(decision.retryAfterSeconds)),
-                Header(name: "RateLimit-Policy", value: "\"gateway\";q=\(limit.requests);w=\(limit.windowSeconds)"),
-                Header(name: "RateLimit", value: "\"gateway\";r=\(decision.remaining);t=\(decision.retryAfterSeconds)"),
+                Header(name: "RateLimit-Policy", value: "\"\(policy)\";q=\(limit.requests);w=\(limit.windowSeconds)"),
+                Header(name: "RateLimit", value: "\"\(policy)\";r=\(decision.remaining);t=\(decision.retryAfterSeconds)"),
             ]
         )
     }

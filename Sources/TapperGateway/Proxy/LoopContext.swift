@@ -115,6 +115,7 @@ final class SnapshotRef {
     let targets: [[UpstreamTarget]]
     let balancerCandidates: [[BalancerCandidate]]
     let versionSplits: [VersionSplit?]
+    let entryLimiters: [EntryLimiters?]
 
     init(_ value: RoutingSnapshot) {
         self.value = value
@@ -122,6 +123,7 @@ final class SnapshotRef {
         targets = value.targets
         balancerCandidates = value.balancerCandidates
         versionSplits = value.versionSplits
+        entryLimiters = value.entryLimiters
     }
 }
 

@@ -152,6 +152,11 @@ struct RequestAdmission {
                     return .answer(.rateLimited(limiter.limit, key: limiter.key == .clientIP ? "client" : limiter.key.description, decision), close: bodyFollows)
                 }
             }
+            if let limits = snapshot.entryLimiters[entryIndex],
+                let refused = takeEntryLimits(limits, service: service, entryIndex: entryIndex, head, headBytes, subject: subject, snapshot: snapshot, now: now)
+            {
+                return .answer(refused, close: bodyFollows)
+            }
             let all = snapshot.targets[entryIndex]
             var candidates = gateway.health.routable(all)
             if candidates.isEmpty { return .answer(.noHealthyInstance(service: service), close: false) }
@@ -175,6 +180,29 @@ struct RequestAdmission {
                 )
             )
         }
+    }
+
+    /// Takes a token from the service's and the route's own limiters (both when both are set).
+    /// - Returns: the 429 to answer when one of them refuses.
+    private func takeEntryLimits(
+        _ limits: EntryLimiters, service: String, entryIndex: Int, _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, subject: String?, snapshot: SnapshotRef,
+        now: NIODeadline
+    ) -> GatewayError? {
+        let keyKind = gateway.configuration.rateLimitKey
+        let key = rateLimitKey(keyKind, head, headBytes, subject: subject)
+        let keyName = keyKind == .clientIP ? "client" : keyKind.description
+        if let limiter = limits.service {
+            let decision = limiter.take(key, now: now.uptimeNanoseconds)
+            if !decision.allowed { return .rateLimited(limiter.limit, key: keyName, decision, policy: "service", scope: " on service '\(service)'") }
+        }
+        if let limiter = limits.route {
+            let decision = limiter.take(key, now: now.uptimeNanoseconds)
+            if !decision.allowed {
+                let entry = snapshot.table.entries[entryIndex]
+                return .rateLimited(limiter.limit, key: keyName, decision, policy: "route", scope: " on \(entry.methods.first ?? "*") \(entry.template.raw)")
+            }
+        }
+        return nil
     }
 
     /// The rate-limit key of a request: its client IP, subject or header value (the IP when

@@ -22,6 +22,8 @@ public struct RoutingSnapshot: Sendable {
     let versionTargets: [[VersionTargets]]
     /// `traffic_weight` per version, per service (to split a health-filtered candidate set).
     public let trafficWeights: [String: [String: Double]]
+    /// Per entry: the service's and the route's own rate limiters (nil: none).
+    let entryLimiters: [EntryLimiters?]
 
     struct VersionTargets {
         var targets: [UpstreamTarget]
@@ -29,6 +31,11 @@ public struct RoutingSnapshot: Sendable {
     }
 
     public init(catalog: CatalogSnapshot) {
+        self.init(catalog: catalog, limiters: RateLimiterCache())
+    }
+
+    /// - Parameter limiters: where the services' and routes' rate limiters live between snapshots.
+    init(catalog: CatalogSnapshot, limiters: RateLimiterCache) {
         self.catalog = catalog
         let table = RouteTable(snapshot: catalog)
         var instances: [String: UpstreamTarget] = [:]
@@ -43,6 +50,7 @@ public struct RoutingSnapshot: Sendable {
             if let lb = record.registration.loadBalancer { overrides[record.service] = lb }
         }
         self.table = table
+        self.entryLimiters = limiters.limiters(for: table, catalog: catalog)
         self.instances = instances
         self.balancerOverrides = overrides
         let targets = table.entries.map { entry in

@@ -542,6 +542,11 @@ enum RegistryOpenAPI {
      "websocket": {
       "type": "boolean",
       "description": "the route is a WebSocket endpoint (the gateway tunnels any upgrade; this tells route test and status)"
+     },
+     "rate_limit": {
+      "type": "string",
+      "pattern": "^[1-9][0-9]{0,8}/([sSmMhH]|[sS][eE][cC]|[sS][eE][cC][oO][nN][dD]|[mM][iI][nN]|[mM][iI][nN][uU][tT][eE]|[hH][oO][uU][rR])$",
+      "description": "this route's own rate limit per client key, e.g. 10/s (N/s, N/m or N/h)"
      }
     }
    },
@@ -683,6 +688,11 @@ enum RegistryOpenAPI {
       "minimum": 0,
       "maximum": 100,
       "description": "percentage of the service's requests for this instance's version (canary); versions without one share the rest by instance count"
+     },
+     "rate_limit": {
+      "type": "string",
+      "pattern": "^[1-9][0-9]{0,8}/([sSmMhH]|[sS][eE][cC]|[sS][eE][cC][oO][nN][dD]|[mM][iI][nN]|[mM][iI][nN][uU][tT][eE]|[hH][oO][uU][rR])$",
+      "description": "the service's rate limit per client key over all its routes, e.g. 100/s (N/s, N/m or N/h); the strictest of its instances' wins"
      }
     }
    },
@@ -760,6 +770,9 @@ enum RegistryOpenAPI {
         },
         "websocket": {
          "type": "boolean"
+        },
+        "rate_limit": {
+         "type": "string"
         }
        }
       }
@@ -781,6 +794,9 @@ enum RegistryOpenAPI {
      },
      "traffic_weight": {
       "type": "number"
+     },
+     "rate_limit": {
+      "type": "string"
      }
     }
    },

@@ -137,6 +137,16 @@ def _is_public(ctx: Any) -> bool:
     return False
 
 
+def _rate_limit(ctx: Any) -> Optional[str]:
+    """A route's own rate limit: ``openapi_extra={"x-tapper-rate-limit": "10/s"}``."""
+    extra = getattr(ctx, "openapi_extra", None)
+    if isinstance(extra, dict):
+        value = extra.get("x-tapper-rate-limit")
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str, Any]]:
     """The routes to publish: FastAPI/Starlette routes with include_in_schema=True, and every
     WebSocket route (``@app.websocket``, published as ``GET`` with ``"websocket": true``; the gateway
@@ -193,10 +203,12 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
         is_public = _is_public(ctx)
         # A WebSocket route and an HTTP GET route on one path merge into one GET route (a plain
         # GET and an upgrade both reach the app there).
-        key = _shape(template) + (" public" if is_public else "")
+        rate_limit = None if websocket else _rate_limit(ctx)
+        # Routes with their own rate limit stay apart from the others of their path.
+        key = _shape(template) + (" public" if is_public else "") + (f" limit {rate_limit}" if rate_limit else "")
         entry = merged.get(key)
         if entry is None:
-            merged[key] = {"path": template, "methods": methods, "any": any_method, "public": is_public, "websocket": websocket}
+            merged[key] = {"path": template, "methods": methods, "any": any_method, "public": is_public, "websocket": websocket, "rate_limit": rate_limit}
             order.append(key)
         else:
             entry["methods"] |= methods
@@ -211,5 +223,7 @@ def collect_routes(app: Any, prefix: str, health_endpoint: str) -> List[Dict[str
             route["public"] = True
         if entry["websocket"]:
             route["websocket"] = True
+        if entry["rate_limit"]:
+            route["rate_limit"] = entry["rate_limit"]
         out.append(route)
     return out

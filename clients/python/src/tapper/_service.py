@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import math
+import re
 import os
 import sys
 import threading
@@ -61,6 +62,8 @@ async def _health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "healthy"})
 
 
+_RATE_LIMIT = re.compile(r"^[1-9][0-9]{0,9}/(s|sec|second|m|min|minute|h|hour)$")
+
 class Service:
     """Registers a FastAPI (or Starlette) app with a Tapper registry while it runs.
 
@@ -91,6 +94,7 @@ class Service:
         instance_id: Optional[str] = None,
         weight: int = 1,
         traffic_weight: Optional[float] = None,
+        rate_limit: Optional[str] = None,
         metadata: Optional[Mapping[str, str]] = None,
         registry: Any = None,
     ) -> None:
@@ -132,6 +136,9 @@ class Service:
         ):
             raise ValueError(f"tapper: traffic_weight must be a percentage from 0 to 100, got {traffic_weight!r}")
         self.traffic_weight = None if traffic_weight is None else float(traffic_weight)
+        if rate_limit is not None and (not isinstance(rate_limit, str) or not _RATE_LIMIT.match(rate_limit)):
+            raise ValueError(f"tapper: rate_limit must look like '100/s', '6000/m' or '50000/h', got {rate_limit!r}")
+        self.rate_limit = rate_limit
         self.metadata: Dict[str, str] = {}
         for k, v in (metadata or {}).items():
             self.metadata[_names.check_text(k, "metadata key", 128)] = _names.check_text(v, f"metadata[{k!r}]", 1024)
@@ -143,7 +150,7 @@ class Service:
         return (
             self.name, self.version, self.description, self.prefix, self.health_endpoint, tuple(self.tags),
             self.url, self.registry_url, self.ttl, self.token, self.instance_id, self.weight,
-            self.traffic_weight, tuple(sorted(self.metadata.items())), id(self.registry),
+            self.traffic_weight, self.rate_limit, tuple(sorted(self.metadata.items())), id(self.registry),
         )
 
     # -- decorating ---------------------------------------------------------------------------
@@ -366,6 +373,8 @@ class _Agent:
             }
             if s.traffic_weight is not None:
                 self.body["traffic_weight"] = s.traffic_weight
+            if s.rate_limit is not None:
+                self.body["rate_limit"] = s.rate_limit
             self.thread = threading.Thread(target=self._thread_main, name=f"tapper-heartbeat-{s.name}", daemon=True)
             self.thread.start()
         except asyncio.CancelledError:
