@@ -26,13 +26,13 @@ function __tapper_parse_tokens -S
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'read-token-file=' 'protect-reads' 'max-body-bytes=' 'max-wait=' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'config=' 'host=' 'port=' 'backend=' 'data-dir=' 'token-file=' 'read-token-file=' 'protect-reads' 'max-body-bytes=' 'max-wait=' 'log-level=' 'version' 'h/help'
             end
         case 'gateway'
             __tapper_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'serve'
-                __tapper_parse_subcommand 0 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'rate-limit=' 'rate-limit-key=' 'version-header=' 'version-cookie=' 'trusted-proxies=+' 'admin-token-file=' 'admin-port=' 'admin-host=' 'auth=' 'api-keys-file=' 'jwt-key-file=' 'jwt-algorithm=' 'jwt-issuer=' 'jwt-audience=+' 'jwt-leeway=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'tunnel-idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
+                __tapper_parse_subcommand 0 'config=' 'host=' 'port=' 'registry=' 'registry-port=' 'data-dir=' 'token-file=' 'discovery-interval=' 'timeout=' 'load-balancer=' 'rate-limit=' 'rate-limit-key=' 'version-header=' 'version-cookie=' 'trusted-proxies=+' 'admin-token-file=' 'admin-port=' 'admin-host=' 'auth=' 'api-keys-file=' 'jwt-key-file=' 'jwt-algorithm=' 'jwt-issuer=' 'jwt-audience=+' 'jwt-leeway=' 'threads=' 'max-body-size=' 'max-header-size=' 'header-timeout=' 'idle-timeout=' 'tunnel-idle-timeout=' 'drain-timeout=' 'no-access-log' 'health-interval=' 'health-timeout=' 'health-fall=' 'health-rise=' 'no-health-checks' 'outlier-failures=' 'ejection-time=' 'max-ejection-percent=' 'panic-routing' 'log-level=' 'version' 'h/help'
             end
         case 'service'
             __tapper_parse_subcommand 0 'version' 'h/help'
@@ -121,6 +121,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tappe
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry" version' -l 'version' -d 'Show the version.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper registry" -eq 1' -fa 'serve' -d 'Serve the registry API.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" config' -l 'config' -d 'Read settings from this YAML file\'s \'registry:\' section (keys are these options\' names, e.g. backend: etcd://127.0.0.1:2379); flags and TAPPER_REGISTRY_* variables win over it. Token files are re-read when they change; other changes to the file take effect at restart.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" host' -l 'host' -d 'Address to listen on.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" port' -l 'port' -d 'Port to listen on (0 picks a free port).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper registry serve" backend' -l 'backend' -d 'Where registrations are kept: \'memory\', \'redis://[user:password@]host:port[/db]\', \'etcd://host:port[,host:port…][/prefix]\' or \'consul://host:port\'.' -rfka ''
@@ -136,6 +137,7 @@ complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options 
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway" version' -l 'version' -d 'Show the version.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_positional "tapper gateway" -eq 1' -fa 'serve' -d 'Route requests to healthy service instances.'
+complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" config' -l 'config' -d 'Read settings from this YAML file\'s \'gateway:\' section (keys are these options\' names, e.g. rate-limit: 100/s); flags and TAPPER_GATEWAY_* variables win over it. Re-read when it changes: the rate limits apply at once, the rest at restart.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" host' -l 'host' -d 'Address to listen on.' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" port' -l 'port' -d 'Port to listen on (0 picks a free port).' -rfka ''
 complete -c 'tapper' -n '__tapper_should_offer_completions_for_flags_or_options "tapper gateway serve" registry' -l 'registry' -d 'Follow this registry (http://…) or read its store (etcd://…, redis://…, consul://…) instead of running an embedded one.' -rfka ''

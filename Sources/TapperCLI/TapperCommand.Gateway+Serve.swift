@@ -6,6 +6,7 @@ import TapperClient
 import TapperCore
 import TapperGateway
 import TapperRegistry
+import Synchronization
 import UnixSignals
 
 extension TapperCommand.Gateway {
@@ -26,6 +27,12 @@ extension TapperCommand.Gateway {
                 typed parameter > parameter > catch-all), then proxied byte-exact to one instance.
                 """
         )
+
+        @Option(
+            help: ArgumentHelp(
+                "Read settings from this YAML file's 'gateway:' section (keys are these options' names, e.g. rate-limit: 100/s); flags and TAPPER_GATEWAY_* variables win over it. Re-read when it changes: the rate limits apply at once, the rest at restart.",
+                valueName: "file"))
+        public var config: String?
 
         @Option(help: "Address to listen on.")
         public var host: String = "127.0.0.1"
@@ -348,6 +355,9 @@ extension TapperCommand.Gateway {
             services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
             services.append(HealthChecker(monitor: monitor, state: state, logger: logger))
             services.append(GatewayServer(gateway: gateway, logger: logger))
+            if let invocation = ConfigInvocation.current.withLock({ $0 }), invocation.filePath != nil {
+                services.append(Self.configReloader(invocation, gateway: gateway, logger: logger))
+            }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             // The access log is written off the reactors: let its last lines out before exiting.
             do {
@@ -362,6 +372,26 @@ extension TapperCommand.Gateway {
 }
 
 extension TapperCommand.Gateway.Serve {
+    /// The settings a reloaded `--config` changes while the gateway serves.
+    static let liveKeys: Set<String> = ["rate-limit", "rate-limit-key"]
+
+    /// Re-reads `--config` when it changes and applies ``liveKeys`` to the running gateway.
+    static func configReloader(_ invocation: ConfigInvocation, gateway: Gateway, logger: Logger) -> ConfigReloadService<Self> {
+        ConfigReloadService(invocation: invocation, logger: logger) { command, changed in
+            let applied = Set(changed.filter { liveKeys.contains($0) && invocation.overriddenBy($0) == nil })
+            guard !applied.isEmpty else { return [] }
+            do throws(FieldError) {
+                let limit = try command.rateLimit.map { s throws(FieldError) in try RateLimit(parsing: s) }
+                try gateway.updateRateLimit(limit, key: command.rateLimitKey)
+                logger.notice("rate limit now \(limit.map { "\($0)" } ?? "off") per \(command.rateLimitKey)")
+            } catch {
+                logger.error("config not applied: --\(error.field): \(error.message)")
+                return []
+            }
+            return applied
+        }
+    }
+
     /// `--auth` values.
     public enum AuthMode: String, ExpressibleByArgument, CaseIterable, Sendable {
         case none

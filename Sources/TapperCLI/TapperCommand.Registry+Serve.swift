@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 import TapperRegistry
 
@@ -24,6 +25,12 @@ extension TapperCommand.Registry {
                 recovers by itself when the store returns.
                 """
         )
+
+        @Option(
+            help: ArgumentHelp(
+                "Read settings from this YAML file's 'registry:' section (keys are these options' names, e.g. backend: etcd://127.0.0.1:2379); flags and TAPPER_REGISTRY_* variables win over it. Token files are re-read when they change; other changes to the file take effect at restart.",
+                valueName: "file"))
+        public var config: String?
 
         @Option(help: "Address to listen on.")
         public var host: String = "127.0.0.1"
@@ -102,8 +109,14 @@ extension TapperCommand.Registry {
             let app = server.application(logger: logger) { port in
                 logger.notice("registry listening on http://\(host):\(port) (backend: \(backend.displayName)\(token.isConfigured ? ", writes need the token" : "")\(protectReads ? ", reads need a token" : ""))")
             }
+            var services: [any Service] = [app]
+            if let invocation = ConfigInvocation.current.withLock({ $0 }), invocation.filePath != nil {
+                // Nothing of the registry's changes live but its token files, which are re-read by
+                // themselves: a changed file is checked and the keys that need a restart named.
+                services.append(ConfigReloadService<Self>(invocation: invocation, logger: logger) { _, _ in [] })
+            }
             let group = ServiceGroup(
-                configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             )
             try await group.run()
         }

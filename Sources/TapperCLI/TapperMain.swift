@@ -16,7 +16,7 @@ public enum TapperMain {
         if CommandLine.arguments.count == 1 && isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1 {
             await TapperCommand.main(["shell"])
         } else {
-            await TapperCommand.main()
+            await TapperCommand.main(ConfigInvocation.layeredArguments(Array(CommandLine.arguments.dropFirst())))
         }
     }
 }

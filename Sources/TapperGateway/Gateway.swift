@@ -36,11 +36,20 @@ public final class Gateway: Sendable {
         self.health = health
         self.balancers = balancers
         self.outcomes = outcomes
+        state.setTrafficPolicy(limit: configuration.rateLimiter?.limit, key: configuration.rateLimitKey)
         if let monitor = health as? HealthMonitor {
             // Health follows the catalog whether or not active probes run.
             state.onChange { monitor.sync($0) }
             monitor.sync(state.snapshot)
         }
+    }
+
+    /// Changes the gateway-wide rate limit and `--rate-limit-key` while serving (a reloaded
+    /// `--config`); requests see it at once, buckets of an unchanged limit are kept.
+    /// - Returns: whether anything changed.
+    @discardableResult
+    public func updateRateLimit(_ limit: RateLimit?, key: String) throws(FieldError) -> Bool {
+        state.setTrafficPolicy(limit: limit, key: try RateLimiter.Key(parsing: key))
     }
 
     /// The admin endpoints' responder.

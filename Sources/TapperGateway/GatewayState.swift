@@ -25,6 +25,8 @@ public final class GatewayState: Sendable {
     private let changeListeners = NIOLockedValueBox<[@Sendable (RoutingSnapshot) -> Void]>([])
     /// The services' and routes' rate limiters, kept across snapshots.
     private let limiters = RateLimiterCache()
+    /// What changes live (``setTrafficPolicy(limit:key:)``), put in every snapshot.
+    private let policyBox = NIOLockedValueBox(TrafficPolicy())
 
     public init(source: String) {
         snapshotBox = NIOLockedValueBox(.empty)
@@ -45,7 +47,7 @@ public final class GatewayState: Sendable {
         var installed: RoutingSnapshot?
         let current = snapshotBox.withLockedValue { $0.catalog }
         if current != catalog || current.index == 0 {
-            let fresh = RoutingSnapshot(catalog: catalog, limiters: limiters)
+            let fresh = RoutingSnapshot(catalog: catalog, limiters: limiters, policy: policyBox.withLockedValue { $0 })
             snapshotBox.withLockedValue { $0 = fresh }
             snapshotGeneration.add(1, ordering: .releasing)
             installed = fresh
@@ -59,6 +61,34 @@ public final class GatewayState: Sendable {
         if let installed {
             for listener in changeListeners.withLockedValue({ $0 }) { listener(installed) }
         }
+    }
+
+    /// The gateway-wide rate limit and the key every limit counts by, as requests see them now.
+    public var trafficPolicy: (limit: RateLimit?, key: String) {
+        policyBox.withLockedValue { ($0.gatewayLimiter?.limit, $0.rateLimitKey.description) }
+    }
+
+    /// Changes the gateway-wide rate limit (nil: none) and the key of every limit, live: the next
+    /// request on every I/O thread sees it. A limit and key left as they were keep their buckets.
+    /// - Returns: whether anything changed.
+    @discardableResult
+    func setTrafficPolicy(limit: RateLimit?, key: RateLimiter.Key) -> Bool {
+        let changed: Bool = policyBox.withLockedValue { policy in
+            let same = policy.rateLimitKey == key && policy.gatewayLimiter?.limit == limit
+            if same { return false }
+            policy.rateLimitKey = key
+            policy.gatewayLimiter = limit.map { RateLimiter(limit: $0, key: key) }
+            return true
+        }
+        guard changed else { return false }
+        let policy = policyBox.withLockedValue { $0 }
+        let fresh: RoutingSnapshot = snapshotBox.withLockedValue { current in
+            current = RoutingSnapshot(catalog: current.catalog, limiters: limiters, policy: policy)
+            return current
+        }
+        snapshotGeneration.add(1, ordering: .releasing)
+        for listener in changeListeners.withLockedValue({ $0 }) { listener(fresh) }
+        return true
     }
 
     /// Records that the registry could not be reached; routing keeps the last table.

@@ -40,6 +40,8 @@ public final class TapperProcess: @unchecked Sendable {
         env["NO_COLOR"] = "1"
         env.removeValue(forKey: "TAPPER_REGISTRY_URL")
         env.removeValue(forKey: "TAPPER_TOKEN")
+        // The servers' own layers (TAPPER_GATEWAY_*, TAPPER_REGISTRY_*) come from the test only.
+        for key in env.keys where key.hasPrefix("TAPPER_GATEWAY_") || key.hasPrefix("TAPPER_REGISTRY_") { env.removeValue(forKey: key) }
         for (k, v) in environment { env[k] = v }
         p.environment = env
         let out = Pipe()

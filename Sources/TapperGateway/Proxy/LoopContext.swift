@@ -116,6 +116,8 @@ final class SnapshotRef {
     let balancerCandidates: [[BalancerCandidate]]
     let versionSplits: [VersionSplit?]
     let entryLimiters: [EntryLimiters?]
+    let gatewayLimiter: RateLimiter?
+    let rateLimitKey: RateLimiter.Key
 
     init(_ value: RoutingSnapshot) {
         self.value = value
@@ -124,6 +126,8 @@ final class SnapshotRef {
         balancerCandidates = value.balancerCandidates
         versionSplits = value.versionSplits
         entryLimiters = value.entryLimiters
+        gatewayLimiter = value.policy.gatewayLimiter
+        rateLimitKey = value.policy.rateLimitKey
     }
 }
 

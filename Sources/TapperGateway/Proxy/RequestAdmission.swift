@@ -145,7 +145,7 @@ struct RequestAdmission {
                     deferredAuth = authRequest
                 }
             }
-            if let limiter = gateway.configuration.rateLimiter {
+            if let limiter = snapshot.gatewayLimiter {
                 let key = rateLimitKey(limiter.key, head, headBytes, subject: subject)
                 let decision = limiter.take(key, now: now.uptimeNanoseconds)
                 if !decision.allowed {
@@ -188,7 +188,7 @@ struct RequestAdmission {
         _ limits: EntryLimiters, service: String, entryIndex: Int, _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, subject: String?, snapshot: SnapshotRef,
         now: NIODeadline
     ) -> GatewayError? {
-        let keyKind = gateway.configuration.rateLimitKey
+        let keyKind = snapshot.rateLimitKey
         let key = rateLimitKey(keyKind, head, headBytes, subject: subject)
         let keyName = keyKind == .clientIP ? "client" : keyKind.description
         if let limiter = limits.service {

@@ -24,6 +24,8 @@ public struct RoutingSnapshot: Sendable {
     public let trafficWeights: [String: [String: Double]]
     /// Per entry: the service's and the route's own rate limiters (nil: none).
     let entryLimiters: [EntryLimiters?]
+    /// The settings that change live (a reloaded `--config`): the gateway-wide limit and key.
+    let policy: TrafficPolicy
 
     struct VersionTargets {
         var targets: [UpstreamTarget]
@@ -35,8 +37,9 @@ public struct RoutingSnapshot: Sendable {
     }
 
     /// - Parameter limiters: where the services' and routes' rate limiters live between snapshots.
-    init(catalog: CatalogSnapshot, limiters: RateLimiterCache) {
+    init(catalog: CatalogSnapshot, limiters: RateLimiterCache, policy: TrafficPolicy = TrafficPolicy()) {
         self.catalog = catalog
+        self.policy = policy
         let table = RouteTable(snapshot: catalog)
         var instances: [String: UpstreamTarget] = [:]
         var overrides: [String: String] = [:]
@@ -77,4 +80,13 @@ public struct RoutingSnapshot: Sendable {
     }
 
     public static let empty = RoutingSnapshot(catalog: CatalogSnapshot(index: 0, services: []))
+}
+
+/// The gateway settings that change while it serves (a reloaded `--config`), carried by every
+/// snapshot so that a request reads them with the routing table it already holds.
+struct TrafficPolicy: Sendable {
+    /// The gateway-wide rate limit (`--rate-limit`); nil: none.
+    var gatewayLimiter: RateLimiter? = nil
+    /// What every rate limit counts by (`--rate-limit-key`).
+    var rateLimitKey: RateLimiter.Key = .clientIP
 }
