@@ -1,4 +1,6 @@
+import ArgumentParser
 import Logging
+import TapperCore
 import TapperRegistry
 import TapperRegistryConsul
 import TapperRegistryEtcd
@@ -36,6 +38,14 @@ enum BackendURL {
             return "\(error)"
         }
         return "'\(url)' is not a backend; use memory, redis://[user:password@]host:port[/db], etcd://host:port[,host:port…][/prefix] or consul://host:port"
+    }
+
+    /// The shared rate-limit counters of a `redis://` or `etcd://` store (`--rate-limit-store`).
+    static func counterStore(_ url: String) throws -> any SharedCounterStore {
+        let lower = url.lowercased()
+        if lower.hasPrefix("redis://") { return try RedisCounterStore(redisURL: url) }
+        if lower.hasPrefix("etcd://") { return try EtcdCounterStore(etcdURL: url) }
+        throw ValidationError("--rate-limit-store must be local, shared, redis://… or etcd://…, got '\(url)'")
     }
 
     /// Builds the backend for a valid URL.

@@ -72,6 +72,18 @@ extension TapperCommand.Gateway {
 
         @Option(
             help: ArgumentHelp(
+                "Where the rate limits are counted: local (each gateway alone), shared (in the --registry redis://… or etcd://… store, so gateways sharing it share every limit), or a redis://… or etcd://… URL.",
+                valueName: "local|shared|url"))
+        public var rateLimitStore: String = "local"
+
+        @Option(help: ArgumentHelp("While the shared rate-limit store is down: open (each gateway limits on its own) or closed (limited requests get 503).", valueName: "open|closed"))
+        public var rateLimitFailure: String = "open"
+
+        @Option(help: ArgumentHelp("Seconds between syncs with the shared rate-limit store (how far the gateways together may overshoot a limit).", valueName: "seconds"))
+        public var rateLimitSync: Double = 0.1
+
+        @Option(
+            help: ArgumentHelp(
                 "Request header that pins a service version, e.g. 'X-Tapper-Version: 2.0.0' (a pinned version with no healthy instance gets 503); '' turns pinning by header off.",
                 valueName: "name"))
         public var versionHeader: String = "X-Tapper-Version"
@@ -189,6 +201,7 @@ extension TapperCommand.Gateway {
             } catch {
                 throw ValidationError("--\(error.field): \(error.message)")
             }
+            _ = try limitSharing()
             if !versionHeader.isEmpty && !Self.isToken(versionHeader) {
                 throw ValidationError("--version-header: '\(versionHeader)' is not a header name")
             }
@@ -258,6 +271,29 @@ extension TapperCommand.Gateway {
             }
         }
 
+        /// `--rate-limit-store`, `--rate-limit-failure` and `--rate-limit-sync` (nil: local limits).
+        func limitSharing() throws -> LimitSharing? {
+            guard let failure = LimitSharing.Failure(rawValue: rateLimitFailure.lowercased()) else {
+                throw ValidationError("--rate-limit-failure must be open or closed, got '\(rateLimitFailure)'")
+            }
+            guard rateLimitSync > 0 && rateLimitSync <= 60 else { throw ValidationError("--rate-limit-sync must be between 0 and 60 seconds") }
+            let url: String
+            switch rateLimitStore.lowercased() {
+            case "local":
+                return nil
+            case "shared":
+                guard let registry, registry.lowercased().hasPrefix("redis://") || registry.lowercased().hasPrefix("etcd://") else {
+                    throw ValidationError(
+                        "--rate-limit-store shared counts in the registry's store, so it needs --registry redis://… or etcd://…; otherwise give the store: --rate-limit-store redis://HOST:PORT")
+                }
+                url = registry
+            default:
+                url = rateLimitStore
+                if let problem = BackendURL.problem(url), BackendURL.isStore(url) { throw ValidationError("--rate-limit-store: \(problem)") }
+            }
+            return LimitSharing(store: try BackendURL.counterStore(url), failure: failure, interval: .milliseconds(Int64(rateLimitSync * 1000)))
+        }
+
         /// An HTTP token (RFC 9110 §5.6.2): what a header or cookie name may be.
         static func isToken(_ s: String) -> Bool {
             s.utf8.allSatisfy { b in
@@ -320,15 +356,15 @@ extension TapperCommand.Gateway {
         /// Where the gateway learns the catalog: a store read directly, a remote registry, or an
         /// embedded registry (whose API server joins the services). Kept out of `run()`: Swift 6.3.1
         /// crashes (signal 11, coroutine splitting) compiling it inline in an async function in release.
-        func discovery(logger: Logger) throws -> (state: GatewayState, source: Discovery.Source, services: [any Service]) {
+        func discovery(logger: Logger, sharing: LimitSharing?) throws -> (state: GatewayState, source: Discovery.Source, services: [any Service]) {
             if let registry, BackendURL.isStore(registry) {
                 let backend = try BackendURL.make(registry, dataDirectory: nil, logger: logger)
                 logger.notice("gateway reads the registry store \(backend.displayName) directly")
-                return (GatewayState(source: backend.displayName), .backend(backend), [backend])
+                return (GatewayState(source: backend.displayName, limitSharing: sharing), .backend(backend), [backend])
             }
             if let registry {
                 let token = tokenFile.flatMap { TokenSource.read(file: $0) } ?? ProcessInfo.processInfo.environment["TAPPER_TOKEN"]
-                return (GatewayState(source: registry), .remote(RegistryClient(baseURL: registry, token: token)), [])
+                return (GatewayState(source: registry, limitSharing: sharing), .remote(RegistryClient(baseURL: registry, token: token)), [])
             }
             let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
             let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"], logger: logger)
@@ -338,13 +374,14 @@ extension TapperCommand.Gateway {
             let api = registryServer.application(logger: logger) { port in
                 logger.notice("embedded registry listening on http://127.0.0.1:\(port) (backend: \(backend.displayName))")
             }
-            return (GatewayState(source: "embedded"), .backend(backend), [api])
+            return (GatewayState(source: "embedded", limitSharing: sharing), .backend(backend), [api])
         }
 
         public func run() async throws {
             let logger = LogSetup.logger(label: "tapper.gateway", options: logging)
             let interval = Duration.milliseconds(Int64(discoveryInterval * 1000))
-            let (state, source, registryServices) = try discovery(logger: logger)
+            let sharing = try limitSharing()
+            let (state, source, registryServices) = try discovery(logger: logger, sharing: sharing)
             var services: [any Service] = registryServices
             let monitor = HealthMonitor(configuration: healthConfiguration())
             let configuration = try gatewayConfiguration(logger: logger)
@@ -355,6 +392,10 @@ extension TapperCommand.Gateway {
             services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
             services.append(HealthChecker(monitor: monitor, state: state, logger: logger))
             services.append(GatewayServer(gateway: gateway, logger: logger))
+            if let sharing {
+                logger.notice("rate limits are shared through \(sharing.store.displayName) (synced every \(sharing.interval), failing \(sharing.failure.rawValue))")
+                services.append(SharedLimitSync(state: state, sharing: sharing, logger: logger))
+            }
             if let invocation = ConfigInvocation.current.withLock({ $0 }), invocation.filePath != nil {
                 services.append(Self.configReloader(invocation, gateway: gateway, logger: logger))
             }

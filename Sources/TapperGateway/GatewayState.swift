@@ -24,11 +24,15 @@ public final class GatewayState: Sendable {
     private let statusBox: NIOLockedValueBox<DiscoveryStatus>
     private let changeListeners = NIOLockedValueBox<[@Sendable (RoutingSnapshot) -> Void]>([])
     /// The services' and routes' rate limiters, kept across snapshots.
-    private let limiters = RateLimiterCache()
+    private let limiters: RateLimiterCache
+    /// How rate limits are shared with other gateways (nil: each gateway counts alone).
+    public let limitSharing: LimitSharing?
     /// What changes live (``setTrafficPolicy(limit:key:)``), put in every snapshot.
     private let policyBox = NIOLockedValueBox(TrafficPolicy())
 
-    public init(source: String) {
+    public init(source: String, limitSharing: LimitSharing? = nil) {
+        self.limitSharing = limitSharing
+        limiters = RateLimiterCache(sharing: limitSharing)
         snapshotBox = NIOLockedValueBox(.empty)
         statusBox = NIOLockedValueBox(DiscoveryStatus(source: source, reachable: false, tableBuiltAt: .now))
     }
@@ -77,7 +81,7 @@ public final class GatewayState: Sendable {
             let same = policy.rateLimitKey == key && policy.gatewayLimiter?.limit == limit
             if same { return false }
             policy.rateLimitKey = key
-            policy.gatewayLimiter = limit.map { RateLimiter(limit: $0, key: key) }
+            policy.gatewayLimiter = limit.map { RateLimiter(limit: $0, key: key, scope: "gateway", sharing: limitSharing) }
             return true
         }
         guard changed else { return false }

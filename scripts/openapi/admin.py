@@ -45,7 +45,11 @@ doc = {
        "table_index": {"type": "integer", "minimum": 0}, "table_age_seconds": num, "stale": {"type": "boolean"},
        "registry": {"type": "object", "required": ["source", "reachable"], "additionalProperties": False, "properties": {
           "source": {"type": "string"}, "reachable": {"type": "boolean"}, "last_error": {"type": "string"}, "last_contact_age_seconds": num}},
-       "requests_in_flight": {"type": "integer", "minimum": 0}, "open_connections": {"type": "integer", "minimum": 0}, "uptime_seconds": num}},
+       "requests_in_flight": {"type": "integer", "minimum": 0}, "open_connections": {"type": "integer", "minimum": 0}, "uptime_seconds": num,
+       "rate_limit_store": {"type": "object", "required": ["store", "failure", "reachable", "syncs"], "additionalProperties": False,
+          "description": "set when --rate-limit-store shares the limits with other gateways", "properties": {
+          "store": {"type": "string"}, "failure": {"enum": ["open", "closed"]}, "reachable": {"type": "boolean"},
+          "syncs": {"type": "integer", "minimum": 0}, "last_error": {"type": "string"}}}}},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "versions", "healthy", "total", "routes", "instances"], "additionalProperties": False, "properties": {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
        "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},

@@ -24,6 +24,30 @@ public struct StatusReport: Codable, Sendable, Hashable {
         }
     }
 
+    /// How the gateway's rate limits are shared (`--rate-limit-store`).
+    public struct RateLimitStore: Codable, Sendable, Hashable {
+        public var store: String
+        /// `open` or `closed`: what limited requests get while the store is down.
+        public var failure: String
+        public var reachable: Bool
+        /// Successful syncs since the start.
+        public var syncs: Int
+        public var lastError: String?
+
+        public init(store: String, failure: String, reachable: Bool, syncs: Int, lastError: String? = nil) {
+            self.store = store
+            self.failure = failure
+            self.reachable = reachable
+            self.syncs = syncs
+            self.lastError = lastError
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case store, failure, reachable, syncs
+            case lastError = "last_error"
+        }
+    }
+
     public struct Gateway: Codable, Sendable, Hashable {
         public var tableIndex: UInt64
         public var tableAgeSeconds: Double
@@ -32,11 +56,14 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var requestsInFlight: Int
         public var openConnections: Int
         public var uptimeSeconds: Double
+        /// Set when the rate limits are shared with other gateways.
+        public var rateLimitStore: RateLimitStore?
 
         public init(
             tableIndex: UInt64, tableAgeSeconds: Double, stale: Bool, registry: Registry, requestsInFlight: Int, openConnections: Int,
-            uptimeSeconds: Double
+            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil
         ) {
+            self.rateLimitStore = rateLimitStore
             self.tableIndex = tableIndex
             self.tableAgeSeconds = tableAgeSeconds
             self.stale = stale
@@ -53,6 +80,7 @@ public struct StatusReport: Codable, Sendable, Hashable {
             case requestsInFlight = "requests_in_flight"
             case openConnections = "open_connections"
             case uptimeSeconds = "uptime_seconds"
+            case rateLimitStore = "rate_limit_store"
         }
     }
 

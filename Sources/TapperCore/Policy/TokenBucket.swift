@@ -76,12 +76,15 @@ public struct TokenBucket: Hashable, Sendable {
         public var retryAfterSeconds: Int
         /// Seconds (rounded up) until the bucket is full again.
         public var resetSeconds: Int
+        /// Refused because a shared limit's store is down and the limit fails closed (→ 503).
+        public var storeUnavailable: Bool
 
-        public init(allowed: Bool, remaining: Int, retryAfterSeconds: Int, resetSeconds: Int) {
+        public init(allowed: Bool, remaining: Int, retryAfterSeconds: Int, resetSeconds: Int, storeUnavailable: Bool = false) {
             self.allowed = allowed
             self.remaining = remaining
             self.retryAfterSeconds = retryAfterSeconds
             self.resetSeconds = resetSeconds
+            self.storeUnavailable = storeUnavailable
         }
     }
 

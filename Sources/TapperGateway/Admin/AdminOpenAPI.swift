@@ -362,6 +362,38 @@ enum AdminOpenAPI {
        },
        "uptime_seconds": {
         "type": "number"
+       },
+       "rate_limit_store": {
+        "type": "object",
+        "required": [
+         "store",
+         "failure",
+         "reachable",
+         "syncs"
+        ],
+        "additionalProperties": false,
+        "description": "set when --rate-limit-store shares the limits with other gateways",
+        "properties": {
+         "store": {
+          "type": "string"
+         },
+         "failure": {
+          "enum": [
+           "open",
+           "closed"
+          ]
+         },
+         "reachable": {
+          "type": "boolean"
+         },
+         "syncs": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "last_error": {
+          "type": "string"
+         }
+        }
        }
       }
      },

@@ -129,7 +129,10 @@ struct AdminResponder {
                 registry: .init(source: d.source, reachable: d.reachable, lastError: d.lastError, lastContactAgeSeconds: d.lastContact.map { $0.duration(to: now).inSeconds.roundedToThousandths }),
                 requestsInFlight: gateway.requestsInFlight,
                 openConnections: gateway.openConnectionCount,
-                uptimeSeconds: gateway.startedAt.duration(to: now).inSeconds.roundedToThousandths
+                uptimeSeconds: gateway.startedAt.duration(to: now).inSeconds.roundedToThousandths,
+                rateLimitStore: gateway.state.limitSharing.map {
+                    .init(store: $0.store.displayName, failure: $0.failure.rawValue, reachable: !$0.isDown, syncs: $0.syncCount, lastError: $0.lastError)
+                }
             ),
             services: services
         )

@@ -119,7 +119,14 @@ struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
     ///   - policy: whose limit it is, the `RateLimit-Policy` name: `gateway`, `service` or `route`.
     ///   - scope: what the limit covers, for the message (empty for the gateway-wide one).
     static func rateLimited(_ limit: RateLimit, key: String, _ decision: TokenBucket.Decision, policy: String = "gateway", scope: String = "") -> GatewayError {
-        GatewayError(
+        if decision.storeUnavailable {
+            return GatewayError(
+                status: .serviceUnavailable, code: "rate_limit_unavailable",
+                message: "the \(policy) rate limit\(scope) is shared through a store that is unreachable, and it fails closed",
+                headers: [Header(name: "Retry-After", value: "1")]
+            )
+        }
+        return GatewayError(
             status: .tooManyRequests, code: "rate_limited",
             message: "more than \(limit.requests) requests per \(limit.windowSeconds == 1 ? "second" : limit.windowSeconds == 60 ? "minute" : "hour") for this \(key)\(scope); retry in \(decision.retryAfterSeconds) s",
             headers: [

@@ -8,7 +8,8 @@ import TapperCore
 /// The buckets live in 64 stripes, each behind its own lock, so threads rarely wait for each
 /// other; a stripe holds at most ``maxKeysPerStripe`` keys (full buckets, which are the same as
 /// none, go first; then any), so a flood of distinct keys cannot grow memory without bound.
-/// Local to this gateway process: gateways sharing a store do not share these budgets yet.
+/// With ``shared`` set (`--rate-limit-store`) the budget is every gateway's together instead:
+/// see ``SharedLimitCounters``.
 final class RateLimiter: Sendable {
     enum Key: Hashable, Sendable, CustomStringConvertible {
         case clientIP
@@ -47,14 +48,21 @@ final class RateLimiter: Sendable {
         let buckets = Mutex<[String: TokenBucket]>([:])
     }
 
-    init(limit: RateLimit, key: Key = .clientIP) {
+    /// The counters shared with other gateways (nil: this gateway's own token buckets).
+    let shared: SharedLimitCounters?
+
+    /// - Parameters:
+    ///   - scope: names the limit's counters in a shared store (with `sharing`).
+    init(limit: RateLimit, key: Key = .clientIP, scope: String = "gateway", sharing: LimitSharing? = nil) {
         self.limit = limit
         self.key = key
-        stripes = (0..<Self.stripeCount).map { _ in Stripe() }
+        shared = sharing.map { SharedLimitCounters(scope: scope + " " + limit.description, limit: limit, sharing: $0) }
+        stripes = sharing == nil ? (0..<Self.stripeCount).map { _ in Stripe() } : []
     }
 
     /// Takes a token for `key` at `now` (monotonic nanoseconds).
     func take(_ key: String, now: UInt64) -> TokenBucket.Decision {
+        if let shared { return shared.take(key, uptime: now) }
         let limit = self.limit
         // FNV-1a over the key's bytes picks the stripe: cheaper than a second SipHash (the
         // dictionary hashes the key once more, for the one in-place lookup below).
@@ -74,5 +82,5 @@ final class RateLimiter: Sendable {
     }
 
     /// Keys with a bucket right now (for tests and the status).
-    var keyCount: Int { stripes.reduce(0) { $0 + $1.buckets.withLock { $0.count } } }
+    var keyCount: Int { shared?.keyCount ?? stripes.reduce(0) { $0 + $1.buckets.withLock { $0.count } } }
 }

@@ -13,8 +13,12 @@ struct EntryLimiters: Sendable {
 /// unrelated registration); a limit that changed or went away loses them.
 final class RateLimiterCache: Sendable {
     private let limiters = Mutex<[String: RateLimiter]>([:])
+    /// Shares every limit with other gateways (nil: local).
+    let sharing: LimitSharing?
 
-    init() {}
+    init(sharing: LimitSharing? = nil) {
+        self.sharing = sharing
+    }
 
     /// The limiters of each entry of `table` (nil where an entry has none).
     func limiters(for table: RouteTable, catalog: CatalogSnapshot) -> [EntryLimiters?] {
@@ -33,7 +37,7 @@ final class RateLimiterCache: Sendable {
             var kept: [String: RateLimiter] = [:]
             func limiter(_ id: String, _ limit: RateLimit) -> RateLimiter {
                 let key = id + " " + limit.description
-                let l = kept[key] ?? cache[key] ?? RateLimiter(limit: limit)
+                let l = kept[key] ?? cache[key] ?? RateLimiter(limit: limit, scope: id, sharing: sharing)
                 kept[key] = l
                 return l
             }
