@@ -30,7 +30,7 @@ extension TapperCommand.Gateway {
 
         @Option(
             help: ArgumentHelp(
-                "Read settings from this YAML file's 'gateway:' section (keys are these options' names, e.g. rate-limit: 100/s); flags and TAPPER_GATEWAY_* variables win over it. Re-read when it changes: the rate limits apply at once, the rest at restart.",
+                "Read settings from this YAML file's 'gateway:' section (keys are these options' names, e.g. rate-limit: 100/s); flags and TAPPER_GATEWAY_* variables win over it. Re-read when it changes (checked every second and on SIGHUP): the rate limits apply at once, the rest at restart.",
                 valueName: "file"))
         public var config: String?
 

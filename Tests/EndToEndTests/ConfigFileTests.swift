@@ -103,6 +103,24 @@ import TapperTesting
         return status == 200 || status == 429
     }
 
+    @Test func sighupReloadsAndDoesNotEndTheGateway() async throws {
+        let path = try write("gateway:\n  port: 0\n  registry-port: 0\n  no-access-log: true\n  rate-limit: 5/s\n", "hup.yaml")
+        let gw = try TapperProcess(["gateway", "serve", "--config", path])
+        defer { gw.signal(SIGKILL) }
+        _ = try await gw.waitForListeningPort("gateway listening on http://")
+        _ = try await gw.waitForOutput { out, err in (out + err).contains("config: watching") ? true : nil }
+        _ = try write("gateway:\n  port: 0\n  registry-port: 0\n  no-access-log: true\n  rate-limit: 6/s\n", "hup.yaml")
+        gw.signal(SIGHUP)
+        let line = try await gw.waitForOutput(timeout: .seconds(5)) { out, err in (out + err).split(separator: "\n").first { $0.contains("config reloaded") }.map(String.init) }
+        #expect(line.contains("gateway.rate-limit"))
+        gw.signal(SIGHUP)
+        gw.signal(SIGHUP)
+        // Still serving after three hangups.
+        let port = try await gw.waitForListeningPort("gateway listening on http://")
+        #expect(try await httpRequest(.GET, "http://127.0.0.1:\(port)/health").status == 200)
+        await gw.stop()
+    }
+
     @Test func flagsAndVariablesWinOverTheFile() async throws {
         let up = try await FakeUpstream()
         defer { Task { await up.stop() } }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Synchronization
+import UnixSignals
 
 /// How a server command was started when layers were involved: the user's own arguments, the
 /// environment and the config file, kept so that a reload can layer the changed file again
@@ -104,19 +105,37 @@ extension ConfigInvocation {
     }
 }
 
-/// Watches a `--config` file (polling once a second, and at once on SIGHUP) and hands every
-/// changed version that parses to `apply`; a file that does not parse is reported and the
-/// settings in force are kept.
+/// Watches a `--config` file (polling once a second, and at once on SIGHUP when `hangup` is
+/// set) and hands every changed version that parses to `apply`; a file that does not parse is
+/// reported and the settings in force are kept.
 struct ConfigWatcher: Sendable {
     var path: String
     var interval: Duration = .seconds(1)
+    /// Also check when the process gets SIGHUP (`kill -HUP`, as nginx and HAProxy reload).
+    var hangup = false
 
     /// Runs until cancelled. `initial` is the text the settings in force came from.
-    func run(initial: Data?, onError: @Sendable (ConfigError) -> Void, apply: @Sendable (ConfigFile) async -> Void) async {
+    func run(initial: Data?, ready: () -> Void = {}, onError: @Sendable (ConfigError) -> Void, apply: @Sendable (ConfigFile) async -> Void) async {
         var last = initial
         var lastError: ConfigError? = nil
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+        let (triggers, trigger) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let interval = self.interval
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                trigger.yield()
+            }
+        }
+        // SIGHUP is trapped (no longer ends the process) once the sequence exists.
+        let hangups = hangup ? await UnixSignalsSequence(trapping: .sighup) : nil
+        let signals = hangups.map { sequence in Task { for await _ in sequence { trigger.yield() } } }
+        ready()
+        defer {
+            ticker.cancel()
+            signals?.cancel()
+            trigger.finish()
+        }
+        for await _ in triggers {
             if Task.isCancelled { return }
             let data = FileManager.default.contents(atPath: path)
             guard data != last else { continue }

@@ -16,11 +16,12 @@ struct ConfigReloadService<Command: ParsableCommand>: Service {
 
     func run() async throws {
         guard let path = invocation.filePath else { return }
-        let watcher = ConfigWatcher(path: path)
+        let watcher = ConfigWatcher(path: path, hangup: true)
         let state = Mutex(invocation.file)
         try? await cancelWhenGracefulShutdown {
             await watcher.run(
                 initial: invocation.fileData,
+                ready: { logger.info("config: watching \(path) (checked every second, and on SIGHUP)") },
                 onError: { error in logger.error("config not reloaded: \(error)") },
                 apply: { file in
                     let old = state.withLock { $0 }
