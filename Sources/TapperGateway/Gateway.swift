@@ -20,6 +20,10 @@ public final class Gateway: Sendable {
     let startedAt = ContinuousClock.now
     let outcomes: (any OutcomeObserver)?
     public let metrics = GatewayMetrics()
+    /// Per-route rates and latency and recent 5xx, for `/_tapper/traffic` and the dashboard.
+    public let traffic = TrafficStats()
+    /// The merged OpenAPI document `/openapi.json` serves (``OpenAPICollector`` keeps it current).
+    public let docs: DocsState
 
     /// - Parameters:
     ///   - configuration: settings.
@@ -36,6 +40,7 @@ public final class Gateway: Sendable {
         self.health = health
         self.balancers = balancers
         self.outcomes = outcomes
+        self.docs = DocsState(configuration: configuration)
         if let monitor = health as? HealthMonitor {
             // Health follows the catalog whether or not active probes run.
             state.onChange { monitor.sync($0) }

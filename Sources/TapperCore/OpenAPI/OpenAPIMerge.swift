@@ -221,7 +221,7 @@ public enum OpenAPIMerge {
         return untypedShape(t)
     }
 
-    static func untypedShape(_ t: RouteTemplate) -> String {
+    public static func untypedShape(_ t: RouteTemplate) -> String {
         "/"
             + t.segments.map { s in
                 if case .literal(let l) = s { return l }

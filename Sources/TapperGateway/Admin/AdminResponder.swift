@@ -3,7 +3,8 @@ import NIOHTTP1
 import TapperCore
 
 /// The gateway's own endpoints: `/health`, `/_tapper/routes`, `/_tapper/status`,
-/// `/_tapper/metrics` and `/_tapper/openapi.json` (``AdminOpenAPI``, which describes them all).
+/// `/_tapper/metrics`, `/_tapper/traffic`, `/_tapper/explain`, `/_tapper/dashboard` and
+/// `/_tapper/openapi.json` (``AdminOpenAPI``, which describes them all).
 struct AdminResponder {
     let gateway: Gateway
 
@@ -20,6 +21,10 @@ struct AdminResponder {
         case "/_tapper/status": return json(status())
         case "/_tapper/metrics":
             return Reply(status: .ok, body: gateway.metricsText(), contentType: "text/plain; version=0.0.4")
+        case "/_tapper/traffic": return json(traffic())
+        case "/_tapper/explain": return explain(query: query)
+        case "/_tapper/dashboard":
+            return Reply(status: .ok, body: DashboardPage.html, contentType: "text/html; charset=utf-8", headers: [.init(name: "Cache-Control", value: "no-cache")])
         case "/_tapper/openapi.json":
             return Reply(status: .ok, body: AdminOpenAPI.document(adminTokenConfigured: gateway.configuration.adminToken() != nil))
         default:
