@@ -45,6 +45,13 @@ public enum OpenAPIMerge {
         public var owner: String
         public var refused: String
         public var description: String { "\(method.uppercased()) \(path): kept from \(owner), left out of \(refused)" }
+
+        public init(method: String, path: String, owner: String, refused: String) {
+            self.method = method
+            self.path = path
+            self.owner = owner
+            self.refused = refused
+        }
     }
 
     public struct Result: Sendable {

@@ -87,7 +87,7 @@ public final class TrafficStats: Sendable {
     }
 
     /// The recent 5xx answers, newest first.
-    public var recentErrors: [RecentError] { errors.withLock { $0.reversed() } }
+    public var recentErrors: [RecentError] { errors.withLock { Array($0.reversed()) } }
 
     /// Every route's totals since the gateway started.
     public func totals() -> [RouteKey: TrafficWindow.Totals] {
