@@ -17,7 +17,7 @@ import TapperTesting
     @Test func theMergedDocumentFollowsRegistrationsWithinASecond() async throws {
         let upstream = try await FakeUpstream(name: "legacy")
         defer { Task { await upstream.stop() } }
-        try await withLiveGateway(extraServices: { [OpenAPICollector(gateway: $0, logger: .init(label: "test"))] }) { gw in
+        try await withLiveGateway(extraServices: { [OpenAPICollector(gateway: $0, logger: .init(label: "test"))] }) { gw throws in
             #expect(try await paths(gw).isEmpty)
             let started = ContinuousClock.now
             try await gw.register(
@@ -32,7 +32,7 @@ import TapperTesting
     }
 
     @Test func swaggerUIAndItsAssetsComeFromTheBinary() async throws {
-        try await withLiveGateway { gw in
+        try await withLiveGateway { gw throws in
             let page = try await httpRequest(.GET, gw.url + "/docs")
             #expect(page.status == 200)
             #expect(page.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
@@ -57,7 +57,7 @@ import TapperTesting
         var moved = GatewayConfiguration()
         moved.docsPath = "/api-docs"
         moved.openapiPath = "/api-docs.json"
-        try await withLiveGateway(configuration: moved) { gw in
+        try await withLiveGateway(configuration: moved) { gw throws in
             #expect(try await httpRequest(.GET, gw.url + "/api-docs").text.contains(#"url: "/api-docs.json""#))
             #expect(try await httpRequest(.GET, gw.url + "/api-docs.json").status == 200)
             #expect(try await httpRequest(.GET, gw.url + "/docs").status == 404)
@@ -65,7 +65,7 @@ import TapperTesting
         var off = GatewayConfiguration()
         off.docsPath = nil
         off.openapiPath = nil
-        try await withLiveGateway(configuration: off) { gw in
+        try await withLiveGateway(configuration: off) { gw throws in
             #expect(try await httpRequest(.GET, gw.url + "/docs").status == 404)
             #expect(try await httpRequest(.GET, gw.url + "/openapi.json").status == 404)
             let upstream = try await FakeUpstream(name: "docs-owner")
@@ -78,7 +78,7 @@ import TapperTesting
     @Test func trafficCountsRequestsPerRouteAndKeepsRecent5xx() async throws {
         let upstream = try await FakeUpstream(name: "users")
         defer { Task { await upstream.stop() } }
-        try await withLiveGateway { gw in
+        try await withLiveGateway { gw throws in
             try await gw.register("users", "a", ServiceRegistration(url: upstream.url, routes: [RouteSpec(methods: ["GET"], path: "/users/{id}")]))
             for i in 0..<5 { #expect(try await httpRequest(.GET, gw.url + "/users/\(i)").status == 200) }
             upstream.forceStatus(500)
@@ -102,7 +102,7 @@ import TapperTesting
     @Test func explainGivesRouteTestsAnswerAndRefusesBadQueries() async throws {
         let upstream = try await FakeUpstream(name: "users")
         defer { Task { await upstream.stop() } }
-        try await withLiveGateway { gw in
+        try await withLiveGateway { gw throws in
             try await gw.register("users", "a", ServiceRegistration(url: upstream.url, version: "1.2.0", routes: [RouteSpec(methods: ["GET"], path: "/users/{id:int}")]))
             let reply = try await httpRequest(.GET, gw.url + "/_tapper/explain?method=get&path=%2Fusers%2F42%3Fverbose%3D1")
             #expect(reply.status == 200)
@@ -126,7 +126,7 @@ import TapperTesting
     @Test func theDashboardIsBehindTheAdminTokenAndTakesItAsBasicPassword() async throws {
         var config = GatewayConfiguration()
         config.adminToken = { "admin-secret" }
-        try await withLiveGateway(configuration: config) { gw in
+        try await withLiveGateway(configuration: config) { gw throws in
             #expect(try await httpRequest(.GET, gw.url + "/_tapper/dashboard").status == 401)
             #expect(try await httpRequest(.GET, gw.url + "/_tapper/traffic").status == 401)
             #expect(try await httpRequest(.GET, gw.url + "/_tapper/explain?method=GET&path=/").status == 401)
@@ -141,7 +141,7 @@ import TapperTesting
         }
         var separate = GatewayConfiguration()
         separate.adminPort = 0
-        try await withLiveGateway(configuration: separate) { gw in
+        try await withLiveGateway(configuration: separate) { gw throws in
             let admin = try #require(gw.adminURL)
             #expect(try await httpRequest(.GET, gw.url + "/_tapper/dashboard").status == 404)
             #expect(try await httpRequest(.GET, admin + "/_tapper/dashboard").status == 200)

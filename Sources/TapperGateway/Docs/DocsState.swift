@@ -1,5 +1,6 @@
 import CTapperAssets
 import NIOCore
+import NIOHTTP1
 import Synchronization
 import TapperCore
 
