@@ -168,20 +168,23 @@ def test_swagger_ui_renders_both_services_and_try_it_out_goes_through_the_gatewa
         for expected in ("/api/users/{user_id}", "/orders/{order_id}", "users", "orders", "User accounts"):
             assert expected in text, expected
         # Try it out on GET /orders: the request goes to the gateway (servers: "/") and gets 200.
-        browser.evaluate("""(() => {
-            const op = [...document.querySelectorAll('.opblock-get')].find(b => b.querySelector('.opblock-summary-path')?.innerText.trim() === '/orders');
-            op.querySelector('.opblock-summary-control, .opblock-summary').click();
-            return true; })()""")
+        opened = browser.evaluate("""(() => {
+            const op = document.querySelector('.opblock-get .opblock-summary-path[data-path="/orders"]')?.closest('.opblock');
+            if (!op) return document.querySelector('.opblock-summary-path')?.outerHTML || 'no summary path';
+            (op.querySelector('.opblock-summary-control') || op.querySelector('.opblock-summary')).click();
+            return 'clicked'; })()""")
+        assert opened == "clicked", opened
         wait_for(lambda: browser.evaluate("!!document.querySelector('.opblock.is-open .try-out__btn')"), 10, "the Try it out button")
         browser.evaluate("document.querySelector('.opblock.is-open .try-out__btn').click(), true")
         wait_for(lambda: browser.evaluate("!!document.querySelector('.opblock.is-open .execute')"), 10, "the Execute button")
         browser.evaluate("document.querySelector('.opblock.is-open .execute').click(), true")
         status = wait_for(lambda: browser.evaluate(
-            "document.querySelector('.opblock.is-open .live-responses-table .response-col_status')?.innerText.trim()"), 15, "Try it out's response")
+            "(document.querySelector('.opblock.is-open .live-responses-table tbody .response-col_status')?.innerText || '').trim()"), 15,
+            "Try it out's response")
         assert status == "200"
         url = browser.evaluate("document.querySelector('.opblock.is-open .request-url pre')?.innerText.trim()")
         assert url == gw.url + "/orders", url
-        body = browser.evaluate("document.querySelector('.opblock.is-open .live-responses-table .response-col_description pre')?.innerText")
+        body = browser.evaluate("document.querySelector('.opblock.is-open .live-responses-table tbody .response-col_description pre')?.innerText")
         assert "tea" in body
         browser.screenshot(OUTPUT / "docs.png")
     finally:
