@@ -32,6 +32,8 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; }
 .healthy { background: var(--ok); } .unhealthy { background: var(--bad); } .ejected { background: var(--warn); } .other { background: var(--mute); }
 .svc { font-weight: 600; }
+.svc .muted, .sub { font-weight: 400; font-size: 12px; }
+.sub { color: var(--mute); display: block; }
 .muted { color: var(--mute); }
 .err { color: var(--bad); }
 form { display: flex; gap: 6px; margin-bottom: 8px; }
@@ -51,7 +53,7 @@ button { background: var(--accent); color: #fff; border-color: var(--accent); cu
 <div id="problem"></div>
 <main>
   <section id="services-card"><h2>Services and instances</h2>
-    <table><thead><tr><th>service</th><th>instance</th><th>url</th><th>version</th><th>state</th><th class="num">heartbeat</th></tr></thead>
+    <table><thead><tr><th>service</th><th>instance</th><th>version</th><th>state</th><th class="num">heartbeat</th></tr></thead>
     <tbody id="services"></tbody></table></section>
   <section id="traffic-card"><h2>Traffic per route (last seconds)</h2>
     <table><thead><tr><th>service</th><th>route</th><th class="num">req/s</th><th class="num">5xx/s</th><th class="num">p50 ms</th><th class="num">p99 ms</th><th class="num">total</th></tr></thead>
@@ -111,15 +113,14 @@ function renderStatus(s) {
     first.forEach((i, n) => {
       rows.push(el("tr", { "data-service": svc.name, "data-instance": i ? svc.name + "/" + i.id : "" },
         n === 0 ? el("td", { class: "svc", rowSpan: first.length }, svc.name, el("div", { class: "muted" }, svc.healthy + "/" + svc.total + " healthy · " + svc.routes + " routes")) : "",
-        el("td", {}, i ? el("code", {}, i.id) : "–"),
-        el("td", {}, i ? el("code", {}, i.url) : ""),
+        el("td", {}, i ? el("code", {}, i.id) : "–", i ? el("span", { class: "sub" }, i.url) : ""),
         el("td", {}, i ? i.version : ""),
         el("td", {}, i ? badge(i.state) : ""),
-        el("td", { class: "num" }, i && i.last_heartbeat_age_seconds != null ? num(i.last_heartbeat_age_seconds, 1) + " s" : "")));
+        el("td", { class: "num" }, i && i.last_heartbeat_age_seconds != null ? num(i.last_heartbeat_age_seconds, 1) + " s ago" : "–")));
       if (n > 0) rows[rows.length - 1].firstChild.remove();
     });
   }
-  fill("services", rows, "no service is registered", 6);
+  fill("services", rows, "no service is registered", 5);
 }
 function renderTraffic(t) {
   fill("traffic", t.routes.map(r => el("tr", { "data-route": r.method + " " + r.route },

@@ -59,7 +59,8 @@ class Browser:
             return m.group(1) if m else None
 
         browser_ws = wait_for(devtools_url, 30, "chromium's DevTools endpoint")
-        self.ws = connect(browser_ws, max_size=64 * 1024 * 1024, open_timeout=10)
+        self._connection = connect(browser_ws, max_size=64 * 1024 * 1024, open_timeout=10)
+        self.ws = self._connection.__enter__()
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.call("Page.enable")
@@ -105,7 +106,7 @@ class Browser:
 
     def close(self) -> None:
         try:
-            self.ws.close()
+            self._connection.__exit__(None, None, None)
         except Exception:  # noqa: BLE001 - the browser may be gone already
             pass
         try:
