@@ -62,6 +62,13 @@ import TapperTesting
             #expect(try await httpRequest(.GET, gw.url + "/api-docs").text.contains(#"url: "/api-docs.json""#))
             #expect(try await httpRequest(.GET, gw.url + "/api-docs.json").status == 200)
             #expect(try await httpRequest(.GET, gw.url + "/docs").status == 404)
+            // A service's route under the docs paths is shadowed, and /_tapper/routes says so.
+            let upstream = try await FakeUpstream(name: "shadowed")
+            try await gw.register("shadowed", "a", ServiceRegistration(url: upstream.url, routes: [RouteSpec(methods: ["GET"], path: "/api-docs")]))
+            #expect(try await httpRequest(.GET, gw.url + "/api-docs").text.contains("swagger-ui"))
+            let conflicts = try await httpRequest(.GET, gw.url + "/_tapper/routes").json()["conflicts"] as? [String]
+            #expect(conflicts?.contains { $0.hasPrefix("GET /api-docs: answered by the gateway") } == true, "\(conflicts ?? [])")
+            await upstream.stop()
         }
         var off = GatewayConfiguration()
         off.docsPath = nil

@@ -96,9 +96,13 @@ struct AdminResponder {
         let routes = snapshot.table.entries.map { e in
             RoutesBody.Route(method: e.methods.first ?? "*", template: e.template.raw, service: e.service, instances: e.instanceIDs, public: e.isPublic)
         }.sorted { ($0.template, $0.method) < ($1.template, $1.method) }
+        // Routes under the docs paths never reach their service: the gateway answers them first.
+        let shadowed = snapshot.table.entries.filter { gateway.docs.endpoint(Substring($0.template.raw)) != nil }.map {
+            "\($0.methods.first ?? "*") \($0.template.raw): answered by the gateway's API docs, never routed to \($0.service) (move them with --docs-path/--openapi-path or turn them off with --no-docs)"
+        }
         return RoutesBody(
             index: snapshot.table.index, routes: routes,
-            conflicts: snapshot.table.conflicts.map { "\($0.method) \($0.template): owned by \($0.owner), refused for \($0.refused)" }
+            conflicts: snapshot.table.conflicts.map { "\($0.method) \($0.template): owned by \($0.owner), refused for \($0.refused)" } + shadowed
         )
     }
 
