@@ -112,6 +112,7 @@ let package = Package(
             name: "TapperGateway",
             dependencies: [
                 "CEpoll",
+                "CTapperAssets",
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",
@@ -129,6 +130,8 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .systemLibrary(name: "CEpoll"),
+        // Swagger UI for /docs, as C byte arrays (scripts/generate-assets writes tapper_assets.c).
+        .target(name: "CTapperAssets", exclude: ["swagger-ui"]),
         .systemLibrary(
             name: "CReadline",
             providers: [.apt(["libreadline-dev"])]

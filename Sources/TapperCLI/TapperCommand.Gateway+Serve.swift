@@ -22,8 +22,10 @@ extension TapperCommand.Gateway {
                 etcd://HOST:PORT, redis://HOST:PORT or consul://HOST:PORT it reads the registry's shared store directly (no \
                 registry process needed) and follows its changes.
 
-                The gateway answers /health itself and serves /_tapper/routes, /_tapper/status and \
-                /_tapper/metrics. Requests are matched against the registered route templates (literal > \
+                The gateway answers /health itself and serves /_tapper/routes, /_tapper/status, \
+                /_tapper/metrics, /_tapper/traffic, /_tapper/explain and the live page /_tapper/dashboard. It \
+                serves one OpenAPI 3.1 document merging its services' documents at /openapi.json, and \
+                Swagger UI for it at /docs (bundled, works offline; --docs-path, --openapi-path, --no-docs). Requests are matched against the registered route templates (literal > \
                 typed parameter > parameter > catch-all), then proxied byte-exact to one instance.
                 """
         )
@@ -159,6 +161,15 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("Seconds in-flight requests get to finish on SIGTERM.", valueName: "seconds"))
         public var drainTimeout: Double = 30
 
+        @Option(help: ArgumentHelp("Where the gateway serves Swagger UI for the merged document of its services.", valueName: "path"))
+        public var docsPath: String = "/docs"
+
+        @Option(help: ArgumentHelp("Where the gateway serves the merged OpenAPI 3.1 document of its services.", valueName: "path"))
+        public var openapiPath: String = "/openapi.json"
+
+        @Flag(help: "Serve neither the merged OpenAPI document nor Swagger UI (frees --openapi-path and --docs-path for routes).")
+        public var noDocs = false
+
         @Flag(help: "Do not write an access-log line per request.")
         public var noAccessLog = false
 
@@ -233,6 +244,10 @@ extension TapperCommand.Gateway {
             if let adminTokenFile, TokenSource.read(file: adminTokenFile) == nil {
                 throw ValidationError("--admin-token-file '\(adminTokenFile)' cannot be read or is empty")
             }
+            for (flag, value) in [("--docs-path", docsPath), ("--openapi-path", openapiPath)] {
+                if let problem = Self.docsPathProblem(value) { throw ValidationError("\(flag): '\(value)' \(problem)") }
+            }
+            if docsPath == openapiPath { throw ValidationError("--docs-path and --openapi-path must differ") }
             if let adminPort, !(0...65535).contains(adminPort) { throw ValidationError("--admin-port must be between 0 and 65535") }
             _ = try authProvider(logger: Logger(label: "tapper.validate", factory: { _ in SwiftLogNoOpLogHandler() }))
         }
@@ -294,6 +309,16 @@ extension TapperCommand.Gateway {
             return LimitSharing(store: try BackendURL.counterStore(url), failure: failure, interval: .milliseconds(Int64(rateLimitSync * 1000)))
         }
 
+        /// Why a `--docs-path` or `--openapi-path` cannot be used, or nil.
+        static func docsPathProblem(_ path: String) -> String? {
+            let allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~/-"
+            guard path.hasPrefix("/"), path.count > 1, !path.hasSuffix("/") else { return "must be a path like /docs (starting with '/', not ending with one)" }
+            guard path.allSatisfy({ allowed.contains($0) }) else { return "may hold only letters, digits and . _ ~ - /" }
+            guard !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }), !path.contains("//") else { return "must not have empty, . or .. segments" }
+            if path == "/health" || path.hasPrefix("/_tapper/") || path == "/_tapper" { return "belongs to the gateway (/health, /_tapper/)" }
+            return nil
+        }
+
         /// An HTTP token (RFC 9110 §5.6.2): what a header or cookie name may be.
         static func isToken(_ s: String) -> Bool {
             s.utf8.allSatisfy { b in
@@ -331,6 +356,8 @@ extension TapperCommand.Gateway {
             c.versionHeaderName = versionHeader
             c.versionCookie = versionCookie
             c.trustedProxies = (try? trustedNetworks()) ?? []
+            c.docsPath = noDocs ? nil : docsPath
+            c.openapiPath = noDocs ? nil : openapiPath
             if let adminTokenFile {
                 let source = TokenSource(file: adminTokenFile, environment: nil, logger: logger)
                 c.adminToken = { source.current() }
@@ -399,6 +426,7 @@ extension TapperCommand.Gateway {
             if let invocation = ConfigInvocation.current.withLock({ $0 }), invocation.filePath != nil {
                 services.append(Self.configReloader(invocation, gateway: gateway, logger: logger))
             }
+            if configuration.openapiPath != nil { services.append(OpenAPICollector(gateway: gateway, logger: logger)) }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             // The access log is written off the reactors: let its last lines out before exiting.
             do {

@@ -65,43 +65,8 @@ extension TapperCommand.Route {
 
         var gatewayURL: String { gatewayOptions.url }
 
-        struct Report: Encodable {
-            struct Candidate: Encodable {
-                var service: String
-                var template: String
-                var method: String
-                var reason: String?
-            }
-            struct Instance: Encodable {
-                var id: String
-                var url: String
-                var state: String
-            }
-            struct Sent: Encodable {
-                var status: Int
-                var milliseconds: Double
-                var instance: String?
-                var body: String
-            }
-            var method: String
-            var path: String
-            var result: String
-            var service: String?
-            var version: String?
-            var template: String?
-            /// Whether the route is registered as public (served without credentials under `--auth`).
-            var `public`: Bool?
-            /// Whether the route is registered as a WebSocket endpoint (the gateway tunnels its upgrade).
-            var websocket: Bool?
-            var parameters: [String: String]
-            var instances: [Instance]
-            /// How the routable instances' versions share the traffic (absent: by instance count).
-            var traffic: [VersionSplit.Share]?
-            var candidates: [Candidate]
-            var allowed: [String]
-            var nearby: [String]
-            var sent: Sent?
-        }
+        /// What this command prints (the same value as the gateway's `/_tapper/explain`).
+        typealias Report = RouteReport
 
         public func run() async throws {
             if let file {
@@ -110,7 +75,6 @@ extension TapperCommand.Route {
             }
             let method = (self.method ?? "").uppercased()
             let path = self.path ?? "/"
-            let pathOnly = RequestTarget.path(of: path)
             let catalog: CatalogSnapshot
             do {
                 catalog = try await registryOptions.client().catalog()
@@ -119,41 +83,13 @@ extension TapperCommand.Route {
             }
             let gatewayStatus = try? await gatewayOptions.status().get()
             let table = RouteTable(snapshot: catalog)
-            var report = Report(
-                method: method, path: path, result: "not_found", service: nil, version: nil, template: nil, public: nil, websocket: nil, parameters: [:], instances: [], traffic: nil,
-                candidates: [], allowed: [], nearby: [], sent: nil
-            )
-            var matched = false
-            switch table.resolve(method: method, path: pathOnly) {
-            case .matched(let m):
-                matched = true
-                report.result = "matched"
-                report.service = m.entry.service
-                report.template = m.entry.template.raw
-                report.public = m.entry.isPublic
-                report.websocket = m.entry.isWebSocket
-                report.parameters = Dictionary(m.parameters.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-                let records = catalog.service(named: m.entry.service)?.instances.filter { m.entry.instanceIDs.contains($0.instanceID) } ?? []
-                report.version = Array(Set(records.map(\.registration.version))).sorted().joined(separator: ",")
-                let states = Dictionary(
-                    (gatewayStatus?.services.first { $0.name == m.entry.service }?.instances ?? []).map { ($0.id, $0.state) },
-                    uniquingKeysWith: { a, _ in a }
-                )
-                report.instances = records.map { Report.Instance(id: $0.instanceID, url: $0.registration.url, state: states[$0.instanceID] ?? (gatewayStatus == nil ? "registered" : "unknown")) }
-                let routableIDs = Set(report.instances.filter { $0.state == "healthy" || $0.state == "registered" }.map(\.id))
-                let weights = VersionSplit.weights(of: catalog.service(named: m.entry.service)?.instances ?? [])
-                report.traffic = VersionSplit.compute(versions: records.filter { routableIDs.contains($0.instanceID) }.map(\.registration.version), weights: weights)?.shares
-                let explanation = table.explain(path: pathOnly)
-                report.candidates = explanation.candidates.enumerated().map { i, e in
-                    Report.Candidate(service: e.service, template: e.template.raw, method: e.methods.first ?? "*", reason: i == 0 ? nil : explanation.reasons[i - 1])
-                }
-            case .methodNotAllowed(let allowed):
-                report.result = "method_not_allowed"
-                report.allowed = allowed
-                report.candidates = table.explain(path: pathOnly).candidates.map { Report.Candidate(service: $0.service, template: $0.template.raw, method: $0.methods.first ?? "*") }
-            case .notFound:
-                report.nearby = table.nearby(path: pathOnly).map { "\($0.methods.first ?? "*") \($0.template.raw) (\($0.service))" }
+            let states = gatewayStatus.map { status in
+                Dictionary(
+                    status.services.map { s in (s.name, Dictionary(s.instances.map { ($0.id, $0.state) }, uniquingKeysWith: { a, _ in a })) },
+                    uniquingKeysWith: { a, _ in a })
             }
+            var report = RouteReport(method: method, path: path, catalog: catalog, table: table, states: states)
+            let matched = report.matched
             var exitCode: Int32 = matched ? 0 : 1
             if send {
                 var body: Data? = nil
@@ -174,7 +110,7 @@ extension TapperCommand.Route {
                 let elapsed = ContinuousClock.now - started
                 let ms = elapsed.inSeconds * 1000
                 let instance = reply.headers.first { $0.0.lowercased() == "x-tapper-instance" }?.1
-                report.sent = Report.Sent(status: reply.status, milliseconds: (ms * 10).rounded() / 10, instance: instance, body: String(decoding: reply.body, as: UTF8.self))
+                report.sent = RouteReport.Sent(status: reply.status, milliseconds: (ms * 10).rounded() / 10, instance: instance, body: String(decoding: reply.body, as: UTF8.self))
                 exitCode = reply.status < 400 ? 0 : 1
             }
             if json {
@@ -196,7 +132,7 @@ extension TapperCommand.Route {
                 if !r.parameters.isEmpty {
                     out += "  parameters: " + r.parameters.keys.sorted().map { "\($0)=\(r.parameters[$0]!)" }.joined(separator: " ") + "\n"
                 }
-                let routable = r.instances.filter { $0.state == "healthy" || $0.state == "registered" }
+                let routable = r.routableInstances
                 if let next = routable.first {
                     out += "  instance: \(next.id) (\(next.url)) — balancer picks among \(routable.count) of \(r.instances.count) instances\n"
                 } else {

@@ -80,8 +80,11 @@ extension TapperCommand.Service {
         @Flag(help: "Read the routes from the service's OpenAPI 3.x document (FastAPI's /openapi.json).")
         public var openapi = false
 
-        @Option(help: ArgumentHelp("Where the OpenAPI document is, relative to --url.", valueName: "path"))
-        public var openapiPath: String = "/openapi.json"
+        @Option(
+            help: ArgumentHelp(
+                "Where the instance serves its OpenAPI document, relative to --url (default with --openapi: /openapi.json); sent as openapi_path, so the gateway merges it into its /openapi.json.",
+                valueName: "path"))
+        public var openapiPath: String?
 
         @Flag(help: "Stay in the foreground: heartbeat, re-register when needed, deregister on exit.")
         public var keepAlive = false
@@ -117,7 +120,8 @@ extension TapperCommand.Service {
                     url: url, version: serviceVersion, description: description, prefix: prefix, healthEndpoint: healthEndpoint,
                     tags: tags, routes: specs, ttlSeconds: ttl, weight: weight, metadata: meta,
                     trafficWeight: trafficWeight,
-                    rateLimit: try rateLimit.map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") }
+                    rateLimit: try rateLimit.map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") },
+                    openapiPath: openapi ? (openapiPath ?? "/openapi.json") : openapiPath
                 )
                 try reg.validate()
                 return (id, reg)
@@ -127,7 +131,7 @@ extension TapperCommand.Service {
         }
 
         static func flagMessage(_ e: FieldError) -> String {
-            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix", "traffic_weight": "--traffic-weight", "rate_limit": "--rate-limit", "weight": "--weight"]
+            let map = ["ttl_seconds": "--ttl", "health_endpoint": "--health-endpoint", "version": "--version", "url": "--url", "prefix": "--prefix", "traffic_weight": "--traffic-weight", "rate_limit": "--rate-limit", "weight": "--weight", "openapi_path": "--openapi-path"]
             if let flag = map[e.field] { return "\(flag): \(e.message)" }
             if e.field.hasPrefix("routes[") || e.field.hasPrefix("route") { return "--route: \(e.message)" }
             if e.field.hasPrefix("tags[") { return "--tag: \(e.message)" }
@@ -140,7 +144,7 @@ extension TapperCommand.Service {
             let (id, flagged) = try registration()
             var reg = flagged
             if openapi {
-                let found = try await OpenAPIRoutes.fetch(serviceURL: url, path: openapiPath, skipping: [healthEndpoint])
+                let found = try await OpenAPIRoutes.fetch(serviceURL: url, path: openapiPath ?? "/openapi.json", skipping: [healthEndpoint])
                 var merged = reg
                 merged.routes = reg.routes + found.filter { spec in !reg.routes.contains { $0.path == spec.path } }
                 do {

@@ -20,6 +20,10 @@ public final class Gateway: Sendable {
     let startedAt = ContinuousClock.now
     let outcomes: (any OutcomeObserver)?
     public let metrics = GatewayMetrics()
+    /// Per-route rates and latency and recent 5xx, for `/_tapper/traffic` and the dashboard.
+    public let traffic = TrafficStats()
+    /// The merged OpenAPI document `/openapi.json` serves (``OpenAPICollector`` keeps it current).
+    public let docs: DocsState
 
     /// - Parameters:
     ///   - configuration: settings.
@@ -37,6 +41,7 @@ public final class Gateway: Sendable {
         self.balancers = balancers
         self.outcomes = outcomes
         state.setTrafficPolicy(limit: configuration.rateLimiter?.limit, key: configuration.rateLimitKey)
+        self.docs = DocsState(configuration: configuration)
         if let monitor = health as? HealthMonitor {
             // Health follows the catalog whether or not active probes run.
             state.onChange { monitor.sync($0) }

@@ -81,5 +81,12 @@ public struct GatewayConfiguration: Sendable {
     /// Address of the admin listener (`--admin-host`).
     public var adminHost = "127.0.0.1"
 
+    /// Where the gateway serves the merged OpenAPI document of its services (`--openapi-path`);
+    /// nil: not served (`--no-docs`). Answered before routing, like `/health`.
+    public var openapiPath: String? = "/openapi.json"
+    /// Where the gateway serves Swagger UI for that document (`--docs-path`), with its assets
+    /// under it; nil: not served.
+    public var docsPath: String? = "/docs"
+
     public init() {}
 }

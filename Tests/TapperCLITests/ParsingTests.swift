@@ -65,6 +65,31 @@ import TapperCore
         #expect((ok as? TapperCommand.Gateway.Serve)?.adminPort == 9100)
     }
 
+    @Test func docsPathsAreValidated() throws {
+        func serve(_ args: [String]) throws -> TapperCommand.Gateway.Serve? {
+            try TapperCommand.parseAsRoot(["gateway", "serve"] + args) as? TapperCommand.Gateway.Serve
+        }
+        for bad in ["docs", "/", "/docs/", "/a b", "/_tapper/docs", "/health", "/a/../b", "/x\"y"] {
+            #expect(throws: (any Error).self, "\(bad)") { try serve(["--docs-path", bad]) }
+            #expect(throws: (any Error).self, "\(bad)") { try serve(["--openapi-path", bad]) }
+        }
+        #expect(throws: (any Error).self) { try serve(["--docs-path", "/same", "--openapi-path", "/same"]) }
+        let moved = try #require(try serve(["--docs-path", "/api-docs", "--openapi-path", "/api/openapi.json"]))
+        #expect(moved.docsPath == "/api-docs" && moved.openapiPath == "/api/openapi.json" && !moved.noDocs)
+        #expect(try serve(["--no-docs"])?.noDocs == true)
+    }
+
+    @Test func serviceRegisterSendsTheOpenAPIPath() throws {
+        func registration(_ args: [String]) throws -> ServiceRegistration? {
+            try (TapperCommand.parseAsRoot(["service", "register", "shop", "--url", "http://127.0.0.1:9000"] + args) as? TapperCommand.Service.Register)?
+                .registration().registration
+        }
+        #expect(try registration([])?.openapiPath == nil)
+        #expect(try registration(["--openapi-path", "/schema.json"])?.openapiPath == "/schema.json")
+        #expect(try registration(["--openapi"])?.openapiPath == "/openapi.json")
+        #expect(throws: (any Error).self) { try registration(["--openapi-path", "schema.json"]) }
+    }
+
     @Test func publicRoutesAreMarkedInTheRegistration() throws {
         let parsed = try TapperCommand.parseAsRoot([
             "service", "register", "shop", "--url", "http://127.0.0.1:9000", "--route", "GET /cart", "--public-route", "GET /catalog/{id}",

@@ -38,6 +38,11 @@ import TapperCore
         #expect(field { $0.trafficWeight = 101 } == "traffic_weight")
         #expect(field { $0.trafficWeight = -1 } == "traffic_weight")
         #expect(field { $0.trafficWeight = .nan } == "traffic_weight")
+        #expect(field { $0.openapiPath = "openapi.json" } == "openapi_path")
+        #expect(field { $0.openapiPath = "//evil.example/openapi.json" } == "openapi_path")
+        #expect(field { $0.openapiPath = "/a b" } == "openapi_path")
+        #expect(field { $0.openapiPath = "/x\r\n" } == "openapi_path")
+        #expect(field { $0.openapiPath = "/openapi.json" } == nil)
         #expect(field { $0.trafficWeight = 0 } == nil)
         #expect(field { $0.metadata = ["k": "v\n"] } == "metadata.k")
         #expect(field { $0.routes = [RouteSpec(path: "/ok"), RouteSpec(path: "/{x")] } == "routes[1].path")
@@ -141,5 +146,17 @@ import TapperCore
         #expect(obj["instance_id"] as? String == "i")
         #expect(obj["index"] as? Int == 4)
         #expect(try JSONDecoder().decode(InstanceRecord.self, from: data) == rec)
+    }
+
+    @Test func openapiPathRoundTripsAndTheLenientRecordDecoderKeepsIt() throws {
+        let body = #"{"url": "http://127.0.0.1:9000", "openapi_path": "/openapi.json"}"#
+        let r = try JSONDecoder().decode(ServiceRegistration.self, from: Data(body.utf8))
+        #expect(r.openapiPath == "/openapi.json")
+        let encoded = String(decoding: try JSONEncoder().encode(r), as: UTF8.self)
+        #expect(encoded.contains(#""openapi_path":"\/openapi.json""#) || encoded.contains(#""openapi_path":"/openapi.json""#))
+        let record = InstanceRecord(service: "a", instanceID: "i", registration: r, createIndex: 1, modifyIndex: 1)
+        let back = try JSONDecoder().decode(InstanceRecord.self, from: try JSONEncoder().encode(record))
+        #expect(back.registration.openapiPath == "/openapi.json")
+        #expect(try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url": "http://127.0.0.1:9000"}"#.utf8)).openapiPath == nil)
     }
 }

@@ -14,8 +14,13 @@ import TapperTesting
             let doc = try reply.json()
             #expect(doc["openapi"] as? String == "3.1.0")
             let paths = try #require(doc["paths"] as? [String: [String: Any]])
-            #expect(Set(paths.keys) == ["/health", "/_tapper/routes", "/_tapper/status", "/_tapper/metrics", "/_tapper/openapi.json"])
-            for (path, item) in paths {
+            #expect(
+                Set(paths.keys) == [
+                    "/health", "/_tapper/routes", "/_tapper/status", "/_tapper/metrics", "/_tapper/traffic", "/_tapper/explain", "/_tapper/dashboard",
+                    "/_tapper/openapi.json",
+                ])
+            for (documented, item) in paths {
+                let path = documented == "/_tapper/explain" ? documented + "?method=GET&path=/" : documented
                 #expect(Set(item.keys) == ["get"], "\(path) documents \(item.keys.sorted())")
                 #expect(try await httpRequest(.GET, gw.url + path).status == 200, "GET \(path)")
                 #expect(try await httpRequest(.HEAD, gw.url + path).status == 200, "HEAD \(path)")

@@ -19,6 +19,18 @@ doc = {
      "responses": {"200": {"description": "the gateway's view", "content": j({"$ref": "#/components/schemas/Status"})}, "401": E}}},
   "/_tapper/metrics": {"get": {"summary": "Prometheus text exposition", "operationId": "metrics", "security": "__ADMIN_SECURITY__",
      "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": E}}},
+  "/_tapper/traffic": {"get": {"summary": "Per route: requests and 5xx since start, rate and latency over the last seconds; the last 5xx answers", "operationId": "traffic",
+     "security": "__ADMIN_SECURITY__",
+     "responses": {"200": {"description": "traffic", "content": j({"$ref": "#/components/schemas/Traffic"})}, "401": E}}},
+  "/_tapper/explain": {"get": {"summary": "Which service, route and instances a request would reach, and why (the answer of tapper route test --json)", "operationId": "explain",
+     "security": "__ADMIN_SECURITY__",
+     "parameters": [
+       {"name": "method", "in": "query", "required": True, "schema": {"type": "string"}, "description": "an HTTP method, e.g. GET"},
+       {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}, "description": "a request path starting with '/', optionally with a query"}],
+     "responses": {"200": {"description": "the routing decision", "content": j({"$ref": "#/components/schemas/RouteReport"})}, "400": E, "401": E}}},
+  "/_tapper/dashboard": {"get": {"summary": "The live dashboard: one self-contained HTML page polling status, traffic and routes", "operationId": "dashboard",
+     "security": "__ADMIN_SECURITY__",
+     "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}, "401": E}}},
   "/_tapper/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": "__ADMIN_SECURITY__",
      "responses": {"200": {"description": "OpenAPI 3.1", "content": j({"type": "object", "required": ["openapi", "paths"]})}, "401": E}}},
  },
@@ -38,6 +50,29 @@ doc = {
         "method": {"type": "string", "description": "a method, or * for any"}, "template": {"type": "string"}, "service": {"type": "string"},
         "instances": {"type": "array", "items": {"type": "string"}}, "public": {"type": "boolean"}}}},
      "conflicts": {"type": "array", "items": {"type": "string"}}}},
+   "Traffic": {"type": "object", "required": ["window_seconds", "routes", "recent_errors"], "additionalProperties": False, "properties": {
+     "window_seconds": num,
+     "routes": {"type": "array", "items": {"type": "object", "required": ["service", "method", "route", "requests_total", "errors_total", "requests_per_second", "errors_per_second"],
+       "additionalProperties": False, "properties": {
+       "service": {"type": "string"}, "method": {"type": "string"}, "route": {"type": "string", "description": "the route template"},
+       "requests_total": {"type": "integer", "minimum": 0}, "errors_total": {"type": "integer", "minimum": 0, "description": "5xx answers"},
+       "requests_per_second": num, "errors_per_second": num, "mean_ms": num,
+       "p50_ms": {"type": "number", "description": "upper bound (latency buckets double)"}, "p99_ms": num}}},
+     "recent_errors": {"type": "array", "description": "the last 5xx answers, newest first (at most 50)", "items": {"type": "object",
+       "required": ["age_seconds", "method", "path", "status", "service", "request_id"], "additionalProperties": False, "properties": {
+       "age_seconds": num, "method": {"type": "string"}, "path": {"type": "string"}, "status": {"type": "integer", "minimum": 500, "maximum": 599},
+       "service": {"type": "string", "description": "- when the gateway answered before picking a service"}, "instance": {"type": "string"}, "request_id": {"type": "string"}}}}}},
+   "RouteReport": {"type": "object", "required": ["method", "path", "result", "parameters", "instances", "candidates", "allowed", "nearby"], "additionalProperties": False, "properties": {
+     "method": {"type": "string"}, "path": {"type": "string"}, "result": {"enum": ["matched", "method_not_allowed", "not_found"]},
+     "service": {"type": "string"}, "version": {"type": "string"}, "template": {"type": "string"}, "public": {"type": "boolean"}, "websocket": {"type": "boolean"},
+     "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+     "instances": {"type": "array", "items": {"type": "object", "required": ["id", "url", "state"], "additionalProperties": False, "properties": {
+        "id": {"type": "string"}, "url": {"type": "string"}, "state": {"type": "string"}}}},
+     "traffic": {"type": "array", "items": {"type": "object", "required": ["version", "percent", "instances", "weighted"], "additionalProperties": False, "properties": {
+        "version": {"type": "string"}, "percent": {"type": "number"}, "instances": {"type": "integer"}, "weighted": {"type": "boolean"}}}},
+     "candidates": {"type": "array", "items": {"type": "object", "required": ["service", "template", "method"], "additionalProperties": False, "properties": {
+        "service": {"type": "string"}, "template": {"type": "string"}, "method": {"type": "string"}, "reason": {"type": "string"}}}},
+     "allowed": {"type": "array", "items": {"type": "string"}}, "nearby": {"type": "array", "items": {"type": "string"}}}},
    "Status": {"type": "object", "required": ["view", "services"], "additionalProperties": False, "properties": {
      "view": {"const": "gateway"},
      "gateway": {"type": "object", "required": ["table_index", "table_age_seconds", "stale", "registry", "requests_in_flight", "open_connections", "uptime_seconds"],

@@ -142,7 +142,9 @@ doc = {
      "traffic_weight": {"type": "number", "minimum": 0, "maximum": 100,
                         "description": "percentage of the service's requests for this instance's version (canary); versions without one share the rest by instance count"},
      "rate_limit": {"type": "string", "pattern": RATE_LIMIT,
-                    "description": "the service's rate limit per client key over all its routes, e.g. 100/s (N/s, N/m or N/h); the strictest of its instances' wins"}}},
+                    "description": "the service's rate limit per client key over all its routes, e.g. 100/s (N/s, N/m or N/h); the strictest of its instances' wins"},
+     "openapi_path": {"type": "string", "maxLength": 512, "pattern": "^/([^" + NOCTL + " #/][^" + NOCTL + " #]*)?$",
+                      "description": "where the instance serves its OpenAPI document, relative to url (FastAPI: /openapi.json); the gateway merges it into its /openapi.json"}}},
    "Instance": {"type": "object", "required": ["service", "instance_id", "index", "create_index", "url", "version", "routes"], "properties": {
      "service": {"type": "string"}, "instance_id": {"type": "string"},
      "index": {"type": "integer"}, "create_index": {"type": "integer"},
@@ -154,7 +156,7 @@ doc = {
         "rate_limit": {"type": "string"}}}},
      "ttl_seconds": {"type": "number"}, "weight": {"type": "integer"},
      "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}, "traffic_weight": {"type": "number"},
-     "rate_limit": {"type": "string"}}},
+     "rate_limit": {"type": "string"}, "openapi_path": {"type": "string"}}},
    "Catalog": {"type": "object", "required": ["index", "services"], "properties": {
      "index": {"type": "integer"}, "stale": {"type": "boolean"},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "instances"], "properties": {

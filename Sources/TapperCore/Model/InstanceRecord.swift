@@ -80,5 +80,6 @@ extension ServiceRegistration {
         loadBalancer = try c.decodeIfPresent(String.self, forKey: .loadBalancer)
         trafficWeight = try c.decodeIfPresent(Double.self, forKey: .trafficWeight)
         rateLimit = try c.decodeIfPresent(String.self, forKey: .rateLimit).flatMap { try? RateLimit(parsing: $0) }
+        openapiPath = try c.decodeIfPresent(String.self, forKey: .openapiPath)
     }
 }

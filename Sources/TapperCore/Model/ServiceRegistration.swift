@@ -22,6 +22,10 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
     /// The service's rate limit per client key (JSON `rate_limit`, e.g. `"100/s"`): every route
     /// of the service draws on one budget per key. Instances that disagree: the strictest wins.
     public var rateLimit: RateLimit?
+    /// Where the instance serves its OpenAPI document, relative to ``url`` (JSON `openapi_path`,
+    /// e.g. FastAPI's `/openapi.json`); the gateway merges it into its own `/openapi.json`.
+    /// nil: no document, the registered routes stand for themselves.
+    public var openapiPath: String?
 
     public static let defaultTTLSeconds: Double = 30
     public static let maxRoutes = 2000
@@ -39,7 +43,8 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         metadata: [String: String] = [:],
         loadBalancer: String? = nil,
         trafficWeight: Double? = nil,
-        rateLimit: RateLimit? = nil
+        rateLimit: RateLimit? = nil,
+        openapiPath: String? = nil
     ) {
         self.url = url
         self.version = version
@@ -54,6 +59,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         self.loadBalancer = loadBalancer
         self.trafficWeight = trafficWeight
         self.rateLimit = rateLimit
+        self.openapiPath = openapiPath
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -63,6 +69,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         case loadBalancer = "load_balancer"
         case trafficWeight = "traffic_weight"
         case rateLimit = "rate_limit"
+        case openapiPath = "openapi_path"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -87,6 +94,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         loadBalancer = try c.strictOptional(String.self, .loadBalancer)
         trafficWeight = try c.strictOptional(Double.self, .trafficWeight)
         rateLimit = try c.strictOptional(String.self, .rateLimit).map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") }
+        openapiPath = try c.strictOptional(String.self, .openapiPath)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -104,6 +112,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try c.encodeIfPresent(loadBalancer, forKey: .loadBalancer)
         try c.encodeIfPresent(trafficWeight, forKey: .trafficWeight)
         try c.encodeIfPresent(rateLimit?.description, forKey: .rateLimit)
+        try c.encodeIfPresent(openapiPath, forKey: .openapiPath)
     }
 
     /// The parsed origin of ``url`` (call after ``validate()``).
@@ -142,6 +151,15 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try TextRules.checkText(healthEndpoint, field: "health_endpoint", maxLength: 512)
         guard healthEndpoint.utf8.first == UInt8(ascii: "/"), !healthEndpoint.utf8.contains(UInt8(ascii: " ")) else {
             throw FieldError(field: "health_endpoint", message: "'\(Names.printable(healthEndpoint))' must be a path starting with '/'")
+        }
+        if let path = openapiPath {
+            try TextRules.checkText(path, field: "openapi_path", maxLength: 512)
+            // A path on the instance, never a URL elsewhere: the gateway fetches url + openapi_path.
+            guard path.utf8.first == UInt8(ascii: "/"), !path.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "#") }),
+                !path.hasPrefix("//")
+            else {
+                throw FieldError(field: "openapi_path", message: "'\(Names.printable(path))' must be a path starting with '/' (e.g. /openapi.json)")
+            }
         }
         guard tags.count <= 64 else { throw FieldError(field: "tags", message: "at most 64 tags are allowed") }
         for (i, t) in tags.enumerated() {

@@ -114,6 +114,95 @@ enum AdminOpenAPI {
     }
    }
   },
+  "/_tapper/traffic": {
+   "get": {
+    "summary": "Per route: requests and 5xx since start, rate and latency over the last seconds; the last 5xx answers",
+    "operationId": "traffic",
+    "security": __ADMIN_SECURITY__,
+    "responses": {
+     "200": {
+      "description": "traffic",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Traffic"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/_tapper/explain": {
+   "get": {
+    "summary": "Which service, route and instances a request would reach, and why (the answer of tapper route test --json)",
+    "operationId": "explain",
+    "security": __ADMIN_SECURITY__,
+    "parameters": [
+     {
+      "name": "method",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "string"
+      },
+      "description": "an HTTP method, e.g. GET"
+     },
+     {
+      "name": "path",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "string"
+      },
+      "description": "a request path starting with '/', optionally with a query"
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "the routing decision",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/RouteReport"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/_tapper/dashboard": {
+   "get": {
+    "summary": "The live dashboard: one self-contained HTML page polling status, traffic and routes",
+    "operationId": "dashboard",
+    "security": __ADMIN_SECURITY__,
+    "responses": {
+     "200": {
+      "description": "the page",
+      "content": {
+       "text/html": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
   "/_tapper/openapi.json": {
    "get": {
     "summary": "This document",
@@ -289,6 +378,253 @@ enum AdminOpenAPI {
       }
      },
      "conflicts": {
+      "type": "array",
+      "items": {
+       "type": "string"
+      }
+     }
+    }
+   },
+   "Traffic": {
+    "type": "object",
+    "required": [
+     "window_seconds",
+     "routes",
+     "recent_errors"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "window_seconds": {
+      "type": "number"
+     },
+     "routes": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "service",
+        "method",
+        "route",
+        "requests_total",
+        "errors_total",
+        "requests_per_second",
+        "errors_per_second"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "service": {
+         "type": "string"
+        },
+        "method": {
+         "type": "string"
+        },
+        "route": {
+         "type": "string",
+         "description": "the route template"
+        },
+        "requests_total": {
+         "type": "integer",
+         "minimum": 0
+        },
+        "errors_total": {
+         "type": "integer",
+         "minimum": 0,
+         "description": "5xx answers"
+        },
+        "requests_per_second": {
+         "type": "number"
+        },
+        "errors_per_second": {
+         "type": "number"
+        },
+        "mean_ms": {
+         "type": "number"
+        },
+        "p50_ms": {
+         "type": "number",
+         "description": "upper bound (latency buckets double)"
+        },
+        "p99_ms": {
+         "type": "number"
+        }
+       }
+      }
+     },
+     "recent_errors": {
+      "type": "array",
+      "description": "the last 5xx answers, newest first (at most 50)",
+      "items": {
+       "type": "object",
+       "required": [
+        "age_seconds",
+        "method",
+        "path",
+        "status",
+        "service",
+        "request_id"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "age_seconds": {
+         "type": "number"
+        },
+        "method": {
+         "type": "string"
+        },
+        "path": {
+         "type": "string"
+        },
+        "status": {
+         "type": "integer",
+         "minimum": 500,
+         "maximum": 599
+        },
+        "service": {
+         "type": "string",
+         "description": "- when the gateway answered before picking a service"
+        },
+        "instance": {
+         "type": "string"
+        },
+        "request_id": {
+         "type": "string"
+        }
+       }
+      }
+     }
+    }
+   },
+   "RouteReport": {
+    "type": "object",
+    "required": [
+     "method",
+     "path",
+     "result",
+     "parameters",
+     "instances",
+     "candidates",
+     "allowed",
+     "nearby"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "method": {
+      "type": "string"
+     },
+     "path": {
+      "type": "string"
+     },
+     "result": {
+      "enum": [
+       "matched",
+       "method_not_allowed",
+       "not_found"
+      ]
+     },
+     "service": {
+      "type": "string"
+     },
+     "version": {
+      "type": "string"
+     },
+     "template": {
+      "type": "string"
+     },
+     "public": {
+      "type": "boolean"
+     },
+     "websocket": {
+      "type": "boolean"
+     },
+     "parameters": {
+      "type": "object",
+      "additionalProperties": {
+       "type": "string"
+      }
+     },
+     "instances": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "id",
+        "url",
+        "state"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "id": {
+         "type": "string"
+        },
+        "url": {
+         "type": "string"
+        },
+        "state": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "traffic": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "version",
+        "percent",
+        "instances",
+        "weighted"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "version": {
+         "type": "string"
+        },
+        "percent": {
+         "type": "number"
+        },
+        "instances": {
+         "type": "integer"
+        },
+        "weighted": {
+         "type": "boolean"
+        }
+       }
+      }
+     },
+     "candidates": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "service",
+        "template",
+        "method"
+       ],
+       "additionalProperties": false,
+       "properties": {
+        "service": {
+         "type": "string"
+        },
+        "template": {
+         "type": "string"
+        },
+        "method": {
+         "type": "string"
+        },
+        "reason": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "allowed": {
+      "type": "array",
+      "items": {
+       "type": "string"
+      }
+     },
+     "nearby": {
       "type": "array",
       "items": {
        "type": "string"

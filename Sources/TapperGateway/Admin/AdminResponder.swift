@@ -3,7 +3,8 @@ import NIOHTTP1
 import TapperCore
 
 /// The gateway's own endpoints: `/health`, `/_tapper/routes`, `/_tapper/status`,
-/// `/_tapper/metrics` and `/_tapper/openapi.json` (``AdminOpenAPI``, which describes them all).
+/// `/_tapper/metrics`, `/_tapper/traffic`, `/_tapper/explain`, `/_tapper/dashboard` and
+/// `/_tapper/openapi.json` (``AdminOpenAPI``, which describes them all).
 struct AdminResponder {
     let gateway: Gateway
 
@@ -20,6 +21,10 @@ struct AdminResponder {
         case "/_tapper/status": return json(status())
         case "/_tapper/metrics":
             return Reply(status: .ok, body: gateway.metricsText(), contentType: "text/plain; version=0.0.4")
+        case "/_tapper/traffic": return json(traffic())
+        case "/_tapper/explain": return explain(query: query)
+        case "/_tapper/dashboard":
+            return Reply(status: .ok, body: DashboardPage.html, contentType: "text/html; charset=utf-8", headers: [.init(name: "Cache-Control", value: "no-cache")])
         case "/_tapper/openapi.json":
             return Reply(status: .ok, body: AdminOpenAPI.document(adminTokenConfigured: gateway.configuration.adminToken() != nil))
         default:
@@ -91,9 +96,13 @@ struct AdminResponder {
         let routes = snapshot.table.entries.map { e in
             RoutesBody.Route(method: e.methods.first ?? "*", template: e.template.raw, service: e.service, instances: e.instanceIDs, public: e.isPublic)
         }.sorted { ($0.template, $0.method) < ($1.template, $1.method) }
+        // Routes under the docs paths never reach their service: the gateway answers them first.
+        let shadowed = snapshot.table.entries.filter { gateway.docs.endpoint(Substring($0.template.raw)) != nil }.map {
+            "\($0.methods.first ?? "*") \($0.template.raw): answered by the gateway's API docs, never routed to \($0.service) (move them with --docs-path/--openapi-path or turn them off with --no-docs)"
+        }
         return RoutesBody(
             index: snapshot.table.index, routes: routes,
-            conflicts: snapshot.table.conflicts.map { "\($0.method) \($0.template): owned by \($0.owner), refused for \($0.refused)" }
+            conflicts: snapshot.table.conflicts.map { "\($0.method) \($0.template): owned by \($0.owner), refused for \($0.refused)" } + shadowed
         )
     }
 

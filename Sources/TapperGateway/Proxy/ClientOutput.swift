@@ -120,12 +120,20 @@ struct ClientOutput {
         var body: String
         var contentType = "application/json"
         var headers: [GatewayError.Header] = []
+        /// A body already in bytes (Swagger UI's files, the merged OpenAPI document), sent
+        /// instead of ``body`` without a copy.
+        var bytes: ByteBuffer?
 
         init(status: HTTPResponseStatus, body: String, contentType: String = "application/json", headers: [GatewayError.Header] = []) {
             self.status = status
             self.body = body
             self.contentType = contentType
             self.headers = headers
+        }
+
+        init(status: HTTPResponseStatus, bytes: ByteBuffer, contentType: String, headers: [GatewayError.Header] = []) {
+            self.init(status: status, body: "", contentType: contentType, headers: headers)
+            self.bytes = bytes
         }
 
         init(_ error: GatewayError) {
@@ -154,7 +162,7 @@ struct ClientOutput {
         out.writeStaticString("\r\nContent-Type: ")
         out.writeString(response.contentType)
         out.writeStaticString("\r\nContent-Length: ")
-        out.writeString(String(body.utf8.count))
+        out.writeString(String(response.bytes?.readableBytes ?? body.utf8.count))
         out.writeStaticString("\r\nX-Request-ID: ")
         out.writeString(requestID)
         out.writeStaticString("\r\n")
@@ -170,8 +178,13 @@ struct ClientOutput {
             out.writeStaticString("Connection: keep-alive\r\n")
         }
         out.writeStaticString("\r\n")
-        if !omitBody { out.writeString(body) }
-        connection.write(out)
+        if let bytes = response.bytes {
+            connection.write(out)
+            if !omitBody { connection.write(bytes) }
+        } else {
+            if !omitBody { out.writeString(body) }
+            connection.write(out)
+        }
         connection.flush()
     }
 

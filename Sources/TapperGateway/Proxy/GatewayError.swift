@@ -143,7 +143,8 @@ struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
         GatewayError(
             status: .unauthorized, code: "unauthorized",
             message: tokenPresented ? "the bearer token is not valid" : "the gateway's admin endpoints need a bearer token",
-            headers: [Header(name: "WWW-Authenticate", value: #"Bearer realm="tapper-admin""#)]
+            // Basic too, so a browser opening /_tapper/dashboard asks for it (the token is the password).
+            headers: [Header(name: "WWW-Authenticate", value: #"Bearer realm="tapper-admin""#), Header(name: "WWW-Authenticate", value: #"Basic realm="tapper-admin""#)]
         )
     }
 

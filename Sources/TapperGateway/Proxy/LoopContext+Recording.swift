@@ -32,6 +32,8 @@ extension LoopContext {
             if slot < routeMetrics.count, let m = routeMetrics[slot], m.method == exchange.method {
                 m.counter.increment()
                 m.latency.record(nanoseconds: nanos)
+                m.traffic.record(nanoseconds: nanos, status: exchange.status)
+                if exchange.status >= 500 { recordError(exchange) }
                 if accessLog != nil { logAccess(exchange) }
                 return
             }
@@ -55,11 +57,29 @@ extension LoopContext {
             latencyShards[exchange.service] = latency
         }
         latency.record(nanoseconds: nanos)
+        let trafficKey = exchange.service + " " + exchange.method + " " + exchange.route.routeTemplate
+        let traffic: TrafficStats.Slot
+        if let existing = trafficSlots[trafficKey] {
+            traffic = existing
+        } else {
+            traffic = gateway.traffic.makeSlot(service: exchange.service, method: exchange.method, route: exchange.route.routeTemplate)
+            trafficSlots[trafficKey] = traffic
+        }
+        traffic.record(nanoseconds: nanos, status: exchange.status)
+        if exchange.status >= 500 { recordError(exchange) }
         if slot >= 0 {
             if routeMetrics.count <= slot { routeMetrics.append(contentsOf: repeatElement(nil, count: slot + 1 - routeMetrics.count)) }
-            routeMetrics[slot] = LoopContext.RouteMetrics(method: exchange.method, counter: counter, latency: latency)
+            routeMetrics[slot] = LoopContext.RouteMetrics(method: exchange.method, counter: counter, latency: latency, traffic: traffic)
         }
         if accessLog != nil { logAccess(exchange) }
+    }
+
+    /// A 5xx for `/_tapper/traffic`'s recent errors (rare, so a lock is fine here).
+    private func recordError(_ exchange: Exchange) {
+        gateway.traffic.recordError(
+            .init(
+                at: .now, method: exchange.method, path: exchange.path, status: exchange.status, service: exchange.service,
+                instance: exchange.target?.instanceID, requestID: exchange.requestID))
     }
 
     private func logAccess(_ exchange: Exchange) {
@@ -73,6 +93,9 @@ extension LoopContext {
     /// A request the gateway answered itself.
     func localResponse(method: String, path: String, status: Int, requestID: String, started: NIODeadline) {
         gateway.totalRequests.wrappingIncrement(ordering: .relaxed)
+        if status >= 500 {
+            gateway.traffic.recordError(.init(at: .now, method: method, path: path, status: status, service: "-", instance: nil, requestID: requestID))
+        }
         if let log = accessLog {
             let ms = Double((NIODeadline.now() - started).nanoseconds) / 1e6
             log.append("method=\(method) path=\(AccessLogBuffer.value(path)) status=\(status) service=- duration_ms=\(String(format: ms)) request_id=\(requestID)")

@@ -31,6 +31,8 @@ final class LoopContext {
     /// Metric handles already looked up on this loop.
     var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
     var latencyShards: [String: LatencyHistograms.Shard] = [:]
+    /// This loop's `/_tapper/traffic` counters by `service method route`.
+    var trafficSlots: [String: TrafficStats.Slot] = [:]
     /// This loop's copy of the routing snapshot and the ``GatewayState/generation`` it is from.
     private var snapshot = SnapshotRef(.empty)
     private(set) var snapshotGeneration = -1
@@ -50,6 +52,7 @@ final class LoopContext {
         var method: String
         var counter: CoreMetrics.Counter
         var latency: LatencyHistograms.Shard
+        var traffic: TrafficStats.Slot
     }
 
     init(reactor: Reactor, gateway: Gateway) {

@@ -63,7 +63,7 @@ final class ProxyHandler: ConnectionHandler {
         let trusted = !ip.isEmpty && !config.trustedProxies.isEmpty && config.trustedProxies.contains(ip: ip)
         requestHeads = RequestHeadRewriter(peerIP: ip, peerTrusted: trusted)
         admission = RequestAdmission(
-            gateway: gateway, admin: AdminDispatch(gateway: gateway, servesAdmin: role == .admin || config.adminPort == nil), servesProxy: role == .main,
+            gateway: gateway, admin: AdminDispatch(gateway: gateway, servesAdmin: role == .admin || config.adminPort == nil, servesDocs: role == .main), servesProxy: role == .main,
             peerIP: ip
         )
         machine = Machine(settings: loop.machineSettings, now: loop.reactor.tickTime)

@@ -693,6 +693,12 @@ enum RegistryOpenAPI {
       "type": "string",
       "pattern": "^[1-9][0-9]{0,8}/([sSmMhH]|[sS][eE][cC]|[sS][eE][cC][oO][nN][dD]|[mM][iI][nN]|[mM][iI][nN][uU][tT][eE]|[hH][oO][uU][rR])$",
       "description": "the service's rate limit per client key over all its routes, e.g. 100/s (N/s, N/m or N/h); the strictest of its instances' wins"
+     },
+     "openapi_path": {
+      "type": "string",
+      "maxLength": 512,
+      "pattern": "^/([^\\u0000-\\u001F\\u007F-\\u009F #/][^\\u0000-\\u001F\\u007F-\\u009F #]*)?$",
+      "description": "where the instance serves its OpenAPI document, relative to url (FastAPI: /openapi.json); the gateway merges it into its /openapi.json"
      }
     }
    },
@@ -796,6 +802,9 @@ enum RegistryOpenAPI {
       "type": "number"
      },
      "rate_limit": {
+      "type": "string"
+     },
+     "openapi_path": {
       "type": "string"
      }
     }

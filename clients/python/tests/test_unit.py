@@ -324,3 +324,20 @@ def test_explicit_url_under_testclient_registers_and_deregisters(registry: Regis
         record = registry.wait_instance("in-process", "127.0.0.1-9")
         assert record["routes"] == [{"methods": ["GET"], "path": "/a"}]
     assert registry.instances("in-process") == []
+
+
+def test_the_app_openapi_url_is_sent_as_openapi_path(registry: Registry) -> None:
+    app = Service(name="with-schema", url="http://127.0.0.1:9", registry_url=registry.url)(FastAPI(openapi_url="/schema/openapi.json"))
+    bare = Service(name="without-schema", url="http://127.0.0.1:10", registry_url=registry.url)(FastAPI(openapi_url=None))
+
+    @app.get("/a")
+    def a() -> dict:
+        return {}
+
+    @bare.get("/b")
+    def b() -> dict:
+        return {}
+
+    with TestClient(app), TestClient(bare):
+        assert registry.wait_instance("with-schema", "127.0.0.1-9")["openapi_path"] == "/schema/openapi.json"
+        assert "openapi_path" not in registry.wait_instance("without-schema", "127.0.0.1-10")

@@ -375,6 +375,10 @@ class _Agent:
                 self.body["traffic_weight"] = s.traffic_weight
             if s.rate_limit is not None:
                 self.body["rate_limit"] = s.rate_limit
+            # Where the app serves its schema, so the gateway merges it into its /openapi.json.
+            openapi_url = getattr(self.app, "openapi_url", None)
+            if isinstance(openapi_url, str) and openapi_url.startswith("/"):
+                self.body["openapi_path"] = openapi_url
             self.thread = threading.Thread(target=self._thread_main, name=f"tapper-heartbeat-{s.name}", daemon=True)
             self.thread.start()
         except asyncio.CancelledError:
