@@ -81,5 +81,9 @@ public struct GatewayConfiguration: Sendable {
     /// Address of the admin listener (`--admin-host`).
     public var adminHost = "127.0.0.1"
 
+    /// Where gateway spans go (`--otlp-endpoint`); nil: tracing is off, and `traceparent`
+    /// passes through untouched. Run the exporter as a service next to the server.
+    public var tracing: TraceExporter? = nil
+
     public init() {}
 }

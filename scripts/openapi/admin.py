@@ -45,7 +45,11 @@ doc = {
        "table_index": {"type": "integer", "minimum": 0}, "table_age_seconds": num, "stale": {"type": "boolean"},
        "registry": {"type": "object", "required": ["source", "reachable"], "additionalProperties": False, "properties": {
           "source": {"type": "string"}, "reachable": {"type": "boolean"}, "last_error": {"type": "string"}, "last_contact_age_seconds": num}},
-       "requests_in_flight": {"type": "integer", "minimum": 0}, "open_connections": {"type": "integer", "minimum": 0}, "uptime_seconds": num}},
+       "requests_in_flight": {"type": "integer", "minimum": 0}, "open_connections": {"type": "integer", "minimum": 0}, "uptime_seconds": num,
+       "tracing": {"type": "object", "description": "the span exporter, when --otlp-endpoint is set",
+         "required": ["endpoint", "sample_rate", "exported", "dropped", "failed"], "additionalProperties": False, "properties": {
+         "endpoint": {"type": "string"}, "sample_rate": {"type": "number", "minimum": 0, "maximum": 1},
+         "exported": {"type": "integer", "minimum": 0}, "dropped": {"type": "integer", "minimum": 0}, "failed": {"type": "integer", "minimum": 0}}}}},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "versions", "healthy", "total", "routes", "instances"], "additionalProperties": False, "properties": {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
        "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},

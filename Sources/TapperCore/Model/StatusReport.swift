@@ -32,11 +32,14 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var requestsInFlight: Int
         public var openConnections: Int
         public var uptimeSeconds: Double
+        /// The span exporter's state, when tracing is on (`--otlp-endpoint`).
+        public var tracing: Tracing?
 
         public init(
             tableIndex: UInt64, tableAgeSeconds: Double, stale: Bool, registry: Registry, requestsInFlight: Int, openConnections: Int,
-            uptimeSeconds: Double
+            uptimeSeconds: Double, tracing: Tracing? = nil
         ) {
+            self.tracing = tracing
             self.tableIndex = tableIndex
             self.tableAgeSeconds = tableAgeSeconds
             self.stale = stale
@@ -53,6 +56,34 @@ public struct StatusReport: Codable, Sendable, Hashable {
             case requestsInFlight = "requests_in_flight"
             case openConnections = "open_connections"
             case uptimeSeconds = "uptime_seconds"
+            case tracing
+        }
+    }
+
+    /// Where the gateway's spans go and how many got there.
+    public struct Tracing: Codable, Sendable, Hashable {
+        /// The URL spans are posted to (`…/v1/traces`).
+        public var endpoint: String
+        public var sampleRate: Double
+        /// Spans the receiver accepted.
+        public var exported: Int
+        /// Spans dropped because the export queue was full.
+        public var dropped: Int
+        /// Spans whose export request failed.
+        public var failed: Int
+
+        public init(endpoint: String, sampleRate: Double, exported: Int, dropped: Int, failed: Int) {
+            self.endpoint = endpoint
+            self.sampleRate = sampleRate
+            self.exported = exported
+            self.dropped = dropped
+            self.failed = failed
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case endpoint
+            case sampleRate = "sample_rate"
+            case exported, dropped, failed
         }
     }
 

@@ -129,7 +129,13 @@ struct AdminResponder {
                 registry: .init(source: d.source, reachable: d.reachable, lastError: d.lastError, lastContactAgeSeconds: d.lastContact.map { $0.duration(to: now).inSeconds.roundedToThousandths }),
                 requestsInFlight: gateway.requestsInFlight,
                 openConnections: gateway.openConnectionCount,
-                uptimeSeconds: gateway.startedAt.duration(to: now).inSeconds.roundedToThousandths
+                uptimeSeconds: gateway.startedAt.duration(to: now).inSeconds.roundedToThousandths,
+                tracing: gateway.configuration.tracing.map { exporter in
+                    let c = exporter.counters
+                    return .init(
+                        endpoint: exporter.settings.tracesURL, sampleRate: exporter.settings.sampleRate, exported: c.exported, dropped: c.dropped, failed: c.failed
+                    )
+                }
             ),
             services: services
         )
