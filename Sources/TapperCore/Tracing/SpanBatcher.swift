@@ -27,6 +27,12 @@ public struct SpanBatcher<Element> {
         /// The queue just reached a full batch: wake the exporter instead of letting it wait
         /// for the delay.
         public var batchReady: Bool
+
+        public init(accepted: Int, dropped: Int, batchReady: Bool) {
+            self.accepted = accepted
+            self.dropped = dropped
+            self.batchReady = batchReady
+        }
     }
 
     public let settings: Settings
