@@ -182,8 +182,9 @@ def test_gateway_and_app_spans_join_one_trace(gateway_available: None, procs: Pr
     assert str(attrs["http.response.status_code"]) == "200"
     assert attrs["tapper.service"] == "users"
     assert attrs["tapper.instance.url"].startswith("http://127.0.0.1:")
+    # The gateway's span starts before the app's (its end is when the response reached the
+    # gateway, which can be before the app's instrumentation closes its own span).
     assert int(gateway_span["startTimeUnixNano"]) <= int(app_span["startTimeUnixNano"])
-    assert int(app_span["endTimeUnixNano"]) <= int(gateway_span["endTimeUnixNano"])
 
     # 2. No traceparent: the gateway starts the trace, and its span is the root.
     with http() as c:
@@ -230,13 +231,13 @@ def test_unsampled_parent_is_followed(gateway_available: None, procs: Procs, rec
         _, new_trace, _, flags = r.json()["traceparent"].split("-")
         assert flags == "00"
     receiver.wait_span("tapper-gateway", sampled_trace)
-    # The sampled span was exported; the exporter had the others before it (one loop, in order)
-    # and the app records nothing for an unsampled parent either.
+    # The unsampled requests came first and were never recorded.
     assert receiver.find("tapper-gateway", unsampled_trace) is None
     assert receiver.find("tapper-gateway", new_trace) is None
 
 
-def test_tracing_off_passes_traceparent_unchanged(gateway: Gateway, procs: Procs) -> None:
+def test_tracing_off_passes_traceparent_unchanged(gateway_available: None, procs: Procs) -> None:
+    gateway = start_gateway(procs)
     app = procs.uvicorn(PLAIN_APP, "users", env=gateway.service_env())
     gateway.registry.wait_instance("users", f"127.0.0.1-{app.port}")
     wait_routable(gateway, "/users/0")
