@@ -211,11 +211,14 @@ _tapper_registry_serve() {
     repeating_flags=()
     non_repeating_flags=(--protect-reads --version -h --help)
     repeating_options=()
-    non_repeating_options=(--host --port --backend --data-dir --token-file --read-token-file --max-body-bytes --max-wait --log-level)
+    non_repeating_options=(--config --host --port --backend --data-dir --token-file --read-token-file --max-body-bytes --max-wait --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
+    '--config')
+        return
+        ;;
     '--host')
         return
         ;;
@@ -273,11 +276,14 @@ _tapper_gateway_serve() {
     repeating_flags=()
     non_repeating_flags=(--no-docs --no-access-log --no-health-checks --panic-routing --version -h --help)
     repeating_options=(--trusted-proxies --jwt-audience)
-    non_repeating_options=(--host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --version-header --version-cookie --admin-token-file --admin-port --admin-host --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --docs-path --openapi-path --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
+    non_repeating_options=(--config --host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --rate-limit-store --rate-limit-failure --rate-limit-sync --version-header --version-cookie --admin-token-file --admin-port --admin-host --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --otlp-endpoint --trace-sample-rate --otlp-service-name --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --docs-path --openapi-path --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
     case "${prev}" in
+    '--config')
+        return
+        ;;
     '--host')
         return
         ;;
@@ -309,6 +315,15 @@ _tapper_gateway_serve() {
         return
         ;;
     '--rate-limit-key')
+        return
+        ;;
+    '--rate-limit-store')
+        return
+        ;;
+    '--rate-limit-failure')
+        return
+        ;;
+    '--rate-limit-sync')
         return
         ;;
     '--version-header')
@@ -349,6 +364,15 @@ _tapper_gateway_serve() {
         return
         ;;
     '--jwt-leeway')
+        return
+        ;;
+    '--otlp-endpoint')
+        return
+        ;;
+    '--trace-sample-rate')
+        return
+        ;;
+    '--otlp-service-name')
         return
         ;;
     '--threads')

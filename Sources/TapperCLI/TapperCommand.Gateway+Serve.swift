@@ -137,6 +137,18 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("With --auth jwt: seconds of clock skew allowed on exp and nbf.", valueName: "seconds"))
         public var jwtLeeway: Double = 60
 
+        @Option(
+            help: ArgumentHelp(
+                "Export a span per proxied request over OTLP/HTTP (JSON) to this receiver, e.g. http://127.0.0.1:4318 (/v1/traces is appended); default: $OTEL_EXPORTER_OTLP_ENDPOINT. Without either, tracing is off and traceparent passes through untouched.",
+                valueName: "url"))
+        public var otlpEndpoint: String?
+
+        @Option(help: ArgumentHelp("With tracing on: the share of new traces recorded, 0-1 (an incoming traceparent's sampled flag decides for its trace).", valueName: "rate"))
+        public var traceSampleRate: Double = 1.0
+
+        @Option(help: ArgumentHelp("With tracing on: the service.name of the gateway's spans.", valueName: "name"))
+        public var otlpServiceName: String = "tapper-gateway"
+
         @Option(help: "Event-loop threads (0: one per core).")
         public var threads: Int = 0
 
@@ -248,6 +260,14 @@ extension TapperCommand.Gateway {
                 if let problem = Self.docsPathProblem(value) { throw ValidationError("\(flag): '\(value)' \(problem)") }
             }
             if docsPath == openapiPath { throw ValidationError("--docs-path and --openapi-path must differ") }
+            if let endpoint = resolvedOTLPEndpoint {
+                let lower = endpoint.lowercased()
+                guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), endpoint.utf8.count > 8, !endpoint.contains(" ") else {
+                    throw ValidationError("--otlp-endpoint must be an http:// or https:// URL, got '\(endpoint)'")
+                }
+            }
+            guard (0...1).contains(traceSampleRate) else { throw ValidationError("--trace-sample-rate must be between 0 and 1") }
+            guard !otlpServiceName.isEmpty else { throw ValidationError("--otlp-service-name must not be empty") }
             if let adminPort, !(0...65535).contains(adminPort) { throw ValidationError("--admin-port must be between 0 and 65535") }
             _ = try authProvider(logger: Logger(label: "tapper.validate", factory: { _ in SwiftLogNoOpLogHandler() }))
         }
@@ -319,6 +339,23 @@ extension TapperCommand.Gateway {
             return nil
         }
 
+        /// `--otlp-endpoint`, or `OTEL_EXPORTER_OTLP_ENDPOINT` (the OpenTelemetry SDKs' variable)
+        /// when the flag is absent; nil (tracing off) when neither is set or the variable is empty.
+        var resolvedOTLPEndpoint: String? {
+            if let otlpEndpoint { return otlpEndpoint }
+            let fromEnvironment = ProcessInfo.processInfo.environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? ""
+            return fromEnvironment.isEmpty ? nil : fromEnvironment
+        }
+
+        /// The span exporter of `--otlp-endpoint` (nil: tracing off).
+        func traceExporter(logger: Logger) -> TraceExporter? {
+            guard let endpoint = resolvedOTLPEndpoint else { return nil }
+            var settings = TraceExporter.Settings(endpoint: endpoint)
+            settings.sampleRate = traceSampleRate
+            settings.serviceName = otlpServiceName
+            return TraceExporter(settings: settings, version: TapperCommand.version, logger: logger)
+        }
+
         /// An HTTP token (RFC 9110 §5.6.2): what a header or cookie name may be.
         static func isToken(_ s: String) -> Bool {
             s.utf8.allSatisfy { b in
@@ -358,6 +395,7 @@ extension TapperCommand.Gateway {
             c.trustedProxies = (try? trustedNetworks()) ?? []
             c.docsPath = noDocs ? nil : docsPath
             c.openapiPath = noDocs ? nil : openapiPath
+            c.tracing = traceExporter(logger: logger)
             if let adminTokenFile {
                 let source = TokenSource(file: adminTokenFile, environment: nil, logger: logger)
                 c.adminToken = { source.current() }
@@ -418,6 +456,14 @@ extension TapperCommand.Gateway {
             let gateway = Gateway(configuration: configuration, state: state, health: monitor, outcomes: monitor)
             services.append(Discovery(source: source, state: state, interval: interval, logger: logger))
             services.append(HealthChecker(monitor: monitor, state: state, logger: logger))
+            if let exporter = configuration.tracing {
+                // Before the server: the group stops services in reverse order, so the server's
+                // last spans reach the exporter before it flushes and stops.
+                services.append(exporter)
+                logger.notice(
+                    "exporting spans to \(exporter.settings.tracesURL) (OTLP/HTTP JSON, sample rate \(exporter.settings.sampleRate), service.name \(exporter.settings.serviceName))"
+                )
+            }
             services.append(GatewayServer(gateway: gateway, logger: logger))
             if let sharing {
                 logger.notice("rate limits are shared through \(sharing.store.displayName) (synced every \(sharing.interval), failing \(sharing.failure.rawValue))")

@@ -87,6 +87,9 @@ public struct GatewayConfiguration: Sendable {
     /// Where the gateway serves Swagger UI for that document (`--docs-path`), with its assets
     /// under it; nil: not served.
     public var docsPath: String? = "/docs"
+    /// Where gateway spans go (`--otlp-endpoint`); nil: tracing is off, and `traceparent`
+    /// passes through untouched. Run the exporter as a service next to the server.
+    public var tracing: TraceExporter? = nil
 
     public init() {}
 }

@@ -84,7 +84,11 @@ doc = {
        "rate_limit_store": {"type": "object", "required": ["store", "failure", "reachable", "syncs"], "additionalProperties": False,
           "description": "set when --rate-limit-store shares the limits with other gateways", "properties": {
           "store": {"type": "string"}, "failure": {"enum": ["open", "closed"]}, "reachable": {"type": "boolean"},
-          "syncs": {"type": "integer", "minimum": 0}, "last_error": {"type": "string"}}}}},
+          "syncs": {"type": "integer", "minimum": 0}, "last_error": {"type": "string"}}},
+       "tracing": {"type": "object", "description": "the span exporter, when --otlp-endpoint is set",
+         "required": ["endpoint", "sample_rate", "exported", "dropped", "failed"], "additionalProperties": False, "properties": {
+         "endpoint": {"type": "string"}, "sample_rate": {"type": "number", "minimum": 0, "maximum": 1},
+         "exported": {"type": "integer", "minimum": 0}, "dropped": {"type": "integer", "minimum": 0}, "failed": {"type": "integer", "minimum": 0}}}}},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "versions", "healthy", "total", "routes", "instances"], "additionalProperties": False, "properties": {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
        "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},

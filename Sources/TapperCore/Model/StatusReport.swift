@@ -58,12 +58,15 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var uptimeSeconds: Double
         /// Set when the rate limits are shared with other gateways.
         public var rateLimitStore: RateLimitStore?
+        /// The span exporter's state, when tracing is on (`--otlp-endpoint`).
+        public var tracing: Tracing?
 
         public init(
             tableIndex: UInt64, tableAgeSeconds: Double, stale: Bool, registry: Registry, requestsInFlight: Int, openConnections: Int,
-            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil
+            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil, tracing: Tracing? = nil
         ) {
             self.rateLimitStore = rateLimitStore
+            self.tracing = tracing
             self.tableIndex = tableIndex
             self.tableAgeSeconds = tableAgeSeconds
             self.stale = stale
@@ -81,6 +84,34 @@ public struct StatusReport: Codable, Sendable, Hashable {
             case openConnections = "open_connections"
             case uptimeSeconds = "uptime_seconds"
             case rateLimitStore = "rate_limit_store"
+            case tracing
+        }
+    }
+
+    /// Where the gateway's spans go and how many got there.
+    public struct Tracing: Codable, Sendable, Hashable {
+        /// The URL spans are posted to (`…/v1/traces`).
+        public var endpoint: String
+        public var sampleRate: Double
+        /// Spans the receiver accepted.
+        public var exported: Int
+        /// Spans dropped because the export queue was full.
+        public var dropped: Int
+        /// Spans whose export request failed.
+        public var failed: Int
+
+        public init(endpoint: String, sampleRate: Double, exported: Int, dropped: Int, failed: Int) {
+            self.endpoint = endpoint
+            self.sampleRate = sampleRate
+            self.exported = exported
+            self.dropped = dropped
+            self.failed = failed
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case endpoint
+            case sampleRate = "sample_rate"
+            case exported, dropped, failed
         }
     }
 

@@ -730,6 +730,40 @@ enum AdminOpenAPI {
           "type": "string"
          }
         }
+       },
+       "tracing": {
+        "type": "object",
+        "description": "the span exporter, when --otlp-endpoint is set",
+        "required": [
+         "endpoint",
+         "sample_rate",
+         "exported",
+         "dropped",
+         "failed"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "endpoint": {
+          "type": "string"
+         },
+         "sample_rate": {
+          "type": "number",
+          "minimum": 0,
+          "maximum": 1
+         },
+         "exported": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "dropped": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "failed": {
+          "type": "integer",
+          "minimum": 0
+         }
+        }
        }
       }
      },

@@ -141,6 +141,12 @@ struct AdminResponder {
                 uptimeSeconds: gateway.startedAt.duration(to: now).inSeconds.roundedToThousandths,
                 rateLimitStore: gateway.state.limitSharing.map {
                     .init(store: $0.store.displayName, failure: $0.failure.rawValue, reachable: !$0.isDown, syncs: $0.syncCount, lastError: $0.lastError)
+                },
+                tracing: gateway.configuration.tracing.map { exporter in
+                    let c = exporter.counters
+                    return .init(
+                        endpoint: exporter.settings.tracesURL, sampleRate: exporter.settings.sampleRate, exported: c.exported, dropped: c.dropped, failed: c.failed
+                    )
                 }
             ),
             services: services

@@ -34,6 +34,10 @@ final class Exchange {
     private(set) var tried = TriedSet()
     /// The current attempt's pick is not yet reported finished to the balancer.
     var attemptOpen = false
+    /// Attempts started (instances tried, counting a retry on the same one).
+    private(set) var attempts = 0
+    /// The gateway's span, when tracing is on.
+    let trace: ExchangeTrace?
 
     /// Body received before an upstream was attached.
     var pending: [ByteBuffer] = []
@@ -56,8 +60,9 @@ final class Exchange {
 
     init(
         requestHead: ByteBuffer, clientMinorVersion: Int, method: String, requestID: String, started: NIODeadline, path: String,
-        route: RequestAdmission.Route, retryBufferBytes: Int, upgrade: Bool = false
+        route: RequestAdmission.Route, retryBufferBytes: Int, upgrade: Bool = false, trace: ExchangeTrace? = nil
     ) {
+        self.trace = trace
         self.upgrade = upgrade
         self.requestHead = requestHead
         self.clientMinorVersion = clientMinorVersion
@@ -77,6 +82,7 @@ final class Exchange {
         target = route.candidates[index]
         tried.insert(index)
         attemptOpen = true
+        attempts += 1
     }
 
     /// The candidate index of the instance tried last.
@@ -97,7 +103,8 @@ final class Exchange {
     func buildDeferredHead(subject: String?, with rewriter: RequestHeadRewriter, heads: inout HeadBuffers) {
         guard let deferred else { return }
         requestHead = rewriter.rewrite(
-            deferred.head, deferred.headBytes, target: route.upstreamTarget, requestID: requestID, subject: subject, upgrade: upgrade, heads: &heads
+            deferred.head, deferred.headBytes, target: route.upstreamTarget, requestID: requestID, subject: subject, upgrade: upgrade,
+            traceParent: trace?.context, heads: &heads
         )
         self.deferred = nil
     }

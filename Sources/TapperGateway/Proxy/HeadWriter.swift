@@ -1,4 +1,5 @@
 import NIOCore
+import TapperCore
 
 /// Writes a message head into a buffer's spare capacity with plain memory copies.
 ///
@@ -42,6 +43,14 @@ struct HeadWriter {
         if done == nil {
             for b in s.utf8 { write(b) }
         }
+    }
+
+    /// A `traceparent` value (55 bytes).
+    @inline(__always)
+    mutating func write(_ traceParent: TraceParent) {
+        precondition(count + TraceParent.length <= capacity, "message head larger than reserved")
+        traceParent.write(to: base + count)
+        count += TraceParent.length
     }
 
     @inline(__always)

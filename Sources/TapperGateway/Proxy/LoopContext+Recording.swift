@@ -24,6 +24,7 @@ extension LoopContext {
         gateway.metrics.inFlight.record(gateway.inFlight.wrappingDecrementThenLoad(ordering: .relaxed))
         gateway.totalRequests.wrappingIncrement(ordering: .relaxed)
         let nanos = (NIODeadline.now() - exchange.started).nanoseconds
+        if let trace = exchange.trace { recordSpan(exchange, trace: trace, nanos: nanos) }
         let statusClass = max(0, exchange.status / 100)
         let entryIndex = exchange.route.entryIndex
         var slot = -1

@@ -28,6 +28,8 @@ final class LoopContext {
     var versionPickers: [String: VersionPicker] = [:]
     var requestIDs = RequestIDGenerator()
     var accessLog: AccessLogBuffer?
+    /// Finished spans on their way to the exporter (nil: tracing is off).
+    var spans: SpanBuffer?
     /// Metric handles already looked up on this loop.
     var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
     var latencyShards: [String: LatencyHistograms.Shard] = [:]
@@ -70,6 +72,7 @@ final class LoopContext {
             connectTimeout: .nanoseconds(Int64(configuration.upstreamTimeout.nanoseconds))
         )
         if configuration.accessLog { accessLog = AccessLogBuffer(reactor: reactor) }
+        if let exporter = configuration.tracing { spans = SpanBuffer(reactor: reactor, exporter: exporter) }
     }
 
     // MARK: client connections and graceful shutdown
@@ -105,6 +108,7 @@ final class LoopContext {
         for handler in Array(clients.values) { handler.closeNow() }
         pool.closeAll()
         accessLog?.flush()
+        spans?.flush()
     }
 }
 

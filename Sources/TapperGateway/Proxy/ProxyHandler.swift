@@ -283,7 +283,8 @@ final class ProxyHandler: ConnectionHandler {
         guard case .idle = machine.phase else { return }
         let started = NIODeadline.now()
         _ = machine.headReceived(bodyFollows: decoder.readingBody, keepAlive: head.keepAlive, now: started)
-        let request = RequestAdmission.Request(head, headBytes, versionHeader: gateway.configuration.versionHeader)
+        let tracing = gateway.configuration.tracing
+        let request = RequestAdmission.Request(head, headBytes, versionHeader: gateway.configuration.versionHeader, tracing: tracing != nil)
         let requestID = HeaderRules.acceptableRequestID(request.clientRequestID) ? request.clientRequestID : loop.requestIDs.make()
 
         switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state), now: started, loop: loop) {
@@ -294,15 +295,17 @@ final class ProxyHandler: ConnectionHandler {
         case .proxy(let route):
             // A deferred decision builds the head once it knows the subject.
             let upgrade = head.connectionUpgrade && RequestHeadRewriter.upgradeTunnelled(head, headBytes)
+            let trace = tracing.map { loop.startTrace(request, sampler: $0.sampler) }
             let upstreamHead =
                 route.deferredAuth == nil
                 ? requestHeads.rewrite(
-                    head, headBytes, target: route.upstreamTarget, requestID: requestID, subject: route.subject, upgrade: upgrade, heads: &loop.heads
+                    head, headBytes, target: route.upstreamTarget, requestID: requestID, subject: route.subject, upgrade: upgrade,
+                    traceParent: trace?.context, heads: &loop.heads
                 )
                 : ByteBuffer()
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: head.versionMinor, method: request.method, requestID: requestID, started: started,
-                path: String(request.path), route: route, retryBufferBytes: gateway.configuration.retryBufferBytes, upgrade: upgrade
+                path: String(request.path), route: route, retryBufferBytes: gateway.configuration.retryBufferBytes, upgrade: upgrade, trace: trace
             )
             exchange.snapshotGeneration = loop.snapshotGeneration
             if route.deferredAuth != nil { exchange.deferred = Exchange.Deferred(head: head, headBytes: headBytes) }

@@ -31,9 +31,16 @@ struct RequestAdmission {
         /// The version the request pins with the version header (`X-Tapper-Version`), if any.
         var versionPin: String?
 
+        /// With tracing on: the caller's valid `traceparent` (nil when absent, invalid or
+        /// repeated, as W3C Trace Context asks), and `Host`.
+        var traceParent: TraceParent?
+        var host = ""
+
         /// - Parameter versionHeader: the lower-cased name of the header that pins a version
         ///   (empty: none).
-        init(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, versionHeader: [UInt8]) {
+        /// - Parameter tracing: read `traceparent` and `Host` too (a pass of its own, so that
+        ///   with tracing off the scan is what it was).
+        init(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, versionHeader: [UInt8], tracing: Bool = false) {
             headBytes.withUnsafeReadableBytes { raw in
                 method = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.method]), as: UTF8.self)
                 let target = UnsafeRawBufferPointer(rebasing: raw[head.target])
@@ -53,6 +60,7 @@ struct RequestAdmission {
                         versionPin = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
                     }
                 }
+                if tracing { readTraceHeaders(head, raw) }
                 if raw.count > head.target.lowerBound + 8, raw[head.target.lowerBound + 1] == UInt8(ascii: "_") {
                     for h in head.headers where raw.equalsIgnoringCase(h.name, "authorization") {
                         authorization = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
@@ -60,6 +68,20 @@ struct RequestAdmission {
                     }
                 }
             }
+        }
+
+        private mutating func readTraceHeaders(_ head: HTTPHeadParser.Head, _ raw: UnsafeRawBufferPointer) {
+            var traceParents = 0
+            for h in head.headers {
+                let n = h.name.count
+                if n == 11, raw.equalsIgnoringCase(h.name, "traceparent") {
+                    traceParents += 1
+                    traceParent = TraceParent(parsing: UnsafeRawBufferPointer(rebasing: raw[h.value]))
+                } else if n == 4, host.isEmpty, raw.equalsIgnoringCase(h.name, "host") {
+                    host = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                }
+            }
+            if traceParents > 1 { traceParent = nil }
         }
 
         /// The path: the target up to its query.

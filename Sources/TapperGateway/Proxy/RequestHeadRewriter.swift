@@ -19,15 +19,18 @@ struct RequestHeadRewriter {
     ///   - subject: the authenticated subject (`X-Tapper-Subject`), if any.
     ///   - upgrade: the request asks for a protocol the gateway tunnels (``upgradeTunnelled(_:_:)``):
     ///     `Upgrade` and `Connection: upgrade` go to the upstream (hop-by-hop otherwise).
+    ///   - traceParent: with tracing on, the gateway span's context: sent as `traceparent`
+    ///     instead of the client's (nil: the client's passes through as it is).
     func rewrite(
         _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String, subject: String?, upgrade: Bool = false,
-        heads: inout HeadBuffers
+        traceParent: TraceParent? = nil, heads: inout HeadBuffers
     ) -> ByteBuffer {
         // Everything written is a piece of the head, the strings passed in, or a fixed line:
         // twice the head (trusted X-Forwarded-* values are copied twice) bounds it.
         let subject = subject.flatMap { HeaderRules.acceptableFieldValue($0) ? $0 : nil }
         let maxBytes =
             2 * head.length + 2 * head.headers.count + (target?.utf8.count ?? 0) + peerIP.utf8.count + requestID.utf8.count + (subject?.utf8.count ?? 0) + 256
+            + (traceParent == nil ? 0 : TraceParent.length + 16)
         var out = heads.take(capacity: maxBytes)
         defer { heads.keep(out) }
         let peerTrusted = self.peerTrusted
@@ -61,6 +64,7 @@ struct RequestHeadRewriter {
                     if HeaderRules.isHopByHop(raw, h.name) || HeaderRules.isGatewayOwned(raw, h.name) { continue }
                     if head.expectContinue && raw.equalsIgnoringCase(h.name, "expect") { continue }
                     if HeaderRules.isNamed(raw, h.name, in: named) { continue }
+                    if traceParent != nil && h.name.count == 11 && raw.equalsIgnoringCase(h.name, "traceparent") { continue }
                     out.write(raw, h.name.lowerBound..<h.value.upperBound)
                     out.write("\r\n")
                 }
@@ -87,6 +91,11 @@ struct RequestHeadRewriter {
                 out.write("X-Request-ID: ")
                 out.write(string: requestID)
                 out.write("\r\n")
+                if let traceParent {
+                    out.write("traceparent: ")
+                    out.write(traceParent)
+                    out.write("\r\n")
+                }
                 if let subject {
                     out.write("X-Tapper-Subject: ")
                     out.write(string: subject)

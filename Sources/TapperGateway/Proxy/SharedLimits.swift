@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -31,9 +28,7 @@ public final class LimitSharing: Sendable {
         self.store = store
         self.failure = failure
         self.interval = interval
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let wall = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        let wall = Int64(WallClock.nanoseconds())
         wallOffset = wall - Int64(NIODeadline.now().uptimeNanoseconds)
     }
 

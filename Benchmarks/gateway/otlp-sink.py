@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""A do-nothing OTLP/HTTP receiver for costing tracing: answers every POST 200 at once.
+
+    Benchmarks/gateway/otlp-sink.py PORT
+    TAPPER_ARGS="--otlp-endpoint http://127.0.0.1:PORT" Benchmarks/gateway/run.sh ...
+
+Keeps connections alive (HTTP/1.1) and reads each body without parsing it; on SIGTERM or
+Ctrl-C it prints how many export requests and bytes it took.
+"""
+import signal
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+stats = {"requests": 0, "bytes": 0}
+
+
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):  # noqa: N802
+        n = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(n)
+        stats["requests"] += 1
+        stats["bytes"] += n
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink)
+
+    def stop(*_):
+        print(f"otlp-sink: {stats['requests']} export requests, {stats['bytes']} bytes", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+/// The exporter's queue policy, pure: a bounded queue of finished spans that hands out batches
+/// when one is full or the oldest span has waited long enough (OpenTelemetry's batch span
+/// processor: max queue size, max export batch size, schedule delay).
+///
+/// Producers never wait: what does not fit is dropped and counted. Time is passed in (uptime
+/// nanoseconds), so tests drive it directly.
+public struct SpanBatcher<Element> {
+    public struct Settings: Sendable, Equatable {
+        /// Spans held at most; more are dropped.
+        public var maxQueue: Int
+        /// Spans per export request at most.
+        public var maxBatch: Int
+        /// How long a span may wait for its batch to fill, in nanoseconds.
+        public var delayNanos: UInt64
+
+        public init(maxQueue: Int = 8192, maxBatch: Int = 512, delayNanos: UInt64 = 1_000_000_000) {
+            self.maxQueue = max(1, maxQueue)
+            self.maxBatch = max(1, min(maxBatch, self.maxQueue))
+            self.delayNanos = delayNanos
+        }
+    }
+
+    /// What ``offer(_:now:)`` did.
+    public struct Offered: Equatable, Sendable {
+        public var accepted: Int
+        public var dropped: Int
+        /// The queue just reached a full batch: wake the exporter instead of letting it wait
+        /// for the delay.
+        public var batchReady: Bool
+
+        public init(accepted: Int, dropped: Int, batchReady: Bool) {
+            self.accepted = accepted
+            self.dropped = dropped
+            self.batchReady = batchReady
+        }
+    }
+
+    public let settings: Settings
+    private var queue: [Element] = []
+    /// When the oldest span now queued arrived.
+    private var oldestSince: UInt64 = 0
+    /// Spans dropped because the queue was full, since the start.
+    public private(set) var dropped: UInt64 = 0
+
+    public init(settings: Settings = Settings()) {
+        self.settings = settings
+    }
+
+    public var count: Int { queue.count }
+
+    /// Queues `items` (as many as fit).
+    public mutating func offer(_ items: some Collection<Element>, now: UInt64) -> Offered {
+        let before = queue.count
+        if before == 0 && !items.isEmpty { oldestSince = now }
+        let room = settings.maxQueue - before
+        let taken = min(room, items.count)
+        if taken == items.count {
+            queue.append(contentsOf: items)
+        } else {
+            queue.append(contentsOf: items.prefix(taken))
+        }
+        let lost = items.count - taken
+        dropped &+= UInt64(lost)
+        return Offered(accepted: taken, dropped: lost, batchReady: before < settings.maxBatch && queue.count >= settings.maxBatch)
+    }
+
+    /// The next batch to export, if one is due: a full batch at once, a partial one when its
+    /// oldest span has waited the delay, or whatever is queued when `flushing` (shutdown).
+    public mutating func takeBatch(now: UInt64, flushing: Bool = false) -> [Element]? {
+        guard !queue.isEmpty else { return nil }
+        guard queue.count >= settings.maxBatch || flushing || now &- oldestSince >= settings.delayNanos else { return nil }
+        let n = min(settings.maxBatch, queue.count)
+        let batch = Array(queue.prefix(n))
+        queue.removeFirst(n)
+        // What stays behind goes out within one delay from now (or sooner, as a full batch).
+        if !queue.isEmpty { oldestSince = now }
+        return batch
+    }
+
+    /// When a partial batch becomes due (nil: the queue is empty).
+    public var nextDeadline: UInt64? {
+        queue.isEmpty ? nil : oldestSince &+ settings.delayNanos
+    }
+}
+
+extension SpanBatcher: Sendable where Element: Sendable {}

@@ -1,0 +1,15 @@
+import TapperCore
+
+/// The trace context of one proxied request when tracing is on: the gateway's own span (a
+/// child of the caller's `traceparent`, or a new trace's root), which the upstream receives as
+/// its parent, and whether the span is recorded.
+struct ExchangeTrace {
+    /// The trace id, the gateway span's id and the flags sent upstream.
+    var context: TraceParent
+    /// The caller's span id (0: the gateway started the trace).
+    var parentSpanID: UInt64
+    /// The request's `Host`, for `server.address`.
+    var host: String
+
+    var sampled: Bool { context.sampled }
+}

@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+import TapperClient
+import TapperCore
+
+/// Sends the gateway's spans to an OTLP/HTTP receiver (`--otlp-endpoint`) as a `Service`:
+/// batches of up to 512 spans, at least every second, `POST <endpoint>/v1/traces` as OTLP JSON.
+///
+/// The I/O threads hand over spans in chunks (``SpanBuffer``) under a short lock and never wait:
+/// the queue is bounded (``SpanBatcher``) and what does not fit is dropped and counted. The
+/// exporter wakes when a batch is full or on its tick, so an idle gateway does not post, and a
+/// failed post is counted, not retried (telemetry must not pile up behind a dead collector).
+public final class TraceExporter: Service, Sendable {
+    public struct Settings: Sendable {
+        /// The receiver's base URL (`http://collector:4318`); `/v1/traces` is appended unless
+        /// the URL already ends with it.
+        public var endpoint: String
+        /// The resource's `service.name`.
+        public var serviceName = "tapper-gateway"
+        /// Share of new traces sampled (parent-based: a caller's decision wins).
+        public var sampleRate = 1.0
+        public var batching = SpanBatcher<SpanRecord>.Settings()
+        /// How long one export request may take.
+        public var timeout: Duration = .seconds(10)
+
+        public init(endpoint: String) {
+            self.endpoint = endpoint
+        }
+
+        /// The URL spans are posted to.
+        public var tracesURL: String {
+            var base = endpoint
+            while base.hasSuffix("/") { base.removeLast() }
+            return base.hasSuffix("/v1/traces") ? base : base + "/v1/traces"
+        }
+    }
+
+    /// Export counts since the start.
+    public struct Counters: Sendable, Equatable, Codable {
+        /// Spans the receiver accepted (2xx).
+        public var exported: Int
+        /// Spans dropped because the queue was full.
+        public var dropped: Int
+        /// Spans whose export request failed (connection error or non-2xx answer).
+        public var failed: Int
+    }
+
+    public let settings: Settings
+    let sampler: TraceSampler
+    private let url: String
+    private let encoder: OTLPJSONEncoder
+    private let http: HTTPClient
+    private let logger: Logger
+    private let batcher: Mutex<SpanBatcher<SpanRecord>>
+    private let counts = Mutex((exported: 0, failed: 0))
+    private let wake: AsyncStream<Void>
+    private let wakeUp: AsyncStream<Void>.Continuation
+    /// How often the exporter looks for a batch whose delay ran out.
+    private let tick: Duration
+
+    /// - Parameters:
+    ///   - settings: where and how to export.
+    ///   - version: the instrumentation scope's version (Tapper's).
+    public init(settings: Settings, version: String, logger: Logger, http: HTTPClient = TapperHTTPClient.shared) {
+        self.settings = settings
+        sampler = TraceSampler(rate: settings.sampleRate)
+        url = settings.tracesURL
+        encoder = OTLPJSONEncoder(serviceName: settings.serviceName, scopeVersion: version)
+        self.http = http
+        self.logger = logger
+        batcher = Mutex(SpanBatcher(settings: settings.batching))
+        (wake, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        tick = .nanoseconds(Int64(max(settings.batching.delayNanos / 4, 10_000_000)))
+    }
+
+    public var counters: Counters {
+        let c = counts.withLock { $0 }
+        return Counters(exported: c.exported, dropped: Int(batcher.withLock { $0.dropped }), failed: c.failed)
+    }
+
+    /// Takes finished spans from an I/O thread (never blocks beyond a short lock).
+    func enqueue(_ spans: [SpanRecord]) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let offered = batcher.withLock { $0.offer(spans, now: now) }
+        if offered.batchReady { wakeUp.yield() }
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            let wakeUp = self.wakeUp
+            let tick = self.tick
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    wakeUp.yield()
+                }
+            }
+            await cancelWhenGracefulShutdown {
+                for await _ in self.wake {
+                    await self.exportDue(flushing: false)
+                }
+            }
+            // Shutting down: the server stopped first (the group stops services in reverse
+            // order), so what its loops handed over is here; send it.
+            await exportDue(flushing: true)
+            group.cancelAll()
+        }
+    }
+
+    /// Posts every batch that is due (all of them when `flushing`).
+    func exportDue(flushing: Bool) async {
+        while true {
+            let now = NIODeadline.now().uptimeNanoseconds
+            guard let batch = batcher.withLock({ $0.takeBatch(now: now, flushing: flushing) }) else { return }
+            await post(batch)
+        }
+    }
+
+    private func post(_ batch: [SpanRecord]) async {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "tapper-gateway")
+        request.body = .bytes(ByteBuffer(bytes: encoder.encode(batch)))
+        do {
+            let response = try await http.execute(request, timeout: .nanoseconds(settings.timeout.nanoseconds))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            if (200..<300).contains(Int(response.status.code)) {
+                counts.withLock { $0.exported += batch.count }
+            } else {
+                counts.withLock { $0.failed += batch.count }
+                logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(response.status.code)", "spans": "\(batch.count)"])
+            }
+        } catch {
+            counts.withLock { $0.failed += batch.count }
+            logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(batch.count)"])
+        }
+    }
+}
