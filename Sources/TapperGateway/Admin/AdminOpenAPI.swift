@@ -147,16 +147,19 @@ enum AdminOpenAPI {
       "in": "query",
       "required": true,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$"
       },
-      "description": "an HTTP method, e.g. GET"
+      "description": "an HTTP method, e.g. GET (an RFC 9110 token, any case)"
      },
      {
       "name": "path",
       "in": "query",
       "required": true,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^/",
+       "maxLength": 8192
       },
       "description": "a request path starting with '/', optionally with a query"
      }
@@ -177,6 +180,16 @@ enum AdminOpenAPI {
      },
      "401": {
       "$ref": "#/components/responses/Error"
+     },
+     "414": {
+      "description": "the request target (with the percent-encoded path) is longer than the gateway's 8 KiB limit",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
      }
     }
    }

@@ -90,8 +90,8 @@ extension AdminResponder {
         guard method.utf8.count <= 32, method.utf8.allSatisfy({ (0x21...0x7E).contains($0) && !"()<>@,;:\\\"/[]?={}".utf8.contains($0) }) else {
             return Reply(Self.badQuery("method '\(Names.printable(method))' is not an HTTP method"))
         }
-        guard let path = params["path"], path.utf8.first == UInt8(ascii: "/"), path.utf8.count <= 8192 else {
-            return Reply(Self.badQuery("path= must be a request path starting with '/'"))
+        guard let path = params["path"], path.utf8.first == UInt8(ascii: "/"), path.unicodeScalars.count <= 8192 else {
+            return Reply(Self.badQuery("path= must be a request path starting with '/' (at most 8192 characters)"))
         }
         let snapshot = gateway.state.snapshot
         var states: [String: [String: String]] = [:]
