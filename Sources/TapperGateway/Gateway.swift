@@ -1,7 +1,9 @@
 import Atomics
 import CoreMetrics
+import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TapperCore
 
 /// The gateway's shared core: configuration, the routing state, health, balancer names and
@@ -24,6 +26,18 @@ public final class Gateway: Sendable {
     public let traffic = TrafficStats()
     /// The merged OpenAPI document `/openapi.json` serves (``OpenAPICollector`` keeps it current).
     public let docs: DocsState
+    /// The certificates the HTTPS listener serves now (nil without `--tls-port`).
+    let tlsContexts = Mutex<TLSContexts?>(nil)
+    let tlsReloadFailureCount = ManagedAtomic<Int>(0)
+    /// The HTTPS listener's port once bound.
+    let tlsBoundPort = ManagedAtomic<Int>(0)
+    /// Certificate changes that did not load (the previous certificates stayed in use).
+    public var tlsReloadFailures: Int { tlsReloadFailureCount.load(ordering: .relaxed) }
+
+    /// The loaded TLS certificates: files, names and expiry (empty without `--tls-port`).
+    public var tlsCertificates: [(files: TLSCertificateFiles, names: [String], notAfter: Date)] {
+        (tlsContexts.withLock { $0 }?.certificates ?? []).map { ($0.files, $0.names, $0.notAfter) }
+    }
 
     /// - Parameters:
     ///   - configuration: settings.
