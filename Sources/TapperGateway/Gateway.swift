@@ -1,6 +1,5 @@
 import Atomics
 import CoreMetrics
-import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -33,11 +32,6 @@ public final class Gateway: Sendable {
     let tlsBoundPort = ManagedAtomic<Int>(0)
     /// Certificate changes that did not load (the previous certificates stayed in use).
     public var tlsReloadFailures: Int { tlsReloadFailureCount.load(ordering: .relaxed) }
-
-    /// The loaded TLS certificates: files, names and expiry (empty without `--tls-port`).
-    public var tlsCertificates: [(files: TLSCertificateFiles, names: [String], notAfter: Date)] {
-        (tlsContexts.withLock { $0 }?.certificates ?? []).map { ($0.files, $0.names, $0.notAfter) }
-    }
 
     /// - Parameters:
     ///   - configuration: settings.

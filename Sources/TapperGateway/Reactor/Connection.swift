@@ -256,9 +256,9 @@ final class Connection: PollTarget {
                     continue
                 }
                 switch r {
-                case TAPPER_TLS_WANT_READ: outcome = .drained
-                case TAPPER_TLS_WANT_WRITE: outcome = .needsOutput
-                case TAPPER_TLS_CLOSED: outcome = .ended
+                case Int32(TAPPER_TLS_WANT_READ): outcome = .drained
+                case Int32(TAPPER_TLS_WANT_WRITE): outcome = .needsOutput
+                case Int32(TAPPER_TLS_CLOSED): outcome = .ended
                 default: outcome = .failed
                 }
                 break
@@ -398,12 +398,12 @@ final class Connection: PollTarget {
                 continue
             }
             switch r {
-            case TAPPER_TLS_WANT_WRITE:
+            case Int32(TAPPER_TLS_WANT_WRITE):
                 waitingForOutput = true
-            case TAPPER_TLS_WANT_READ:
+            case Int32(TAPPER_TLS_WANT_READ):
                 writeWaitsForInput = true
             default:
-                close(error: r == TAPPER_TLS_CLOSED ? EPIPE : ECONNRESET)
+                close(error: r == Int32(TAPPER_TLS_CLOSED) ? EPIPE : ECONNRESET)
                 return
             }
             break

@@ -3,10 +3,12 @@
 #elseif canImport(Musl)
 @preconcurrency import Musl
 #endif
+import Atomics
 import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// The gateway's listener as a `Service`: starts the I/O threads (one ``Reactor`` each, with
 /// its ``LoopContext``), binds, serves until graceful shutdown, then stops accepting, lets

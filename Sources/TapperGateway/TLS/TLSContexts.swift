@@ -1,5 +1,7 @@
+import Atomics
 import CTapperTLS
 import Foundation
+import Synchronization
 import TapperCore
 
 /// The TLS contexts of the HTTPS listener, loaded from `--tls-cert`/`--tls-key` pairs: the
@@ -87,8 +89,9 @@ final class TLSSession {
 extension TLSSession: Sendable {}
 
 extension Gateway {
-    /// `/_tapper/status`'s `tls` (nil without `--tls-port`).
-    var tlsStatus: StatusReport.TLS? {
+    /// `/_tapper/status`'s `tls`: the loaded certificates (names, expiry) and reload failures
+    /// (nil without `--tls-port`).
+    public var tlsStatus: StatusReport.TLS? {
         guard let contexts = tlsContexts.withLock({ $0 }) else { return nil }
         let now = Date()
         let format = ISO8601DateFormatter()
