@@ -229,18 +229,3 @@ void tapper_tls_shutdown(tapper_tls_conn *conn) {
     if (SSL_is_init_finished(ssl)) (void)SSL_shutdown(ssl);
     ERR_clear_error();
 }
-
-const char *tapper_tls_alpn(tapper_tls_conn *conn, unsigned *len) {
-    const unsigned char *data = NULL;
-    SSL_get0_alpn_selected((SSL *)conn, &data, len);
-    return data == NULL ? "" : (const char *)data;
-}
-
-const char *tapper_tls_version(tapper_tls_conn *conn) { return SSL_get_version((SSL *)conn); }
-
-const char *tapper_tls_cipher(tapper_tls_conn *conn) {
-    const char *name = SSL_get_cipher_name((SSL *)conn);
-    return name == NULL ? "" : name;
-}
-
-const char *tapper_tls_server_name(tapper_tls_conn *conn) { return SSL_get_servername((SSL *)conn, TLSEXT_NAMETYPE_host_name); }

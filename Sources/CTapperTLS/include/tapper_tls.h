@@ -42,11 +42,4 @@ int tapper_tls_read(tapper_tls_conn *conn, void *buf, int len);
 int tapper_tls_write(tapper_tls_conn *conn, const void *buf, int len);
 // Sends close_notify if it can without blocking (best effort; the socket closes next).
 void tapper_tls_shutdown(tapper_tls_conn *conn);
-// The protocol ALPN selected ("" before the handshake or without ALPN), and its length.
-const char *tapper_tls_alpn(tapper_tls_conn *conn, unsigned *len);
-// The TLS version and cipher negotiated ("TLSv1.3", "TLS_AES_128_GCM_SHA256"), for logs.
-const char *tapper_tls_version(tapper_tls_conn *conn);
-const char *tapper_tls_cipher(tapper_tls_conn *conn);
-// The server name the client asked for (SNI), or NULL.
-const char *tapper_tls_server_name(tapper_tls_conn *conn);
 #endif

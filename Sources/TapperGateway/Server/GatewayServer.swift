@@ -143,12 +143,10 @@ public struct GatewayServer: Service {
             let tls = try await listen(threads, role: .main, host: config.host, port: tlsPort, tls: true)
             listenFDs.append(tls.fd)
             gateway.tlsBoundPort.store(tls.port, ordering: .relaxed)
-            logger.notice(
-                "gateway listening on https://\(config.host):\(tls.port)",
-                metadata: ["certificates": "\(contexts.certificates.map { $0.names.joined(separator: ",") }.joined(separator: "; "))"])
+            logger.notice("gateway listening on https://\(config.host):\(tls.port)", metadata: ["certificates": "\(contexts.summary)"])
             watcher = Task { [logger] in
                 let gateway = self.gateway
-                await TLSCertificateWatcher(files: config.tlsCertificates, logger: logger).watch(current: contexts) { new in
+                await TLSCertificateWatcher(files: config.tlsCertificates, logger: logger).watch { new in
                     await self.install(new, on: threads)
                 } failed: {
                     gateway.tlsReloadFailureCount.wrappingIncrement(ordering: .relaxed)

@@ -28,7 +28,7 @@ struct TLSCertificateWatcher {
     }
 
     /// Watches until cancelled; `install` gets each new set.
-    func watch(current: TLSContexts, install: @Sendable (TLSContexts) async -> Void, failed: @Sendable () -> Void = {}) async {
+    func watch(install: @Sendable (TLSContexts) async -> Void, failed: @Sendable () -> Void = {}) async {
         var seen = stamps()
         var lastError: String? = nil
         while !Task.isCancelled {
@@ -40,8 +40,7 @@ struct TLSCertificateWatcher {
                 seen = now
                 lastError = nil
                 await install(contexts)
-                logger.notice(
-                    "TLS certificates reloaded", metadata: ["certificates": "\(contexts.certificates.map { $0.names.joined(separator: ",") }.joined(separator: "; "))"])
+                logger.notice("TLS certificates reloaded", metadata: ["certificates": "\(contexts.summary)"])
             } catch {
                 failed()
                 // Keep serving the old certificates; say so once per distinct failure.

@@ -49,6 +49,9 @@ final class TLSContexts: @unchecked Sendable {
     }
 
     deinit { tapper_tls_set_free(set) }
+
+    /// The certificates' names for logs: `a.test,localhost; *.b.test`.
+    var summary: String { certificates.map { $0.names.joined(separator: ",") }.joined(separator: "; ") }
 }
 
 extension TLSCertificateFiles {
@@ -76,13 +79,6 @@ final class TLSSession {
     }
 
     deinit { tapper_tls_conn_free(conn) }
-
-    /// The protocol ALPN chose ("h2", "http/1.1"; "" without ALPN).
-    var alpn: String {
-        var length: UInt32 = 0
-        let p = tapper_tls_alpn(conn, &length)
-        return p.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: Int(length)), as: UTF8.self) } ?? ""
-    }
 }
 
 @available(*, unavailable)
