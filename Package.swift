@@ -113,6 +113,7 @@ let package = Package(
             dependencies: [
                 "CEpoll",
                 "CTapperAssets",
+                "CTapperTLS",
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",
@@ -132,6 +133,9 @@ let package = Package(
         .systemLibrary(name: "CEpoll"),
         // Swagger UI for /docs, as C byte arrays (scripts/generate-assets writes tapper_assets.c).
         .target(name: "CTapperAssets", exclude: ["swagger-ui"]),
+        // TLS termination on the system's OpenSSL (Debian's libssl-dev; README, HTTPS): glue for
+        // its macros and error cases, driven from the gateway's reactors.
+        .target(name: "CTapperTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .systemLibrary(
             name: "CReadline",
             providers: [.apt(["libreadline-dev"])]

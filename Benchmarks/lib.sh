@@ -52,7 +52,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # wait_http URL [HEADER] — polls until URL answers 2xx (20 s at most, then exits).
 wait_http() {
   local deadline=$((SECONDS + 20))
-  until curl -fs -o /dev/null ${2:+-H "$2"} "$1"; do
+  until curl -fsk -o /dev/null ${2:+-H "$2"} "$1"; do
     [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1" >&2; exit 1; }
     sleep 0.05
   done

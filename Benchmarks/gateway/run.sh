@@ -14,7 +14,10 @@
 # wrk runs pinned to CPU 0; proxies and backends share CPU 1 (taskset), so the proxy's CPU
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
-# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor]
+# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls]
+#   --tls    the proxies' client side is HTTPS (keep-alive, TLS 1.3, one ECDSA P-256 certificate
+#            for all): nginx `listen ssl`, HAProxy `bind ssl crt`, tapper --tls-port; the
+#            backends stay plain HTTP. nginx, HAProxy and tapper all use the system's OpenSSL.
 #   --floor  also measures Benchmarks/gateway/floor (an experiment, not product code: the same
 #            parser and route table on a bare epoll loop without SwiftNIO; see its main.swift)
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
@@ -30,6 +33,7 @@ REPS=3
 CONNS="64 256"
 BARE=1
 FLOOR=0
+TLS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
     --conns) CONNS=$2; shift 2 ;;
     --no-bare) BARE=0; shift ;;
     --floor) FLOOR=1; shift ;;
+    --tls) TLS=1; BARE=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +55,19 @@ B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NG
 require_free_ports $B1 $B2 $NGINX $HAPROXY $TAPPER_PORT $REG $NGINX_BARE $HAPROXY_BARE $FLOOR_PORT
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
+# --tls: the proxies' listeners speak HTTPS; tapper keeps its plain port (for set-up) and adds one.
+SCHEME=http; NGINX_SSL=""; HAPROXY_SSL=""; TAPPER_TLS_ARGS=(); TAPPER_TLS_PORT=19097; WGET_K=""
+if ((TLS)); then
+  require_free_ports $TAPPER_TLS_PORT
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+  cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+  SCHEME=https
+  NGINX_SSL="ssl; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem; ssl_protocols TLSv1.2 TLSv1.3"
+  HAPROXY_SSL="ssl crt $WORK/haproxy.pem alpn http/1.1"
+  TAPPER_TLS_ARGS=(--tls-port $TAPPER_TLS_PORT --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+  WGET_K="-k"
+fi
 cat > "$WORK/nginx-backend/nginx.conf" <<CONF
 worker_processes 1;
 pid $WORK/nginx-backend/nginx.pid;
@@ -76,7 +94,7 @@ http {
   # X-Request-ID: the client's, else a generated one.
   map \$http_x_request_id \$rid { default \$http_x_request_id; "" \$request_id; }
   server {
-    listen 127.0.0.1:$NGINX;
+    listen 127.0.0.1:$NGINX $NGINX_SSL;
     location / {
       proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For \$remote_addr;
@@ -104,12 +122,12 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend fe
-  bind 127.0.0.1:$HAPROXY
+  bind 127.0.0.1:$HAPROXY $HAPROXY_SSL
   unique-id-format %{+X}o%ci%cp%fp%Ts%rt%pid
   http-request set-header X-Request-ID %[unique-id] unless { req.hdr(x-request-id) -m found }
   http-request set-var(txn.rid) req.hdr(x-request-id)
   http-request set-header X-Forwarded-For %[src]
-  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Proto $SCHEME
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   http-response set-header X-Request-ID %[var(txn.rid)]
   default_backend be
@@ -125,7 +143,7 @@ CONF
 taskset -c $SERVERCPU nginx -c "$WORK/nginx-backend/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-backend/error.log" & PIDS+=($!)
 taskset -c $SERVERCPU nginx -c "$WORK/nginx-proxy/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-proxy/error.log" & PIDS+=($!); NGINX_PID=$!
 taskset -c $SERVERCPU haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
-taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning ${TAPPER_ARGS:-} > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
+taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning "${TAPPER_TLS_ARGS[@]}" ${TAPPER_ARGS:-} > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
 
 if ((FLOOR)); then
   echo "building the floor experiment" >&2
@@ -142,13 +160,15 @@ for b in $B1 $B2; do
   "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 --registry "http://127.0.0.1:$REG" >/dev/null
 done
 wait_http "http://127.0.0.1:$TAPPER_PORT/users/1"
-wait_http "http://127.0.0.1:$NGINX/users/1"
-wait_http "http://127.0.0.1:$HAPROXY/users/1"
+if ((TLS)); then TAPPER_PORT=$TAPPER_TLS_PORT; fi
+wait_http "$SCHEME://127.0.0.1:$TAPPER_PORT/users/1"
+wait_http "$SCHEME://127.0.0.1:$NGINX/users/1"
+wait_http "$SCHEME://127.0.0.1:$HAPROXY/users/1"
 wait_http "http://127.0.0.1:$NGINX_BARE/users/1"
 wait_http "http://127.0.0.1:$HAPROXY_BARE/users/1"
 # The equivalent configs really do the header work (checked, not assumed).
 for p in $NGINX $HAPROXY $TAPPER_PORT; do
-  curl -fsi "http://127.0.0.1:$p/users/1" | grep -qi '^x-request-id: .' || { echo "port $p returned no X-Request-ID" >&2; exit 1; }
+  curl -fsi $WGET_K "$SCHEME://127.0.0.1:$p/users/1" | grep -qi '^x-request-id: .' || { echo "port $p returned no X-Request-ID" >&2; exit 1; }
 done
 
 # nginx runs a master and a worker: measure the worker.
@@ -159,7 +179,9 @@ run_one() { # name port pid conns
   local name=$1 port=$2 pid=$3 c=$4
   local before after out
   before=${pid:+$(cpu_ticks "$pid")}
-  out=$(taskset -c $LOADCPU wrk -t1 -c"$c" -d"${DURATION}s" --latency "http://127.0.0.1:$port/users/1")
+  local scheme=$SCHEME
+  if [ "$name" = direct ]; then scheme=http; fi
+  out=$(taskset -c $LOADCPU wrk -t1 -c"$c" -d"${DURATION}s" --latency "$scheme://127.0.0.1:$port/users/1")
   after=${pid:+$(cpu_ticks "$pid")}
   local rps p50 p99 reqs non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -178,7 +200,7 @@ run_one() { # name port pid conns
 
 # Warm-up.
 if ((FLOOR)); then wait_http "http://127.0.0.1:$FLOOR_PORT/users/1"; fi
-for p in $TAPPER_PORT $NGINX $HAPROXY $NGINX_BARE $HAPROXY_BARE $( ((FLOOR)) && echo $FLOOR_PORT); do taskset -c $LOADCPU wrk -t1 -c64 -d2s "http://127.0.0.1:$p/users/1" >/dev/null; done
+for p in $TAPPER_PORT $NGINX $HAPROXY $( ((BARE)) && echo $NGINX_BARE $HAPROXY_BARE) $( ((FLOOR)) && echo $FLOOR_PORT); do taskset -c $LOADCPU wrk -t1 -c64 -d2s "$SCHEME://127.0.0.1:$p/users/1" >/dev/null; done
 
 for c in $CONNS; do
   for r in $(seq "$REPS"); do
@@ -196,7 +218,7 @@ for c in $CONNS; do
 done
 
 echo
-echo "Gateway benchmark: $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
+echo "Gateway benchmark$( ((TLS)) && echo " over HTTPS (client side)"): $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
 TARGETS="direct nginx haproxy tapper"
 if ((BARE)); then TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"; fi
 if ((FLOOR)); then TARGETS="$TARGETS floor"; fi

@@ -113,6 +113,18 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("Address of the --admin-port listener.", valueName: "host"))
         public var adminHost: String = "127.0.0.1"
 
+        @Option(help: ArgumentHelp("Serve HTTPS on this port too, beside the plain one (needs --tls-cert and --tls-key; 0 picks a free port).", valueName: "port"))
+        public var tlsPort: Int?
+
+        @Option(
+            help: ArgumentHelp(
+                "PEM certificate chain (leaf first) for --tls-port; repeat with --tls-key for more names (the first is the default, the others are chosen by SNI). Re-read when it changes.",
+                valueName: "file"))
+        public var tlsCert: [String] = []
+
+        @Option(help: ArgumentHelp("PEM private key of the --tls-cert at the same position.", valueName: "file"))
+        public var tlsKey: [String] = []
+
         @Option(help: ArgumentHelp("Who may use proxied routes: none, api-key (--api-keys-file) or jwt (--jwt-key-file). Public routes and /health are always open.", valueName: "mode"))
         public var auth: AuthMode = .none
 
@@ -269,6 +281,7 @@ extension TapperCommand.Gateway {
             guard (0...1).contains(traceSampleRate) else { throw ValidationError("--trace-sample-rate must be between 0 and 1") }
             guard !otlpServiceName.isEmpty else { throw ValidationError("--otlp-service-name must not be empty") }
             if let adminPort, !(0...65535).contains(adminPort) { throw ValidationError("--admin-port must be between 0 and 65535") }
+            try validateTLS()
             _ = try authProvider(logger: Logger(label: "tapper.validate", factory: { _ in SwiftLogNoOpLogHandler() }))
         }
 
@@ -363,6 +376,27 @@ extension TapperCommand.Gateway {
             }
         }
 
+        /// `--tls-port`, `--tls-cert`, `--tls-key`: in pairs, loadable now.
+        func validateTLS() throws {
+            guard let tlsPort else {
+                if !tlsCert.isEmpty || !tlsKey.isEmpty { throw ValidationError("--tls-cert and --tls-key need --tls-port") }
+                return
+            }
+            guard (0...65535).contains(tlsPort) else { throw ValidationError("--tls-port must be between 0 and 65535") }
+            if tlsPort != 0 && tlsPort == port { throw ValidationError("--tls-port must differ from --port") }
+            guard !tlsCert.isEmpty else { throw ValidationError("--tls-port needs --tls-cert FILE and --tls-key FILE") }
+            guard tlsCert.count == tlsKey.count else {
+                throw ValidationError("--tls-cert and --tls-key come in pairs: got \(tlsCert.count) certificate(s) and \(tlsKey.count) key(s)")
+            }
+            do {
+                try TLSCertificateFiles.check(tlsPairs)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+
+        var tlsPairs: [TLSCertificateFiles] { zip(tlsCert, tlsKey).map { TLSCertificateFiles(certificate: $0, key: $1) } }
+
         /// `--trusted-proxies`, each value possibly a comma-separated list.
         func trustedNetworks() throws -> [CIDR] {
             do {
@@ -377,6 +411,8 @@ extension TapperCommand.Gateway {
             c.auth = try authProvider(logger: logger)
             c.adminPort = adminPort
             c.adminHost = adminHost
+            c.tlsPort = tlsPort
+            c.tlsCertificates = tlsPairs
             c.host = host
             c.port = port
             c.threads = threads

@@ -2,6 +2,7 @@ import Atomics
 import CoreMetrics
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TapperCore
 
 /// The gateway's shared core: configuration, the routing state, health, balancer names and
@@ -24,6 +25,13 @@ public final class Gateway: Sendable {
     public let traffic = TrafficStats()
     /// The merged OpenAPI document `/openapi.json` serves (``OpenAPICollector`` keeps it current).
     public let docs: DocsState
+    /// The certificates the HTTPS listener serves now (nil without `--tls-port`).
+    let tlsContexts = Mutex<TLSContexts?>(nil)
+    let tlsReloadFailureCount = ManagedAtomic<Int>(0)
+    /// The HTTPS listener's port once bound.
+    let tlsBoundPort = ManagedAtomic<Int>(0)
+    /// Certificate changes that did not load (the previous certificates stayed in use).
+    public var tlsReloadFailures: Int { tlsReloadFailureCount.load(ordering: .relaxed) }
 
     /// - Parameters:
     ///   - configuration: settings.

@@ -91,5 +91,23 @@ public struct GatewayConfiguration: Sendable {
     /// passes through untouched. Run the exporter as a service next to the server.
     public var tracing: TraceExporter? = nil
 
+    /// HTTPS beside the plain port (`--tls-port`); nil: none. 0 picks a free port.
+    public var tlsPort: Int? = nil
+    /// The certificate chains and keys the TLS listener serves (`--tls-cert`/`--tls-key`, in
+    /// pairs): the first is the default, the others are chosen by SNI. Files are re-read when
+    /// they change.
+    public var tlsCertificates: [TLSCertificateFiles] = []
+
     public init() {}
+}
+
+/// One `--tls-cert FILE --tls-key FILE` pair (PEM; the certificate file may hold the chain).
+public struct TLSCertificateFiles: Sendable, Equatable {
+    public var certificate: String
+    public var key: String
+
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
 }

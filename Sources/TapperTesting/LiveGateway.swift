@@ -14,6 +14,8 @@ public struct LiveGateway: Sendable {
     public let port: Int
     /// The admin listener's URL when the configuration sets `adminPort`.
     public let adminURL: String?
+    /// The HTTPS listener's port when the configuration sets `tlsPort`.
+    public var tlsPort: Int? = nil
     public let gateway: Gateway
     public let backend: MemoryBackend?
 
@@ -67,9 +69,11 @@ public func withLiveGateway<T: Sendable>(
     let gateway = Gateway(configuration: config, state: state, health: health ?? AllHealthy(), balancers: balancers, outcomes: outcomes)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
     let adminPort = Mutex<Int?>(nil)
+    let tlsPort = Mutex<Int?>(nil)
     let server = GatewayServer(
         gateway: gateway, logger: logger, onListening: { port in portContinuation.yield(port) },
-        onAdminListening: { port in adminPort.withLock { $0 = port } }
+        onAdminListening: { port in adminPort.withLock { $0 = port } },
+        onTLSListening: { port in tlsPort.withLock { $0 = port } }
     )
     var services: [any Service] = []
     if let backend { services.append(backend) }
@@ -82,8 +86,8 @@ public func withLiveGateway<T: Sendable>(
         var it = ports.makeAsyncIterator()
         guard let port = await it.next() else { throw TestFailure("gateway did not start") }
         let live = LiveGateway(
-            url: "http://127.0.0.1:\(port)", port: port, adminURL: adminPort.withLock { $0 }.map { "http://127.0.0.1:\($0)" }, gateway: gateway,
-            backend: backend
+            url: "http://127.0.0.1:\(port)", port: port, adminURL: adminPort.withLock { $0 }.map { "http://127.0.0.1:\($0)" },
+            tlsPort: tlsPort.withLock { $0 }, gateway: gateway, backend: backend
         )
         let result: Result<T, any Error>
         do {

@@ -91,7 +91,13 @@ doc = {
        "tracing": {"type": "object", "description": "the span exporter, when --otlp-endpoint is set",
          "required": ["endpoint", "sample_rate", "exported", "dropped", "failed"], "additionalProperties": False, "properties": {
          "endpoint": {"type": "string"}, "sample_rate": {"type": "number", "minimum": 0, "maximum": 1},
-         "exported": {"type": "integer", "minimum": 0}, "dropped": {"type": "integer", "minimum": 0}, "failed": {"type": "integer", "minimum": 0}}}}},
+         "exported": {"type": "integer", "minimum": 0}, "dropped": {"type": "integer", "minimum": 0}, "failed": {"type": "integer", "minimum": 0}}},
+       "tls": {"type": "object", "description": "the HTTPS listener, when --tls-port is set",
+         "required": ["port", "certificates", "reload_failures"], "additionalProperties": False, "properties": {
+         "port": {"type": "integer", "minimum": 0, "maximum": 65535}, "reload_failures": {"type": "integer", "minimum": 0},
+         "certificates": {"type": "array", "items": {"type": "object", "required": ["file", "names", "not_after", "expires_in_days"], "additionalProperties": False, "properties": {
+           "file": {"type": "string"}, "names": {"type": "array", "items": {"type": "string"}}, "not_after": {"type": "string", "format": "date-time"},
+           "expires_in_days": {"type": "number"}}}}}}}},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "versions", "healthy", "total", "routes", "instances"], "additionalProperties": False, "properties": {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
        "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},

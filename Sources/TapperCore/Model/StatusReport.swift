@@ -60,13 +60,16 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var rateLimitStore: RateLimitStore?
         /// The span exporter's state, when tracing is on (`--otlp-endpoint`).
         public var tracing: Tracing?
+        /// The HTTPS listener, when `--tls-port` is set.
+        public var tls: TLS?
 
         public init(
             tableIndex: UInt64, tableAgeSeconds: Double, stale: Bool, registry: Registry, requestsInFlight: Int, openConnections: Int,
-            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil, tracing: Tracing? = nil
+            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil, tracing: Tracing? = nil, tls: TLS? = nil
         ) {
             self.rateLimitStore = rateLimitStore
             self.tracing = tracing
+            self.tls = tls
             self.tableIndex = tableIndex
             self.tableAgeSeconds = tableAgeSeconds
             self.stale = stale
@@ -84,7 +87,48 @@ public struct StatusReport: Codable, Sendable, Hashable {
             case openConnections = "open_connections"
             case uptimeSeconds = "uptime_seconds"
             case rateLimitStore = "rate_limit_store"
-            case tracing
+            case tracing, tls
+        }
+    }
+
+    /// The HTTPS listener's certificates.
+    public struct TLS: Codable, Sendable, Hashable {
+        public var port: Int
+        /// In `--tls-cert` order: the first is the default, the others answer their SNI names.
+        public var certificates: [Certificate]
+        /// Certificate changes that did not load (the previous ones stayed in use).
+        public var reloadFailures: Int
+
+        public init(port: Int, certificates: [Certificate], reloadFailures: Int) {
+            self.port = port
+            self.certificates = certificates
+            self.reloadFailures = reloadFailures
+        }
+
+        public struct Certificate: Codable, Sendable, Hashable {
+            public var file: String
+            public var names: [String]
+            /// notAfter, RFC 3339 (UTC).
+            public var notAfter: String
+            public var expiresInDays: Double
+
+            public init(file: String, names: [String], notAfter: String, expiresInDays: Double) {
+                self.file = file
+                self.names = names
+                self.notAfter = notAfter
+                self.expiresInDays = expiresInDays
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case file, names
+                case notAfter = "not_after"
+                case expiresInDays = "expires_in_days"
+            }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case port, certificates
+            case reloadFailures = "reload_failures"
         }
     }
 

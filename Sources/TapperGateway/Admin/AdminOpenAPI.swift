@@ -777,6 +777,58 @@ enum AdminOpenAPI {
           "minimum": 0
          }
         }
+       },
+       "tls": {
+        "type": "object",
+        "description": "the HTTPS listener, when --tls-port is set",
+        "required": [
+         "port",
+         "certificates",
+         "reload_failures"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "port": {
+          "type": "integer",
+          "minimum": 0,
+          "maximum": 65535
+         },
+         "reload_failures": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "certificates": {
+          "type": "array",
+          "items": {
+           "type": "object",
+           "required": [
+            "file",
+            "names",
+            "not_after",
+            "expires_in_days"
+           ],
+           "additionalProperties": false,
+           "properties": {
+            "file": {
+             "type": "string"
+            },
+            "names": {
+             "type": "array",
+             "items": {
+              "type": "string"
+             }
+            },
+            "not_after": {
+             "type": "string",
+             "format": "date-time"
+            },
+            "expires_in_days": {
+             "type": "number"
+            }
+           }
+          }
+         }
+        }
        }
       }
      },

@@ -147,7 +147,8 @@ struct AdminResponder {
                     return .init(
                         endpoint: exporter.settings.tracesURL, sampleRate: exporter.settings.sampleRate, exported: c.exported, dropped: c.dropped, failed: c.failed
                     )
-                }
+                },
+                tls: gateway.tlsStatus
             ),
             services: services
         )

@@ -16,6 +16,8 @@ final class LoopContext {
     private var clients: [ObjectIdentifier: ProxyHandler] = [:]
     /// This reactor's registrations of the listening sockets.
     var acceptors: [Acceptor] = []
+    /// What new HTTPS connections on this loop use (replaced when certificates change).
+    var tlsContexts: TLSContexts?
     private var quiescing = false
     private var onDrained: (() -> Void)?
     let pool: UpstreamPool

@@ -47,7 +47,8 @@ final class ProxyHandler: ConnectionHandler {
     /// Bytes of request body buffered while no upstream is attached before reads are paused.
     static let pendingBodyLimit = 256 * 1024
 
-    init(gateway: Gateway, loop: LoopContext, role: Role = .main, connection: Connection, peer: SocketAddress4or6) {
+    /// - Parameter secure: the connection came to the HTTPS listener (TLS terminated here).
+    init(gateway: Gateway, loop: LoopContext, role: Role = .main, connection: Connection, peer: SocketAddress4or6, secure: Bool = false) {
         self.gateway = gateway
         self.loop = loop
         self.connection = connection
@@ -61,7 +62,7 @@ final class ProxyHandler: ConnectionHandler {
         )
         let ip = peer.ipString
         let trusted = !ip.isEmpty && !config.trustedProxies.isEmpty && config.trustedProxies.contains(ip: ip)
-        requestHeads = RequestHeadRewriter(peerIP: ip, peerTrusted: trusted)
+        requestHeads = RequestHeadRewriter(peerIP: ip, peerTrusted: trusted, secure: secure)
         admission = RequestAdmission(
             gateway: gateway, admin: AdminDispatch(gateway: gateway, servesAdmin: role == .admin || config.adminPort == nil, servesDocs: role == .main), servesProxy: role == .main,
             peerIP: ip

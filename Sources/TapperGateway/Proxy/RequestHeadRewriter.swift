@@ -11,6 +11,8 @@ struct RequestHeadRewriter {
     /// Whether the peer is a trusted proxy (`--trusted-proxies`): only then are its
     /// `X-Forwarded-*` values kept; anyone else's are replaced by what the gateway sees.
     var peerTrusted: Bool
+    /// The client came over TLS (the HTTPS listener): `X-Forwarded-Proto: https`.
+    var secure = false
 
     /// Writes the upstream head of `head` (whose bytes are `headBytes`) into a buffer from `heads`.
     /// - Parameters:
@@ -35,6 +37,7 @@ struct RequestHeadRewriter {
         defer { heads.keep(out) }
         let peerTrusted = self.peerTrusted
         let peerIP = self.peerIP
+        let secure = self.secure
         headBytes.withUnsafeReadableBytes { raw in
             out.writeHead(maxBytes: maxBytes) { out in
                 out.write(raw, head.method)
@@ -80,6 +83,8 @@ struct RequestHeadRewriter {
                     out.write("\r\nX-Forwarded-Proto: ")
                     out.write(raw, forwardedProto)
                     out.write("\r\n")
+                } else if secure {
+                    out.write("\r\nX-Forwarded-Proto: https\r\n")
                 } else {
                     out.write("\r\nX-Forwarded-Proto: http\r\n")
                 }

@@ -4,6 +4,7 @@
 @preconcurrency import Musl
 #endif
 import CEpoll
+import CTapperTLS
 import NIOCore
 
 /// What a ``Connection`` tells the code that owns it. All calls come on the connection's reactor.
@@ -62,6 +63,13 @@ final class Connection: PollTarget {
     /// ``shutdownOutput()`` waits for the queue to drain; `outputShut`: it happened.
     private var shutdownWhenFlushed = false
     private(set) var outputShut = false
+    /// Set on an HTTPS client connection before its first event: reads and writes go through
+    /// OpenSSL on the socket (the handshake runs inside the first of them).
+    var tls: TLSSession?
+    /// A TLS read needs the socket writable first (handshake output that did not fit).
+    private var readWaitsForOutput = false
+    /// A TLS write needs input first (OpenSSL reading a handshake message mid-write).
+    private var writeWaitsForInput = false
 
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
@@ -96,6 +104,19 @@ final class Connection: PollTarget {
             waitingForOutput = false
             writeOut()
             guard isOpen else { return }
+        }
+        if tls != nil {
+            if events & UInt32(EPOLLOUT.rawValue) != 0 && readWaitsForOutput {
+                readWaitsForOutput = false
+                readable = true
+                readLoop()
+                guard isOpen else { return }
+            }
+            if events & UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 && writeWaitsForInput {
+                writeWaitsForInput = false
+                writeOut()
+                guard isOpen else { return }
+            }
         }
         if events & UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 && !inputEnded {
             readable = true
@@ -142,6 +163,38 @@ final class Connection: PollTarget {
             reads += 1
             var buffer = reactor.readBuffer.take() ?? ByteBufferAllocator().buffer(capacity: Reactor.readSize)
             buffer.clear()
+            if let tls {
+                let outcome = readTLS(tls, into: &buffer)
+                if buffer.readableBytes > 0 {
+                    reactor.readBuffer = buffer
+                    delivered = true
+                    handler.connectionRead(buffer)
+                    guard isOpen else { return }
+                } else {
+                    reactor.readBuffer = buffer
+                }
+                switch outcome {
+                case .more: continue
+                case .drained: readable = false
+                case .needsOutput:
+                    readable = false
+                    readWaitsForOutput = true
+                case .ended:
+                    guard halfClose else {
+                        close(error: nil)
+                        return
+                    }
+                    inputEnded = true
+                    readable = false
+                    if delivered { handler.connectionReadComplete() }
+                    handler.connectionInputEnded()
+                    return
+                case .failed:
+                    close(error: ECONNRESET)
+                    return
+                }
+                continue
+            }
             var result = 0
             var space = 0
             let fd = self.fd
@@ -184,6 +237,37 @@ final class Connection: PollTarget {
         if delivered, isOpen { handler?.connectionReadComplete() }
     }
 
+    private enum TLSReadOutcome { case more, drained, needsOutput, ended, failed }
+
+    /// Decrypts what the socket holds into `buffer`, record after record, until OpenSSL wants
+    /// more input (`drained`), the buffer has no room for another full record (`more`), or the
+    /// stream ended or failed. Input held by read-ahead counts as unread (`more`).
+    private func readTLS(_ tls: TLSSession, into buffer: inout ByteBuffer) -> TLSReadOutcome {
+        var outcome = TLSReadOutcome.more
+        let conn = tls.conn
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
+            var used = 0
+            while true {
+                let room = raw.count - used
+                if room < 16 * 1024 + 256 && used > 0 { break }
+                let r = tapper_tls_read(conn, raw.baseAddress! + used, Int32(min(room, Int(Int32.max))))
+                if r > 0 {
+                    used += Int(r)
+                    continue
+                }
+                switch r {
+                case Int32(TAPPER_TLS_WANT_READ): outcome = .drained
+                case Int32(TAPPER_TLS_WANT_WRITE): outcome = .needsOutput
+                case Int32(TAPPER_TLS_CLOSED): outcome = .ended
+                default: outcome = .failed
+                }
+                break
+            }
+            return used
+        }
+        return outcome
+    }
+
     // MARK: writing
 
     /// Queues `buffer`; nothing is sent before ``flush()``.
@@ -199,7 +283,7 @@ final class Connection: PollTarget {
 
     /// Sends what is queued, as far as the socket takes it.
     func flush() {
-        guard isOpen, !waitingForOutput, queueHead < queue.count else { return }
+        guard isOpen, !waitingForOutput, !writeWaitsForInput, queueHead < queue.count else { return }
         writeOut()
     }
 
@@ -220,15 +304,25 @@ final class Connection: PollTarget {
     func shutdownOutput() {
         guard isOpen, !outputShut else { return }
         if queueHead == queue.count {
-            outputShut = true
-            Glibc.shutdown(fd, Int32(SHUT_WR))
+            shutOutput()
         } else {
             shutdownWhenFlushed = true
             flush()
         }
     }
 
+    /// `shutdown(SHUT_WR)`, after TLS's close_notify on an HTTPS connection.
+    private func shutOutput() {
+        outputShut = true
+        if let tls { tapper_tls_shutdown(tls.conn) }
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     private func writeOut() {
+        if let tls {
+            writeOutTLS(tls)
+            return
+        }
         while queueHead < queue.count {
             let count = queue.count - queueHead
             var written = 0
@@ -268,7 +362,59 @@ final class Connection: PollTarget {
                 break
             }
         }
-        if waitingForOutput {
+        afterWrites()
+    }
+
+    /// A TLS record carries at most this much plaintext: small queued buffers are coalesced up
+    /// to it (one record, one send) instead of one record each.
+    private static let tlsRecordBytes = 16 * 1024
+
+    /// ``writeOut()`` through OpenSSL: each call offers the queue's front (its first buffer, or
+    /// the first 16 KiB of several copied together). A write that has to wait is offered again
+    /// with the same leading bytes, as OpenSSL requires (the queue only grows at its end).
+    private func writeOutTLS(_ tls: TLSSession) {
+        let conn = tls.conn
+        while queueHead < queue.count {
+            var r: Int32
+            let first = queue[queueHead].readableBytes
+            if first >= Self.tlsRecordBytes || queueHead + 1 == queue.count {
+                r = queue[queueHead].withUnsafeReadableBytes { raw in
+                    tapper_tls_write(conn, raw.baseAddress, Int32(min(raw.count, Int(Int32.max))))
+                }
+            } else {
+                var staging = reactor.tlsStaging.take() ?? ByteBufferAllocator().buffer(capacity: Self.tlsRecordBytes)
+                staging.clear()
+                var i = queueHead
+                while i < queue.count && staging.readableBytes < Self.tlsRecordBytes {
+                    let take = min(queue[i].readableBytes, Self.tlsRecordBytes - staging.readableBytes)
+                    staging.writeImmutableBuffer(queue[i].getSlice(at: queue[i].readerIndex, length: take)!)
+                    i += 1
+                }
+                r = staging.withUnsafeReadableBytes { raw in tapper_tls_write(conn, raw.baseAddress, Int32(raw.count)) }
+                reactor.tlsStaging = staging
+            }
+            if r > 0 {
+                consume(Int(r))
+                continue
+            }
+            switch r {
+            case Int32(TAPPER_TLS_WANT_WRITE):
+                waitingForOutput = true
+            case Int32(TAPPER_TLS_WANT_READ):
+                writeWaitsForInput = true
+            default:
+                close(error: r == Int32(TAPPER_TLS_CLOSED) ? EPIPE : ECONNRESET)
+                return
+            }
+            break
+        }
+        afterWrites()
+    }
+
+    /// What follows a round of writes: compacting what waits, closing or shutting down once
+    /// the queue is empty, and the watermark.
+    private func afterWrites() {
+        if waitingForOutput || writeWaitsForInput {
             // What waits for the peer should not pin whole read buffers.
             for i in queueHead..<queue.count { queue[i] = queue[i].compacted() }
         }
@@ -281,8 +427,7 @@ final class Connection: PollTarget {
             }
             if shutdownWhenFlushed {
                 shutdownWhenFlushed = false
-                outputShut = true
-                Glibc.shutdown(fd, Int32(SHUT_WR))
+                shutOutput()
             }
         } else if queueHead >= 32 {
             queue.removeFirst(queueHead)
@@ -318,6 +463,11 @@ final class Connection: PollTarget {
         guard isOpen else { return }
         isOpen = false
         readable = false
+        if let tls {
+            // An orderly end tells the peer the stream is complete (close_notify).
+            if error == nil && !outputShut { tapper_tls_shutdown(tls.conn) }
+            self.tls = nil
+        }
         reactor.forget(fd)
         Glibc.close(fd)
         queue = []

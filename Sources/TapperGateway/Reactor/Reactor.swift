@@ -51,6 +51,8 @@ final class Reactor: @unchecked Sendable {
     /// The buffer socket reads go into; reused while no reader keeps a slice of it.
     var readBuffer: ByteBuffer? = ByteBufferAllocator().buffer(capacity: Reactor.readSize)
     static let readSize = 64 * 1024
+    /// Where small queued buffers are coalesced into one TLS record (``Connection``).
+    var tlsStaging: ByteBuffer? = nil
 
     private struct Slot {
         var target: (any PollTarget)?

@@ -3,10 +3,12 @@
 #elseif canImport(Musl)
 @preconcurrency import Musl
 #endif
+import Atomics
 import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// The gateway's listener as a `Service`: starts the I/O threads (one ``Reactor`` each, with
 /// its ``LoopContext``), binds, serves until graceful shutdown, then stops accepting, lets
@@ -16,18 +18,22 @@ public struct GatewayServer: Service {
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
     let onAdminListening: @Sendable (Int) async -> Void
+    let onTLSListening: @Sendable (Int) async -> Void
 
     /// - Parameters:
     ///   - onListening: receives the bound port (useful with port 0).
     ///   - onAdminListening: receives the admin listener's port (with `adminPort` set), before `onListening` is called.
+    ///   - onTLSListening: receives the HTTPS listener's port (with `tlsPort` set), before `onListening` is called.
     public init(
         gateway: Gateway, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in },
-        onAdminListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        onAdminListening: @escaping @Sendable (Int) async -> Void = { _ in },
+        onTLSListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.gateway = gateway
         self.logger = logger
         self.onListening = onListening
         self.onAdminListening = onAdminListening
+        self.onTLSListening = onTLSListening
     }
 
     /// The I/O threads of one run, and the state each one owns (created here, used only on
@@ -89,15 +95,23 @@ public struct GatewayServer: Service {
         for fd in fds { close(fd) }
     }
 
-    /// Binds `host:port` and has every reactor accept from it.
-    private func listen(_ threads: Threads, role: ProxyHandler.Role, host: String, port: Int) async throws -> (fd: Int32, port: Int) {
+    /// Binds `host:port` and has every reactor accept from it; with `tls`, connections are
+    /// HTTPS (TLS with the loop's current ``LoopContext/tlsContexts``).
+    private func listen(_ threads: Threads, role: ProxyHandler.Role, host: String, port: Int, tls: Bool = false) async throws -> (fd: Int32, port: Int) {
         let (fd, bound) = try Sockets.listen(host: host, port: port)
         let gateway = self.gateway
         for (reactor, loop) in threads.each {
             await reactor.submit {
                 let context = loop.value
                 let acceptor = Acceptor(fd: fd, reactor: reactor) { connection, peer in
-                    let handler = ProxyHandler(gateway: gateway, loop: context, role: role, connection: connection, peer: peer)
+                    if tls {
+                        guard let contexts = context.tlsContexts, let session = TLSSession(contexts: contexts, fd: connection.fd) else {
+                            connection.close()
+                            return
+                        }
+                        connection.tls = session
+                    }
+                    let handler = ProxyHandler(gateway: gateway, loop: context, role: role, connection: connection, peer: peer, secure: tls)
                     connection.handler = handler
                     handler.start()
                 }
@@ -108,9 +122,38 @@ public struct GatewayServer: Service {
         return (fd, bound)
     }
 
+    /// Makes `contexts` what new HTTPS connections use on every reactor (connections already
+    /// open keep theirs) and what status reports.
+    private func install(_ contexts: TLSContexts, on threads: Threads) async {
+        gateway.tlsContexts.withLock { $0 = contexts }
+        for (reactor, loop) in threads.each {
+            let bound = ReactorBound(contexts)
+            await reactor.submit { loop.value.tlsContexts = bound.value }
+        }
+    }
+
     private func serveUntilDrained(_ threads: Threads, listenFDs: inout [Int32]) async throws {
         let gateway = self.gateway
         let config = gateway.configuration
+        var watcher: Task<Void, Never>? = nil
+        defer { watcher?.cancel() }
+        if let tlsPort = config.tlsPort {
+            let contexts = try TLSContexts(config.tlsCertificates)
+            await install(contexts, on: threads)
+            let tls = try await listen(threads, role: .main, host: config.host, port: tlsPort, tls: true)
+            listenFDs.append(tls.fd)
+            gateway.tlsBoundPort.store(tls.port, ordering: .relaxed)
+            logger.notice("gateway listening on https://\(config.host):\(tls.port)", metadata: ["certificates": "\(contexts.summary)"])
+            watcher = Task { [logger] in
+                let gateway = self.gateway
+                await TLSCertificateWatcher(files: config.tlsCertificates, logger: logger).watch { new in
+                    await self.install(new, on: threads)
+                } failed: {
+                    gateway.tlsReloadFailureCount.wrappingIncrement(ordering: .relaxed)
+                }
+            }
+            await onTLSListening(tls.port)
+        }
         let main = try await listen(threads, role: .main, host: config.host, port: config.port)
         listenFDs.append(main.fd)
         if let adminPort = config.adminPort {
