@@ -114,6 +114,7 @@ let package = Package(
                 "CEpoll",
                 "CTapperAssets",
                 "CTapperTLS",
+                "CTapperH2",
                 "TapperCore",
                 "TapperRegistry",
                 "TapperClient",
@@ -136,6 +137,8 @@ let package = Package(
         // TLS termination on the system's OpenSSL (Debian's libssl-dev; README, HTTPS): glue for
         // its macros and error cases, driven from the gateway's reactors.
         .target(name: "CTapperTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // HTTP/2 towards clients on Debian's libnghttp2 (libnghttp2-dev; README, HTTP/2).
+        .target(name: "CTapperH2", linkerSettings: [.linkedLibrary("nghttp2")]),
         .systemLibrary(
             name: "CReadline",
             providers: [.apt(["libreadline-dev"])]

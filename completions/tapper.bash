@@ -274,9 +274,9 @@ _tapper_gateway() {
 
 _tapper_gateway_serve() {
     repeating_flags=()
-    non_repeating_flags=(--no-docs --no-access-log --no-health-checks --panic-routing --version -h --help)
+    non_repeating_flags=(--no-http2 --no-docs --no-access-log --no-health-checks --panic-routing --version -h --help)
     repeating_options=(--trusted-proxies --tls-cert --tls-key --jwt-audience)
-    non_repeating_options=(--config --host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --rate-limit-store --rate-limit-failure --rate-limit-sync --version-header --version-cookie --admin-token-file --admin-port --admin-host --tls-port --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --otlp-endpoint --trace-sample-rate --otlp-service-name --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --docs-path --openapi-path --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
+    non_repeating_options=(--config --host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --rate-limit-store --rate-limit-failure --rate-limit-sync --version-header --version-cookie --admin-token-file --admin-port --admin-host --tls-port --http2-max-streams --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --otlp-endpoint --trace-sample-rate --otlp-service-name --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --docs-path --openapi-path --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -351,6 +351,9 @@ _tapper_gateway_serve() {
         return
         ;;
     '--tls-key')
+        return
+        ;;
+    '--http2-max-streams')
         return
         ;;
     '--auth')

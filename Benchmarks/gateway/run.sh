@@ -14,10 +14,14 @@
 # wrk runs pinned to CPU 0; proxies and backends share CPU 1 (taskset), so the proxy's CPU
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
-# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls]
+# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls|--h2]
 #   --tls    the proxies' client side is HTTPS (keep-alive, TLS 1.3, one ECDSA P-256 certificate
 #            for all): nginx `listen ssl`, HAProxy `bind ssl crt`, tapper --tls-port; the
 #            backends stay plain HTTP. nginx, HAProxy and tapper all use the system's OpenSSL.
+#   --h2     like --tls, but the clients speak HTTP/2 (ALPN h2): h2load (nghttp2-client) with 4
+#            connections carrying conns/4 concurrent streams each, instead of wrk; nginx
+#            `listen ssl http2`, HAProxy `alpn h2,http/1.1`. h2load reports no percentiles:
+#            the latency columns are then its mean and max.
 #   --floor  also measures Benchmarks/gateway/floor (an experiment, not product code: the same
 #            parser and route table on a bare epoll loop without SwiftNIO; see its main.swift)
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
@@ -34,6 +38,7 @@ CONNS="64 256"
 BARE=1
 FLOOR=0
 TLS=0
+H2=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -42,12 +47,14 @@ while [ $# -gt 0 ]; do
     --no-bare) BARE=0; shift ;;
     --floor) FLOOR=1; shift ;;
     --tls) TLS=1; BARE=0; shift ;;
+    --h2) TLS=1; H2=1; BARE=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 . Benchmarks/lib.sh
 bench_install wrk nginx haproxy
+if ((H2)); then bench_install nghttp2-client; fi
 bench_tapper
 bench_workdir tapper-bench
 
@@ -65,6 +72,7 @@ if ((TLS)); then
   SCHEME=https
   NGINX_SSL="ssl; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem; ssl_protocols TLSv1.2 TLSv1.3"
   HAPROXY_SSL="ssl crt $WORK/haproxy.pem alpn http/1.1"
+  if ((H2)); then NGINX_SSL="ssl http2; ${NGINX_SSL#ssl; }"; HAPROXY_SSL="ssl crt $WORK/haproxy.pem alpn h2,http/1.1"; fi
   TAPPER_TLS_ARGS=(--tls-port $TAPPER_TLS_PORT --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
   WGET_K="-k"
 fi
@@ -181,14 +189,26 @@ run_one() { # name port pid conns
   before=${pid:+$(cpu_ticks "$pid")}
   local scheme=$SCHEME
   if [ "$name" = direct ]; then scheme=http; fi
+  local rps p50 p99 reqs non2xx
+  if ((H2)) && [ "$name" != direct ]; then
+    out=$(taskset -c $LOADCPU h2load -t1 -c4 -m$((c / 4)) -D"$DURATION" "$scheme://127.0.0.1:$port/users/1")
+    after=${pid:+$(cpu_ticks "$pid")}
+    rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+    reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
+    p50=$(awk '/^time for request:/ {print $6}' <<<"$out")
+    p99=$(awk '/^time for request:/ {print $5}' <<<"$out")
+    non2xx=$(awk '/^status codes:/ {print $5 + $7 + $9}' <<<"$out")
+    [ "$non2xx" = 0 ] && non2xx=""
+    if awk '/^requests:/ {exit !($10 > 0 || $12 > 0)}' <<<"$out"; then echo "WARNING: $name had failed requests: $(grep '^requests:' <<<"$out")" >&2; fi
+  else
   out=$(taskset -c $LOADCPU wrk -t1 -c"$c" -d"${DURATION}s" --latency "$scheme://127.0.0.1:$port/users/1")
   after=${pid:+$(cpu_ticks "$pid")}
-  local rps p50 p99 reqs non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+  fi
   if [ -n "$non2xx" ]; then echo "WARNING: $name had $non2xx non-2xx responses" >&2; fi
   RPS[$name,$c]+="$rps "
   P50[$name,$c]+="$(to_ms "$p50") "
@@ -218,7 +238,7 @@ for c in $CONNS; do
 done
 
 echo
-echo "Gateway benchmark$( ((TLS)) && echo " over HTTPS (client side)"): $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
+echo "Gateway benchmark$( ((TLS)) && echo " over HTTPS (client side)")$( ((H2)) && echo ", HTTP/2 by h2load -c4 -m(conns/4) (latency columns: mean and max)"): $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
 TARGETS="direct nginx haproxy tapper"
 if ((BARE)); then TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"; fi
 if ((FLOOR)); then TARGETS="$TARGETS floor"; fi

@@ -184,6 +184,13 @@ tapper_tls_conn *tapper_tls_conn_new(tapper_tls_set *set, int fd) {
 
 void tapper_tls_conn_free(tapper_tls_conn *conn) { SSL_free((SSL *)conn); }
 
+int tapper_tls_alpn_is_h2(tapper_tls_conn *conn) {
+    const unsigned char *proto = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected((SSL *)conn, &proto, &len);
+    return len == 2 && proto[0] == 'h' && proto[1] == '2';
+}
+
 static int outcome(SSL *ssl, int r) {
     switch (SSL_get_error(ssl, r)) {
     case SSL_ERROR_WANT_READ:

@@ -125,6 +125,12 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("PEM private key of the --tls-cert at the same position.", valueName: "file"))
         public var tlsKey: [String] = []
 
+        @Flag(help: "Speak HTTP/1.1 only: no h2 in TLS's ALPN and no h2c with prior knowledge on the plain port.")
+        public var noHttp2 = false
+
+        @Option(help: ArgumentHelp("Most HTTP/2 streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).", valueName: "n"))
+        public var http2MaxStreams: Int = 100
+
         @Option(help: ArgumentHelp("Who may use proxied routes: none, api-key (--api-keys-file) or jwt (--jwt-key-file). Public routes and /health are always open.", valueName: "mode"))
         public var auth: AuthMode = .none
 
@@ -378,6 +384,7 @@ extension TapperCommand.Gateway {
 
         /// `--tls-port`, `--tls-cert`, `--tls-key`: in pairs, loadable now.
         func validateTLS() throws {
+            guard (1...100_000).contains(http2MaxStreams) else { throw ValidationError("--http2-max-streams must be between 1 and 100000") }
             guard let tlsPort else {
                 if !tlsCert.isEmpty || !tlsKey.isEmpty { throw ValidationError("--tls-cert and --tls-key need --tls-port") }
                 return
@@ -413,6 +420,8 @@ extension TapperCommand.Gateway {
             c.adminHost = adminHost
             c.tlsPort = tlsPort
             c.tlsCertificates = tlsPairs
+            c.http2 = !noHttp2
+            c.http2MaxConcurrentStreams = http2MaxStreams
             c.host = host
             c.port = port
             c.threads = threads

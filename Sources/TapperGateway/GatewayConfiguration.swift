@@ -97,6 +97,11 @@ public struct GatewayConfiguration: Sendable {
     /// pairs): the first is the default, the others are chosen by SNI. Files are re-read when
     /// they change.
     public var tlsCertificates: [TLSCertificateFiles] = []
+    /// HTTP/2 towards clients: h2 by ALPN on the TLS port, h2c with prior knowledge on the plain
+    /// one (`--no-http2` turns both off).
+    public var http2 = true
+    /// SETTINGS_MAX_CONCURRENT_STREAMS the gateway announces (`--http2-max-streams`).
+    public var http2MaxConcurrentStreams = 100
 
     public init() {}
 }

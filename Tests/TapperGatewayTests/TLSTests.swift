@@ -99,9 +99,11 @@ import TapperTesting
                 let negotiated = r.stdout.contains("Verify return code: 0 (ok)") && !r.stdout.contains("Cipher is (NONE)")
                 #expect(negotiated == ok, "\(flag): \(r.stdout.suffix(600)) \(r.stderr.suffix(300))")
             }
-            // ALPN: http/1.1 is chosen; h2 alone is not spoken here yet, so no protocol is agreed.
-            let alpn = try await run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-alpn", "h2,http/1.1", "-CAfile", pki.caFile], input: "")
-            #expect(alpn.stdout.contains("ALPN protocol: http/1.1"), "\(alpn.stdout.suffix(800))")
+            // ALPN: h2 when the client offers it, else http/1.1.
+            for (offer, chosen) in [("h2,http/1.1", "h2"), ("http/1.1", "http/1.1")] {
+                let alpn = try await run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-alpn", offer, "-CAfile", pki.caFile], input: "")
+                #expect(alpn.stdout.contains("ALPN protocol: \(chosen)"), "\(offer): \(alpn.stdout.suffix(800))")
+            }
         }
     }
 
@@ -140,15 +142,17 @@ import TapperTesting
             try await gw.register("items", "a", registration(up, ["GET /items/{id}"]))
             let port = try #require(gw.tlsPort)
             let stop = StopFlag()
-            // Load: four clients, each making a new connection per request (every one a handshake).
+            // Load: four clients, each making a new connection per request (every one a handshake),
+            // two of them over HTTP/1.1 and two over h2.
             async let failures: [String] = withThrowingTaskGroup(of: [String].self) { group in
-                for _ in 0..<4 {
+                for client in 0..<4 {
+                    let proto = client % 2 == 0 ? "--http1.1" : "--http2"
                     group.addTask {
                         var failed: [String] = []
                         var count = 0
                         while !stop.isSet || count == 0 {
                             count += 1
-                            let r = try await pki.curl(["--http1.1", "https://localhost:\(port)/items/\(count)", "https://localhost:\(port)/items/x\(count)"])
+                            let r = try await pki.curl([proto, "https://localhost:\(port)/items/\(count)", "https://localhost:\(port)/items/x\(count)"])
                             if r.status != 0 { failed.append("status \(r.status): \(r.stderr)") }
                         }
                         return failed

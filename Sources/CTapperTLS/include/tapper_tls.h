@@ -38,6 +38,8 @@ void tapper_tls_set_free(tapper_tls_set *set);
 // write). The set must outlive the handshake.
 tapper_tls_conn *tapper_tls_conn_new(tapper_tls_set *set, int fd);
 void tapper_tls_conn_free(tapper_tls_conn *conn);
+// ALPN chose "h2" (valid once the handshake is done: after the first bytes were read).
+int tapper_tls_alpn_is_h2(tapper_tls_conn *conn);
 int tapper_tls_read(tapper_tls_conn *conn, void *buf, int len);
 int tapper_tls_write(tapper_tls_conn *conn, const void *buf, int len);
 // Sends close_notify if it can without blocking (best effort; the socket closes next).

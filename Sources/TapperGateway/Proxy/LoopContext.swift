@@ -13,7 +13,7 @@ final class LoopContext {
     /// Timeouts and limits of every connection's state machine, converted once.
     let machineSettings: ProxyConnection.StateMachine.Settings
     /// The open client connections (graceful shutdown asks each to finish).
-    private var clients: [ObjectIdentifier: ProxyHandler] = [:]
+    private var clients: [ObjectIdentifier: any DrainableClient] = [:]
     /// This reactor's registrations of the listening sockets.
     var acceptors: [Acceptor] = []
     /// What new HTTPS connections on this loop use (replaced when certificates change).
@@ -79,12 +79,12 @@ final class LoopContext {
 
     // MARK: client connections and graceful shutdown
 
-    func clientOpened(_ handler: ProxyHandler) {
+    func clientOpened(_ handler: any DrainableClient) {
         clients[ObjectIdentifier(handler)] = handler
         if quiescing { handler.quiesce() }
     }
 
-    func clientClosed(_ handler: ProxyHandler) {
+    func clientClosed(_ handler: any DrainableClient) {
         clients[ObjectIdentifier(handler)] = nil
         if clients.isEmpty, let done = onDrained {
             onDrained = nil

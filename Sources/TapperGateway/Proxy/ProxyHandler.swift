@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
 import CoreMetrics
 import NIOCore
 import NIOHTTP1
@@ -11,7 +16,15 @@ import TapperCore
 /// (``RequestHeadRewriter``, ``ResponseHeadRewriter``). Client reads are held while the upstream
 /// cannot take more (and vice versa in ``UpstreamHandler``), so a 1 GiB upload or download
 /// passes with flat memory; pipelined requests wait in the decoder.
-final class ProxyHandler: ConnectionHandler {
+/// What a graceful shutdown asks of every client connection (``LoopContext/quiesce(drained:)``).
+protocol DrainableClient: AnyObject {
+    /// Close once the exchanges in flight are done (idle connections close now).
+    func quiesce()
+    /// The drain timeout ran out: close now.
+    func closeNow()
+}
+
+final class ProxyHandler: ConnectionHandler, DrainableClient {
     /// What a listener serves: the main one proxies (and `/_tapper/*` unless `--admin-port`
     /// moved it); the admin one only `/health` and `/_tapper/*`.
     enum Role { case main, admin }
@@ -36,6 +49,14 @@ final class ProxyHandler: ConnectionHandler {
     private var upstreamFlushPending = false
     /// What goes to the client.
     private var output: ClientOutput
+    private let role: Role
+    private let peer: SocketAddress4or6
+    private let secure: Bool
+    /// The first bytes may still turn the connection into HTTP/2 (ALPN h2, or the h2c preface):
+    /// false on a stream's virtual connection, the admin port, and with `--no-http2`.
+    private var mayBecomeHTTP2: Bool
+    /// A real client connection (a stream's virtual one is counted by its ``H2Session``).
+    private let countsConnection: Bool
 
     /// What timers and connect completions hold instead of this handler (a weak reference gives
     /// it a side table: every retain and release takes the slow path). Cleared on close.
@@ -69,6 +90,11 @@ final class ProxyHandler: ConnectionHandler {
         )
         machine = Machine(settings: loop.machineSettings, now: loop.reactor.tickTime)
         output = ClientOutput(connection: connection, loop: loop)
+        self.role = role
+        self.peer = peer
+        self.secure = secure
+        countsConnection = connection.stream == nil
+        mayBecomeHTTP2 = countsConnection && role == .main && config.http2
         ref.handler = self
     }
 
@@ -83,13 +109,13 @@ final class ProxyHandler: ConnectionHandler {
 
     /// The connection is accepted.
     func start() {
-        gateway.connectionOpened()
+        if countsConnection { gateway.connectionOpened() }
         loop.clientOpened(self)
         armTimer()
     }
 
     func connectionClosed(error: Int32?) {
-        gateway.connectionClosed()
+        if countsConnection { gateway.connectionClosed() }
         run(machine.clientClosed(error: error != nil))
         decoder.discard()
         ref.handler = nil
@@ -219,6 +245,10 @@ final class ProxyHandler: ConnectionHandler {
 
     func connectionRead(_ data: ByteBuffer) {
         guard machine.isOpen else { return }
+        if mayBecomeHTTP2 {
+            mayBecomeHTTP2 = false
+            if connection.tls?.negotiatedH2 ?? Self.startsWithH2Preface(data) { return becomeHTTP2(data) }
+        }
         if tunnelling { return tunnelFromClient(data) }
         decoder.append(data)
         process()
@@ -439,6 +469,27 @@ final class ProxyHandler: ConnectionHandler {
             loop.attemptFinished(exchange)
         }
         run(action)
+    }
+
+    // MARK: HTTP/2
+
+    /// The h2c connection preface's first line ("PRI * HTTP/2.0"): no HTTP/1.1 request starts so.
+    private static func startsWithH2Preface(_ data: ByteBuffer) -> Bool {
+        let line: StaticString = "PRI * HTTP/2.0\r\n"
+        guard data.readableBytes >= line.utf8CodeUnitCount else { return false }
+        return data.withUnsafeReadableBytes { raw in memcmp(raw.baseAddress!, line.utf8Start, line.utf8CodeUnitCount) == 0 }
+    }
+
+    /// Hands the connection to an ``H2Session``, which serves each stream with a handler of
+    /// its own; this one steps aside.
+    private func becomeHTTP2(_ data: ByteBuffer) {
+        decoder.discard()
+        ref.handler = nil
+        gateway.connectionClosed()
+        loop.clientClosed(self)
+        let session = H2Session(gateway: gateway, loop: loop, role: role, connection: connection, peer: peer, secure: secure)
+        connection.handler = session
+        session.start(initial: data)
     }
 
     // MARK: tunnels (upgraded connections)

@@ -70,6 +70,10 @@ final class Connection: PollTarget {
     private var readWaitsForOutput = false
     /// A TLS write needs input first (OpenSSL reading a handshake message mid-write).
     private var writeWaitsForInput = false
+    /// Set on a virtual connection: one HTTP/2 stream seen as an HTTP/1.1 connection by the
+    /// ``ProxyHandler`` that serves it. It has no socket: reads come from the stream
+    /// (``deliver(_:)``), flushes hand the queue to it, and close tells it.
+    private(set) var stream: H2Stream?
 
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
@@ -85,6 +89,13 @@ final class Connection: PollTarget {
             Glibc.close(fd)
             return nil
         }
+    }
+
+    /// A virtual connection for `stream` (see ``stream``); not registered with the reactor.
+    init(virtualFor stream: H2Stream, reactor: Reactor) {
+        self.fd = -1
+        self.reactor = reactor
+        self.stream = stream
     }
 
     func ready(events: UInt32) {
@@ -147,8 +158,25 @@ final class Connection: PollTarget {
         readScheduled = true
         reactor.later { [self] in
             readScheduled = false
-            readLoop()
+            if let stream {
+                stream.deliverInbound()
+            } else {
+                readLoop()
+            }
         }
+    }
+
+    /// A virtual connection's stream has bytes for the handler: they are delivered now unless
+    /// it holds reads (then ``readIfReady()`` delivers them once it asks).
+    func virtualInputArrived() { readable = true }
+    /// The stream delivered all it had.
+    func virtualInputDrained() { readable = false }
+
+    /// The stream sent enough of what it was given: the handler may produce more.
+    func virtualOutputDrained() {
+        guard isOpen, !isWritable, let stream, stream.backlog <= Self.lowWatermark else { return }
+        isWritable = true
+        handler?.connectionWritabilityChanged(true)
     }
 
     private func readLoop() {
@@ -314,11 +342,16 @@ final class Connection: PollTarget {
     /// `shutdown(SHUT_WR)`, after TLS's close_notify on an HTTPS connection.
     private func shutOutput() {
         outputShut = true
+        if stream != nil { return }
         if let tls { tapper_tls_shutdown(tls.conn) }
         Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
     private func writeOut() {
+        if let stream {
+            writeOutVirtual(stream)
+            return
+        }
         if let tls {
             writeOutTLS(tls)
             return
@@ -363,6 +396,24 @@ final class Connection: PollTarget {
             }
         }
         afterWrites()
+    }
+
+    /// A virtual connection's flush: everything queued goes to the stream, which holds what the
+    /// HTTP/2 peer has not taken yet; its backlog is this connection's writability.
+    private func writeOutVirtual(_ stream: H2Stream) {
+        for i in queueHead..<queue.count { stream.responseBytes(queue[i]) }
+        queue.removeAll(keepingCapacity: true)
+        queueHead = 0
+        pendingBytes = 0
+        if closeWhenFlushed {
+            close()
+            return
+        }
+        let writable = stream.backlog <= Self.highWatermark
+        if writable != isWritable {
+            isWritable = writable
+            handler?.connectionWritabilityChanged(writable)
+        }
     }
 
     /// A TLS record carries at most this much plaintext: small queued buffers are coalesced up
@@ -468,8 +519,13 @@ final class Connection: PollTarget {
             if error == nil && !outputShut { tapper_tls_shutdown(tls.conn) }
             self.tls = nil
         }
-        reactor.forget(fd)
-        Glibc.close(fd)
+        if let stream {
+            self.stream = nil
+            stream.virtualClosed(error: error)
+        } else {
+            reactor.forget(fd)
+            Glibc.close(fd)
+        }
         queue = []
         queueHead = 0
         pendingBytes = 0

@@ -138,7 +138,7 @@ public struct GatewayServer: Service {
         var watcher: Task<Void, Never>? = nil
         defer { watcher?.cancel() }
         if let tlsPort = config.tlsPort {
-            let contexts = try TLSContexts(config.tlsCertificates)
+            let contexts = try TLSContexts(config.tlsCertificates, allowH2: config.http2)
             await install(contexts, on: threads)
             let tls = try await listen(threads, role: .main, host: config.host, port: tlsPort, tls: true)
             listenFDs.append(tls.fd)
@@ -146,7 +146,7 @@ public struct GatewayServer: Service {
             logger.notice("gateway listening on https://\(config.host):\(tls.port)", metadata: ["certificates": "\(contexts.summary)"])
             watcher = Task { [logger] in
                 let gateway = self.gateway
-                await TLSCertificateWatcher(files: config.tlsCertificates, logger: logger).watch { new in
+                await TLSCertificateWatcher(files: config.tlsCertificates, allowH2: config.http2, logger: logger).watch { new in
                     await self.install(new, on: threads)
                 } failed: {
                     gateway.tlsReloadFailureCount.wrappingIncrement(ordering: .relaxed)

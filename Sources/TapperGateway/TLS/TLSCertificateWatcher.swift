@@ -9,6 +9,8 @@ import Logging
 /// open keep the certificate they were accepted with.
 struct TLSCertificateWatcher {
     let files: [TLSCertificateFiles]
+    /// ALPN offers h2 (``GatewayConfiguration/http2``).
+    var allowH2 = false
     let logger: Logger
     var interval: Duration = .milliseconds(500)
 
@@ -36,7 +38,7 @@ struct TLSCertificateWatcher {
             let now = stamps()
             guard now != seen else { continue }
             do {
-                let contexts = try TLSContexts(files)
+                let contexts = try TLSContexts(files, allowH2: allowH2)
                 seen = now
                 lastError = nil
                 await install(contexts)

@@ -79,6 +79,9 @@ final class TLSSession {
     }
 
     deinit { tapper_tls_conn_free(conn) }
+
+    /// ALPN chose HTTP/2 (read after the handshake, i.e. with the first bytes).
+    var negotiatedH2: Bool { tapper_tls_alpn_is_h2(conn) != 0 }
 }
 
 @available(*, unavailable)

@@ -1,0 +1,305 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+import CTapperH2
+import NIOCore
+
+/// One HTTP/2 request stream. It is served by an ordinary ``ProxyHandler`` over a virtual
+/// ``Connection``: the stream hands it the request as HTTP/1.1 bytes (``H2RequestHead``, DATA
+/// as the body) and turns what it writes back into HTTP/2 (``H2ResponseTranslator``). So a
+/// stream gets exactly the routing, auth, limits, balancing, retries, timeouts, access log and
+/// tracing of an HTTP/1.1 request, from the same code.
+///
+/// Flow control both ways: request DATA is acknowledged to the client (WINDOW_UPDATE) only as
+/// the handler takes it, and response bytes the client's window does not admit yet stay here,
+/// where their amount is the virtual connection's writability (the upstream's reads pause).
+///
+/// Every nghttp2 call for the stream happens in ``flush(_:)``, run by the session outside
+/// nghttp2's callbacks.
+final class H2Stream {
+    let id: Int32
+    unowned(unsafe) let session: H2Session
+    var head: H2RequestHead
+    private var framing = H2RequestHead.BodyFraming.none
+    private(set) var connection: Connection?
+
+    // request side
+    private var inbound: [(bytes: ByteBuffer, payload: Int)] = []
+    private var inboundHead = 0
+    private(set) var requestEnded = false
+    /// DATA payload the handler took since the last WINDOW_UPDATE accounting.
+    private var consumed = 0
+    private var started = false
+
+    // response side
+    private var translator = H2ResponseTranslator(requestWasHEAD: false)
+    private var responseHead: (status: Int, fields: [(name: [UInt8], value: [UInt8])])?
+    private var headSubmitted = false
+    private var outbound: [ByteBuffer] = []
+    private var outboundHead = 0
+    private var outboundOffset = 0
+    /// Response bytes waiting for the client's window or the connection.
+    private(set) var backlog = 0
+    /// The handler closed the virtual connection: no more response bytes come.
+    private var responseFinished = false
+    /// The response cannot end cleanly (cut short, or never produced): RST_STREAM.
+    private var responseFailed = false
+    private var resetSubmitted = false
+    /// nghttp2 asked for data while there was none (NGHTTP2_ERR_DEFERRED).
+    var dataDeferred = false
+    /// nghttp2 closed the stream (both ends done, or a reset): nothing more is submitted for it.
+    var closedInSession = false
+    /// Queued in the session's dirty list.
+    var dirty = false
+    /// Backlog fell low inside a data callback: the handler hears it after the send.
+    var drained = false
+
+    init(id: Int32, session: H2Session, headerListLimit: Int) {
+        self.id = id
+        self.session = session
+        self.head = H2RequestHead(limit: headerListLimit)
+    }
+
+    // MARK: the request
+
+    /// The request's headers are complete: the handler starts, or the gateway answers itself.
+    func start(endStream: Bool) {
+        started = true
+        requestEnded = endStream
+        if head.tooLarge { return answerLocally(431, #"{"error":"request_header_fields_too_large","message":"the request's header list is larger than the gateway accepts"}"#) }
+        if head.invalid { return answerLocally(400, #"{"error":"bad_request","message":"a header field holds CR, LF or NUL"}"#) }
+        framing = head.framing(endStream: endStream)
+        guard let bytes = head.http1(framing: framing) else {
+            return answerLocally(405, #"{"error":"method_not_allowed","message":"CONNECT is not supported by the gateway"}"#)
+        }
+        translator = H2ResponseTranslator(requestWasHEAD: head.method == Array("HEAD".utf8))
+        let connection = Connection(virtualFor: self, reactor: session.loop.reactor)
+        let handler = ProxyHandler(
+            gateway: session.gateway, loop: session.loop, role: session.role, connection: connection, peer: session.peer, secure: session.secure)
+        connection.handler = handler
+        self.connection = connection
+        handler.start()
+        push(bytes, payload: 0)
+    }
+
+    /// DATA payload of the request.
+    func requestData(_ data: ByteBuffer) {
+        guard let connection, connection.isOpen else {
+            // Nobody reads it any more: give the window back at once.
+            consumed += data.readableBytes
+            session.markDirty(self)
+            return
+        }
+        switch framing {
+        case .chunked:
+            var chunk = ByteBuffer()
+            chunk.reserveCapacity(data.readableBytes + 24)
+            chunk.writeString(String(data.readableBytes, radix: 16))
+            chunk.writeStaticString("\r\n")
+            chunk.writeImmutableBuffer(data)
+            chunk.writeStaticString("\r\n")
+            push(chunk, payload: data.readableBytes)
+        case .contentLength, .none:
+            push(data, payload: data.readableBytes)
+        }
+    }
+
+    /// The client ended the stream (END_STREAM on DATA or trailers).
+    func requestEnd() {
+        guard !requestEnded else { return }
+        requestEnded = true
+        if framing == .chunked, connection?.isOpen == true { push(ByteBuffer(staticString: "0\r\n\r\n"), payload: 0) }
+    }
+
+    private func push(_ bytes: ByteBuffer, payload: Int) {
+        inbound.append((bytes, payload))
+        connection?.virtualInputArrived()
+        deliverInbound()
+    }
+
+    /// Hands the handler what it can take now (also run by the virtual connection's
+    /// ``Connection/readIfReady()`` when the handler stops holding reads).
+    func deliverInbound() {
+        guard let connection, connection.isOpen, let handler = connection.handler else { return }
+        var delivered = false
+        while inboundHead < inbound.count && connection.isOpen && !handler.holdsReads {
+            let (bytes, payload) = inbound[inboundHead]
+            inbound[inboundHead] = (ByteBuffer(), 0)
+            inboundHead += 1
+            if payload > 0 {
+                consumed += payload
+                session.markDirty(self)
+            }
+            delivered = true
+            handler.connectionRead(bytes)
+        }
+        if delivered && connection.isOpen { handler.connectionReadComplete() }
+        if inboundHead == inbound.count {
+            inbound.removeAll(keepingCapacity: true)
+            inboundHead = 0
+            connection.virtualInputDrained()
+        }
+    }
+
+    // MARK: the response
+
+    /// Bytes the handler flushed to the virtual connection.
+    func responseBytes(_ bytes: ByteBuffer) {
+        translator.consume(bytes) { event in
+            switch event {
+            case .head(let status, let fields):
+                responseHead = (status, fields)
+            case .data(let data):
+                guard data.readableBytes > 0 else { return }
+                outbound.append(data)
+                backlog += data.readableBytes
+            }
+        }
+        if translator.failed { responseFailed = true }
+        session.markDirty(self)
+    }
+
+    /// The handler closed the virtual connection (`error` nil: an orderly end).
+    func virtualClosed(error: Int32?) {
+        responseFinished = true
+        if error != nil || responseHead == nil || !translator.isComplete || translator.failed { responseFailed = true }
+        // Unread request bytes will never be read: their window goes back.
+        for item in inbound[inboundHead...] { consumed += item.payload }
+        inbound.removeAll()
+        inboundHead = 0
+        session.markDirty(self)
+    }
+
+    /// A response of the gateway's own, for a request that never reached a handler.
+    private func answerLocally(_ status: Int, _ body: String) {
+        var buffer = ByteBuffer()
+        buffer.writeString(body)
+        responseHead = (status, [(Array("content-type".utf8), Array("application/json".utf8)), (Array("content-length".utf8), Array(String(buffer.readableBytes).utf8))])
+        outbound.append(buffer)
+        backlog += buffer.readableBytes
+        responseFinished = true
+        session.markDirty(self)
+    }
+
+    /// nghttp2 closed the stream; a handler still running hears a reset.
+    func closed() {
+        closedInSession = true
+        inbound.removeAll()
+        if let connection, connection.isOpen { connection.close(error: ECONNRESET) }
+    }
+
+    // MARK: talking to nghttp2 (from the session, outside its callbacks)
+
+    func flush(_ ng: OpaquePointer) {
+        guard !closedInSession else { return }
+        if consumed > 0 {
+            nghttp2_session_consume(ng, id, consumed)
+            consumed = 0
+        }
+        if responseFailed {
+            if !resetSubmitted {
+                resetSubmitted = true
+                nghttp2_submit_rst_stream(ng, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
+            }
+            return
+        }
+        if let head = responseHead, !headSubmitted {
+            headSubmitted = true
+            let bodyless = responseFinished && outbound.isEmpty
+            submitResponse(ng, status: head.status, fields: head.fields, withBody: !bodyless)
+            responseHead = (head.status, [])
+            return
+        }
+        if dataDeferred && (outboundHead < outbound.count || responseFinished) {
+            dataDeferred = false
+            nghttp2_session_resume_data(ng, id)
+        }
+    }
+
+    private func submitResponse(_ ng: OpaquePointer, status: Int, fields: [(name: [UInt8], value: [UInt8])], withBody: Bool) {
+        // One storage for every name and value; nghttp2 copies them during the call.
+        var storage: [UInt8] = Array(":status".utf8) + Array(String(status).utf8)
+        var lengths: [(Int, Int)] = [(7, storage.count - 7)]
+        for f in fields {
+            storage += f.name
+            storage += f.value
+            lengths.append((f.name.count, f.value.count))
+        }
+        storage.withUnsafeMutableBufferPointer { raw in
+            var nva: [nghttp2_nv] = []
+            nva.reserveCapacity(lengths.count)
+            var at = 0
+            for (n, v) in lengths {
+                let name = raw.baseAddress! + at
+                let value = raw.baseAddress! + at + n
+                nva.append(nghttp2_nv(name: name, value: value, namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                at += n + v
+            }
+            if withBody {
+                var provider = nghttp2_data_provider(
+                    source: nghttp2_data_source(ptr: Unmanaged.passUnretained(self).toOpaque()), read_callback: h2ReadResponseData)
+                _ = nghttp2_submit_response(ng, id, nva, nva.count, &provider)
+            } else {
+                _ = nghttp2_submit_response(ng, id, nva, nva.count, nil)
+            }
+        }
+    }
+
+    /// nghttp2's data source: copies queued response bytes into its frame buffer.
+    func read(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        var copied = 0
+        while copied < length && outboundHead < outbound.count {
+            let piece = outbound[outboundHead]
+            let n = min(length - copied, piece.readableBytes - outboundOffset)
+            piece.withUnsafeReadableBytes { raw in
+                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + outboundOffset, count: n)
+            }
+            copied += n
+            outboundOffset += n
+            if outboundOffset == piece.readableBytes {
+                outbound[outboundHead] = ByteBuffer()
+                outboundHead += 1
+                outboundOffset = 0
+            }
+        }
+        if outboundHead == outbound.count {
+            outbound.removeAll(keepingCapacity: true)
+            outboundHead = 0
+        }
+        let before = backlog
+        backlog -= copied
+        if before > Connection.lowWatermark && backlog <= Connection.lowWatermark { session.noteDrained(self) }
+        if outboundHead == outbound.count && outbound.isEmpty {
+            if responseFinished {
+                flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+                return copied
+            }
+            if copied == 0 {
+                dataDeferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        return copied
+    }
+
+    /// The response's last frame went out: a request body still coming is refused politely
+    /// (RST_STREAM NO_ERROR, RFC 9113 8.1), it would be read for nothing.
+    func responseSent(_ ng: OpaquePointer) {
+        guard !requestEnded, !closedInSession else { return }
+        nghttp2_submit_rst_stream(ng, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_NO_ERROR.rawValue))
+    }
+
+    var isStarted: Bool { started }
+}
+
+/// nghttp2's read callback for response bodies (its `source.ptr` is the stream).
+let h2ReadResponseData: nghttp2_data_source_read_callback = { _, _, buffer, length, flags, source, _ in
+    guard let source, let ptr = source.pointee.ptr, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    let stream = Unmanaged<H2Stream>.fromOpaque(ptr).takeUnretainedValue()
+    return stream.read(into: buffer, length: length, flags: flags)
+}
+
+@available(*, unavailable)
+extension H2Stream: Sendable {}
