@@ -50,7 +50,11 @@ public struct OTLPJSONEncoder: Sendable {
             out.append(UInt8(ascii: "\""))
         }
         out.append(contentsOf: #","name":"#.utf8)
-        appendString(span.method, to: &out, then: " " + span.routeTemplate)
+        out.append(UInt8(ascii: "\""))
+        appendEscaped(span.method, to: &out)
+        out.append(UInt8(ascii: " "))
+        appendEscaped(span.routeTemplate, to: &out)
+        out.append(UInt8(ascii: "\""))
         // kind 2: SPAN_KIND_SERVER.
         out.append(contentsOf: #","kind":2,"startTimeUnixNano":""#.utf8)
         appendDecimal(span.startUnixNanos, to: &out)
@@ -124,7 +128,23 @@ public struct OTLPJSONEncoder: Sendable {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// Bytes JSON strings cannot hold as they are.
+    @inline(__always) private static func needsEscape(_ b: UInt8) -> Bool {
+        b < 0x20 || b == 0x7F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\")
+    }
+
     private static func appendEscaped(_ s: String, to out: inout [UInt8]) {
+        // The common case (no byte to escape) is one copy of the string's UTF-8.
+        let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            for b in bytes where needsEscape(b) { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if copied == true { return }
+        appendEscapedSlowly(s, to: &out)
+    }
+
+    private static func appendEscapedSlowly(_ s: String, to out: inout [UInt8]) {
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
@@ -139,24 +159,23 @@ public struct OTLPJSONEncoder: Sendable {
     }
 
     private static func appendHex(_ v: UInt64, to out: inout [UInt8]) {
-        for i in 0..<16 { out.append(TraceParent.digit(UInt8(truncatingIfNeeded: v >> (60 - UInt64(i) * 4)) & 0xF)) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digits in
+            for i in 0..<16 { digits[i] = TraceParent.digit(UInt8(truncatingIfNeeded: v >> (60 - UInt64(i) * 4)) & 0xF) }
+            out.append(contentsOf: UnsafeBufferPointer(digits))
+        }
     }
 
     private static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
-        var width = 1
-        var rest = v / 10
-        while rest > 0 {
-            width += 1
-            rest /= 10
-        }
-        let start = out.count
-        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width))
-        var value = v
-        var i = start + width - 1
-        while value > 0 {
-            out[i] = UInt8(ascii: "0") + UInt8(value % 10)
-            value /= 10
-            i -= 1
+        // At most 20 digits, written backwards into a scratch buffer, appended once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var value = v
+            var i = 20
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            } while value > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i..<20]))
         }
     }
 }
