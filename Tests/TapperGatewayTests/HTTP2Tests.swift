@@ -45,12 +45,7 @@ import TapperTesting
             #expect(alpn.stdout.contains("ALPN protocol: h2"), "\(alpn.stdout.suffix(800))")
             // 6 MiB up and 24 MiB down over h2 (the download read slower than it is produced:
             // the client's window and the gateway's backlog pause the upstream).
-            var bytes = [UInt8](repeating: 0, count: 6 << 20)
-            var seed: UInt64 = 7
-            for i in bytes.indices {
-                seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                bytes[i] = UInt8(truncatingIfNeeded: seed >> 56)
-            }
+            let bytes = pseudoRandomBytes(6 << 20, seed: 7)
             let file = pki.dir + "/upload.bin"
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             let upload = try await pki.curl(["--http2", "--data-binary", "@" + file, "https://localhost:\(port)/upload"])

@@ -42,12 +42,7 @@ import TapperTesting
             try await gw.register("files", "a", registration(up, ["POST /upload", "GET /bytes/{n}"]))
             let port = try #require(gw.tlsPort)
             // 6 MiB up: many records, and the gateway's upstream writes push back on its TLS reads.
-            var bytes = [UInt8](repeating: 0, count: 6 << 20)
-            var seed: UInt64 = 42
-            for i in bytes.indices {
-                seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                bytes[i] = UInt8(truncatingIfNeeded: seed >> 56)
-            }
+            let bytes = pseudoRandomBytes(6 << 20, seed: 42)
             let file = pki.dir + "/upload.bin"
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             let upload = try await pki.curl(["--http1.1", "--data-binary", "@" + file, "-H", "Content-Type: application/octet-stream", "https://localhost:\(port)/upload"])
@@ -203,6 +198,18 @@ func tlsConfiguration(_ pairs: [TLSCertificateFiles]) -> GatewayConfiguration {
 
 private func echoOf(_ text: String) throws -> (uri: String, headers: [(String, String)], bodyBytes: Int, bodyHash: String, server: String) {
     try echo(HTTPReply(status: 200, headers: [:], body: Data(text.utf8)))
+}
+
+/// `count` bytes from a 64-bit LCG: the same for the same seed, and nothing a proxy could
+/// compress or mistake for framing.
+func pseudoRandomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    var state = seed
+    for i in bytes.indices {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        bytes[i] = UInt8(truncatingIfNeeded: state >> 56)
+    }
+    return bytes
 }
 
 final class StopFlag: Sendable {

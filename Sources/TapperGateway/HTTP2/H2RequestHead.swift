@@ -65,11 +65,11 @@ struct H2RequestHead {
     }
 
     /// Methods whose requests mean "no body" when none is sent (the others get `Content-Length: 0`).
-    private var bodylessMethod: Bool {
-        let m = method
-        return m == Array("GET".utf8) || m == Array("HEAD".utf8) || m == Array("DELETE".utf8) || m == Array("OPTIONS".utf8)
-            || m == Array("TRACE".utf8)
-    }
+    private static let bodylessMethods = ["GET", "HEAD", "DELETE", "OPTIONS", "TRACE"].map { Array($0.utf8) }
+    private static let headMethod = Array("HEAD".utf8)
+    private static let contentLength = Array("content-length".utf8)
+
+    var isHEAD: Bool { method == Self.headMethod }
 
     /// How the body follows the HTTP/1.1 head.
     enum BodyFraming: Equatable {
@@ -103,7 +103,7 @@ struct H2RequestHead {
             out.writeStaticString("\r\n")
         }
         for field in fields {
-            if framing == .none && field.name == Array("content-length".utf8) { continue }
+            if framing == .none && field.name == Self.contentLength { continue }
             out.writeBytes(field.name)
             out.writeStaticString(": ")
             out.writeBytes(field.value)
@@ -118,7 +118,7 @@ struct H2RequestHead {
             out.writeStaticString("\r\n")
         }
         switch framing {
-        case .none: if !bodylessMethod { out.writeStaticString("Content-Length: 0\r\n") }
+        case .none: if !Self.bodylessMethods.contains(method) { out.writeStaticString("Content-Length: 0\r\n") }
         case .contentLength: break
         case .chunked: out.writeStaticString("Transfer-Encoding: chunked\r\n")
         }

@@ -106,18 +106,14 @@ struct H2ResponseTranslator {
         }
     }
 
-    /// The head's fields for HTTP/2: names lowercased, connection-specific ones left out.
+    /// The head's fields for HTTP/2: names lowercased, connection-specific (hop-by-hop) ones
+    /// left out.
     static func fields(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer) -> [(name: [UInt8], value: [UInt8])] {
         bytes.withUnsafeReadableBytes { raw in
             var out: [(name: [UInt8], value: [UInt8])] = []
             out.reserveCapacity(head.headers.count)
             for h in head.headers {
-                if raw.equalsIgnoringCase(h.name, "connection") || raw.equalsIgnoringCase(h.name, "keep-alive")
-                    || raw.equalsIgnoringCase(h.name, "transfer-encoding") || raw.equalsIgnoringCase(h.name, "upgrade")
-                    || raw.equalsIgnoringCase(h.name, "proxy-connection")
-                {
-                    continue
-                }
+                if HeaderRules.isHopByHop(raw, h.name) { continue }
                 var name = Array(raw[h.name])
                 for i in name.indices where name[i] >= UInt8(ascii: "A") && name[i] <= UInt8(ascii: "Z") { name[i] |= 0x20 }
                 out.append((name, Array(raw[h.value])))

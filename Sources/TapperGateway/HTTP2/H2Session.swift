@@ -205,23 +205,10 @@ final class H2Session: ConnectionHandler, DrainableClient {
                 stream.flush(ng)
             }
         }
-        var out = ByteBuffer()
-        while connection.isWritable {
-            var data: UnsafePointer<UInt8>? = nil
-            let n = nghttp2_session_mem_send(ng, &data)
-            if n < 0 {
-                fail()
-                return
-            }
-            if n == 0 { break }
-            if out.writableBytes < n && out.readableBytes > 0 {
-                connection.write(out)
-                out = ByteBuffer()
-            }
-            if out.capacity == 0 { out.reserveCapacity(max(n, 16 * 1024 + 64)) }
-            out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        guard writeFrames(whileWritable: true) else {
+            fail()
+            return
         }
-        if out.readableBytes > 0 { connection.write(out) }
         connection.flush()
         if !drainedStreams.isEmpty {
             let drained = drainedStreams
@@ -238,17 +225,32 @@ final class H2Session: ConnectionHandler, DrainableClient {
 
     /// A connection error: what nghttp2 still has to say (GOAWAY) goes out, then the close.
     private func fail() {
-        guard let ng, !closing else { return }
+        guard ng != nil, !closing else { return }
         closing = true
-        var data: UnsafePointer<UInt8>? = nil
+        _ = writeFrames(whileWritable: false)
+        connection.closeAfterFlush()
+    }
+
+    /// Queues the frames nghttp2 has to send on the connection (copied out of its buffer, in
+    /// 16 KiB buffers), while the connection takes more or, `whileWritable` false, all of them.
+    /// False when nghttp2 failed.
+    private func writeFrames(whileWritable: Bool) -> Bool {
+        guard let ng else { return false }
         var out = ByteBuffer()
-        while true {
+        defer { if out.readableBytes > 0 { connection.write(out) } }
+        while !whileWritable || connection.isWritable {
+            var data: UnsafePointer<UInt8>? = nil
             let n = nghttp2_session_mem_send(ng, &data)
-            if n <= 0 { break }
+            if n < 0 { return false }
+            if n == 0 { return true }
+            if out.writableBytes < n && out.readableBytes > 0 {
+                connection.write(out)
+                out = ByteBuffer()
+            }
+            if out.capacity == 0 { out.reserveCapacity(max(n, 16 * 1024 + 64)) }
             out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
         }
-        if out.readableBytes > 0 { connection.write(out) }
-        connection.closeAfterFlush()
+        return true
     }
 
     // MARK: nghttp2's callbacks

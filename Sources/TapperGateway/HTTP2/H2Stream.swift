@@ -31,7 +31,8 @@ final class H2Stream {
     private(set) var requestEnded = false
     /// DATA payload the handler took since the last WINDOW_UPDATE accounting.
     private var consumed = 0
-    private var started = false
+    /// The request's headers were complete (``start(endStream:)`` ran).
+    private(set) var isStarted = false
 
     // response side
     private var translator = H2ResponseTranslator(requestWasHEAD: false)
@@ -66,7 +67,7 @@ final class H2Stream {
 
     /// The request's headers are complete: the handler starts, or the gateway answers itself.
     func start(endStream: Bool) {
-        started = true
+        isStarted = true
         requestEnded = endStream
         if head.tooLarge { return answerLocally(431, #"{"error":"request_header_fields_too_large","message":"the request's header list is larger than the gateway accepts"}"#) }
         if head.invalid { return answerLocally(400, #"{"error":"bad_request","message":"a header field holds CR, LF or NUL"}"#) }
@@ -74,7 +75,7 @@ final class H2Stream {
         guard let bytes = head.http1(framing: framing) else {
             return answerLocally(405, #"{"error":"method_not_allowed","message":"CONNECT is not supported by the gateway"}"#)
         }
-        translator = H2ResponseTranslator(requestWasHEAD: head.method == Array("HEAD".utf8))
+        translator = H2ResponseTranslator(requestWasHEAD: head.isHEAD)
         let connection = Connection(virtualFor: self, reactor: session.loop.reactor)
         let handler = ProxyHandler(
             gateway: session.gateway, loop: session.loop, role: session.role, connection: connection, peer: session.peer, secure: session.secure)
@@ -290,8 +291,6 @@ final class H2Stream {
         guard !requestEnded, !closedInSession else { return }
         nghttp2_submit_rst_stream(ng, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_NO_ERROR.rawValue))
     }
-
-    var isStarted: Bool { started }
 }
 
 /// nghttp2's read callback for response bodies (its `source.ptr` is the stream).

@@ -1,12 +1,15 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
 import CoreMetrics
 import NIOCore
 import NIOHTTP1
 import TapperCore
+
+/// What a graceful shutdown asks of every client connection (``LoopContext/quiesce(drained:)``).
+protocol DrainableClient: AnyObject {
+    /// Close once the exchanges in flight are done (idle connections close now).
+    func quiesce()
+    /// The drain timeout ran out: close now.
+    func closeNow()
+}
 
 /// The I/O shell of one client connection (a ``Connection`` on a ``Reactor``): decodes the
 /// client's bytes (``RequestDecoder``), asks ``RequestAdmission`` what each request gets, feeds
@@ -16,14 +19,6 @@ import TapperCore
 /// (``RequestHeadRewriter``, ``ResponseHeadRewriter``). Client reads are held while the upstream
 /// cannot take more (and vice versa in ``UpstreamHandler``), so a 1 GiB upload or download
 /// passes with flat memory; pipelined requests wait in the decoder.
-/// What a graceful shutdown asks of every client connection (``LoopContext/quiesce(drained:)``).
-protocol DrainableClient: AnyObject {
-    /// Close once the exchanges in flight are done (idle connections close now).
-    func quiesce()
-    /// The drain timeout ran out: close now.
-    func closeNow()
-}
-
 final class ProxyHandler: ConnectionHandler, DrainableClient {
     /// What a listener serves: the main one proxies (and `/_tapper/*` unless `--admin-port`
     /// moved it); the admin one only `/health` and `/_tapper/*`.
@@ -475,9 +470,7 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
 
     /// The h2c connection preface's first line ("PRI * HTTP/2.0"): no HTTP/1.1 request starts so.
     private static func startsWithH2Preface(_ data: ByteBuffer) -> Bool {
-        let line: StaticString = "PRI * HTTP/2.0\r\n"
-        guard data.readableBytes >= line.utf8CodeUnitCount else { return false }
-        return data.withUnsafeReadableBytes { raw in memcmp(raw.baseAddress!, line.utf8Start, line.utf8CodeUnitCount) == 0 }
+        data.readableBytesView.starts(with: "PRI * HTTP/2.0\r\n".utf8)
     }
 
     /// Hands the connection to an ``H2Session``, which serves each stream with a handler of

@@ -72,7 +72,7 @@ final class Connection: PollTarget {
     private var writeWaitsForInput = false
     /// Set on a virtual connection: one HTTP/2 stream seen as an HTTP/1.1 connection by the
     /// ``ProxyHandler`` that serves it. It has no socket: reads come from the stream
-    /// (``deliver(_:)``), flushes hand the queue to it, and close tells it.
+    /// (``H2Stream/deliverInbound()``), flushes hand the queue to it, and close tells it.
     private(set) var stream: H2Stream?
 
     static let highWatermark = 64 * 1024
@@ -405,10 +405,6 @@ final class Connection: PollTarget {
         queue.removeAll(keepingCapacity: true)
         queueHead = 0
         pendingBytes = 0
-        if closeWhenFlushed {
-            close()
-            return
-        }
         let writable = stream.backlog <= Self.highWatermark
         if writable != isWritable {
             isWritable = writable

@@ -10,7 +10,7 @@ import Logging
 struct TLSCertificateWatcher {
     let files: [TLSCertificateFiles]
     /// ALPN offers h2 (``GatewayConfiguration/http2``).
-    var allowH2 = false
+    let allowH2: Bool
     let logger: Logger
     var interval: Duration = .milliseconds(500)
 

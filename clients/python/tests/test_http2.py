@@ -24,7 +24,7 @@ import httpx
 import pytest
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, WindowUpdateFrame
 
-from support import Procs, free_port, wait_for
+from support import Procs, free_port, read_to_end, wait_for
 from test_gateway import Gateway, gateway_available, start_gateway, wait_routable  # noqa: F401 (fixture)
 
 APP = """\
@@ -218,12 +218,7 @@ def test_bad_preface_and_window_overflow_end_the_connection(gateway_available: N
     # The h2c preface line, then not the rest of it: no HTTP/2 connection, nothing proxied.
     s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + b"\x00" * 64)
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_to_end(s)
     s.close()
     assert b"HTTP/1.1 200" not in got  # closed, at most after its SETTINGS/GOAWAY
 
@@ -300,14 +295,8 @@ def test_drain_sends_goaway_and_finishes_the_streams_in_flight(gateway_available
     wait_for(lambda: httpx.get(gw.url + "/_tapper/status").json()["gateway"]["requests_in_flight"] >= 1, 10, "the slow request to be in flight")
     gw.proc.popen.send_signal(signal.SIGTERM)
     # h2's client state machine stops at GOAWAY, so what follows it is read as frames here.
-    got = b""
     raw.sock.settimeout(10)
-    while True:
-        chunk = raw.sock.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    frames = _frames(got)
+    frames = _frames(read_to_end(raw.sock))
     goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
     assert goaways and goaways[0].error_code == 0 and goaways[0].last_stream_id == 1, frames
     data = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == 1]

@@ -25,7 +25,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from support import TAPPER_BIN, Procs, clean_env, free_port, get_json, http, wait_for
+from support import TAPPER_BIN, Procs, clean_env, free_port, get_json, http, read_to_end, wait_for
 from test_gateway import Gateway, gateway, gateway_available, start_gateway  # noqa: F401 - fixtures
 
 WS_APP = """\
@@ -420,13 +420,7 @@ def test_other_upgrade_tokens_tunnel_with_half_close(gateway: Gateway, procs: Pr
             # The client ends its output; the upstream sees EOF and still answers.
             s.shutdown(socket.SHUT_WR)
             assert server.saw_eof.wait(5), "the upstream never saw the client's end of output"
-            tail = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                tail += chunk
-            assert tail == b"bye"
+            assert read_to_end(s) == b"bye"
         wait_for(lambda: any("tunnel=1" in l and "outcome=ok" in l and "bytes_in=3000" in l for l in gateway.proc.stdout.splitlines()), 10,
                  "the tunnel's access-log line (outcome=ok, bytes_in=3000)")
     finally:
