@@ -18,7 +18,7 @@ import NIOCore
 ///
 /// Every nghttp2 call for the stream happens in ``flush(_:)``, run by the session outside
 /// nghttp2's callbacks.
-final class H2Stream {
+final class H2Stream: VirtualStream {
     let id: Int32
     unowned(unsafe) let session: H2Session
     var head: H2RequestHead
@@ -38,6 +38,8 @@ final class H2Stream {
     private var translator = H2ResponseTranslator(requestWasHEAD: false)
     private var responseHead: (status: Int, fields: [(name: [UInt8], value: [UInt8])])?
     private var headSubmitted = false
+    /// The response's trailer section (sent as trailing HEADERS after the last DATA).
+    private var responseTrailers: [(name: [UInt8], value: [UInt8])]?
     private var outbound: [ByteBuffer] = []
     private var outboundHead = 0
     private var outboundOffset = 0
@@ -146,8 +148,8 @@ final class H2Stream {
 
     // MARK: the response
 
-    /// Bytes the handler flushed to the virtual connection.
-    func responseBytes(_ bytes: ByteBuffer) {
+    /// Bytes the handler flushed to the virtual connection: the response.
+    func outputBytes(_ bytes: ByteBuffer) {
         translator.consume(bytes) { event in
             switch event {
             case .head(let status, let fields):
@@ -156,6 +158,8 @@ final class H2Stream {
                 guard data.readableBytes > 0 else { return }
                 outbound.append(data)
                 backlog += data.readableBytes
+            case .trailers(let fields):
+                responseTrailers = fields
             }
         }
         if translator.failed { responseFailed = true }
@@ -208,7 +212,7 @@ final class H2Stream {
         }
         if let head = responseHead, !headSubmitted {
             headSubmitted = true
-            let bodyless = responseFinished && outbound.isEmpty
+            let bodyless = responseFinished && outbound.isEmpty && responseTrailers == nil
             submitResponse(ng, status: head.status, fields: head.fields, withBody: !bodyless)
             responseHead = (head.status, [])
             return
@@ -220,24 +224,7 @@ final class H2Stream {
     }
 
     private func submitResponse(_ ng: OpaquePointer, status: Int, fields: [(name: [UInt8], value: [UInt8])], withBody: Bool) {
-        // One storage for every name and value; nghttp2 copies them during the call.
-        var storage: [UInt8] = Array(":status".utf8) + Array(String(status).utf8)
-        var lengths: [(Int, Int)] = [(7, storage.count - 7)]
-        for f in fields {
-            storage += f.name
-            storage += f.value
-            lengths.append((f.name.count, f.value.count))
-        }
-        storage.withUnsafeMutableBufferPointer { raw in
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(lengths.count)
-            var at = 0
-            for (n, v) in lengths {
-                let name = raw.baseAddress! + at
-                let value = raw.baseAddress! + at + n
-                nva.append(nghttp2_nv(name: name, value: value, namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                at += n + v
-            }
+        H2Fields.withNameValues(fields, status: status) { nva in
             if withBody {
                 var provider = nghttp2_data_provider(
                     source: nghttp2_data_source(ptr: Unmanaged.passUnretained(self).toOpaque()), read_callback: h2ReadResponseData)
@@ -249,7 +236,7 @@ final class H2Stream {
     }
 
     /// nghttp2's data source: copies queued response bytes into its frame buffer.
-    func read(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+    func read(_ ng: OpaquePointer, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
         var copied = 0
         while copied < length && outboundHead < outbound.count {
             let piece = outbound[outboundHead]
@@ -275,6 +262,12 @@ final class H2Stream {
         if outboundHead == outbound.count && outbound.isEmpty {
             if responseFinished {
                 flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+                if let trailers = responseTrailers {
+                    // The trailers end the stream (nghttp2 allows submitting them here).
+                    responseTrailers = nil
+                    flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
+                    H2Fields.withNameValues(trailers) { nva in _ = nghttp2_submit_trailer(ng, id, nva, nva.count) }
+                }
                 return copied
             }
             if copied == 0 {
@@ -294,10 +287,10 @@ final class H2Stream {
 }
 
 /// nghttp2's read callback for response bodies (its `source.ptr` is the stream).
-let h2ReadResponseData: nghttp2_data_source_read_callback = { _, _, buffer, length, flags, source, _ in
-    guard let source, let ptr = source.pointee.ptr, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+let h2ReadResponseData: nghttp2_data_source_read_callback = { ng, _, buffer, length, flags, source, _ in
+    guard let ng, let source, let ptr = source.pointee.ptr, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
     let stream = Unmanaged<H2Stream>.fromOpaque(ptr).takeUnretainedValue()
-    return stream.read(into: buffer, length: length, flags: flags)
+    return stream.read(ng, into: buffer, length: length, flags: flags)
 }
 
 @available(*, unavailable)
