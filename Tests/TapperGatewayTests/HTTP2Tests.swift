@@ -193,7 +193,7 @@ import TapperTesting
             "head :method=POST :scheme=http :authority=api.example:8080 :path=/pkg.Svc/Call?x=1 | content-type=application/grpc x-forwarded-for=127.0.0.1 te=trailers body=true head=false",
             "data hello", "end",
             "head :method=GET :scheme=http :authority=h :path=/next | te=trailers body=false head=false",
-            "head :method=HEAD :scheme=http :authority=h :path=/h | te=trailers body=true head=true",
+            "head :method=HEAD :scheme=http :authority=h :path=/h | content-length=2 te=trailers body=true head=true",
             "data ok", "end",
         ])
     }

@@ -191,18 +191,24 @@ final class H2Stream: VirtualStream {
     /// nghttp2 closed the stream; a handler still running hears a reset.
     func closed() {
         closedInSession = true
+        // Request DATA nobody will read goes back to the connection's window (a client that
+        // resets streams with unread bodies would otherwise shrink it for good).
+        for item in inbound[inboundHead...] { consumed += item.payload }
         inbound.removeAll()
+        inboundHead = 0
+        if consumed > 0 { session.markDirty(self) }
         if let connection, connection.isOpen { connection.close(error: ECONNRESET) }
     }
 
     // MARK: talking to nghttp2 (from the session, outside its callbacks)
 
     func flush(_ ng: OpaquePointer) {
-        guard !closedInSession else { return }
         if consumed > 0 {
+            // Counts towards the connection's window even once the stream is gone.
             nghttp2_session_consume(ng, id, consumed)
             consumed = 0
         }
+        guard !closedInSession else { return }
         if responseFailed {
             if !resetSubmitted {
                 resetSubmitted = true

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import queue
 import re
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List, Optional, Tuple
 
 import grpc
 import httpx
 import pytest
 
-from support import Procs, clean_env, free_port, get_json, http, wait_for
+from support import Procs, free_port, get_json, http, wait_for
 from test_gateway import Gateway, gateway_available, start_gateway, wait_routable  # noqa: F401 (fixture)
 
 APP = """\
@@ -86,6 +86,12 @@ def fail(request, context):
     context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
 
 
+def chat(requests, context):
+    # Bidirectional: each message is answered as it arrives.
+    for r in requests:
+        yield b"re:" + r
+
+
 def health(request, context):
     return SERVING
 
@@ -94,6 +100,7 @@ handlers = [grpc.method_handlers_generic_handler("test.Echo", {
     "Unary": grpc.unary_unary_rpc_method_handler(unary),
     "Stream": grpc.unary_stream_rpc_method_handler(stream),
     "Fail": grpc.unary_unary_rpc_method_handler(fail),
+    "Chat": grpc.stream_stream_rpc_method_handler(chat),
 })]
 if sys.argv[2] == "with-health":
     handlers.append(grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
@@ -280,6 +287,24 @@ def test_grpc_unary_streaming_and_errors_pass_through_with_trailers(gateway_avai
             arrivals.append((time.monotonic() - started, item))
         assert [i for _, i in arrivals] == [b"item0", b"item1", b"item2", b"item3"]
         assert arrivals[-1][0] - arrivals[0][0] >= 0.6, arrivals
+
+        # Bidirectional streaming: each answer comes back before the next message is sent (the
+        # request body streams through the gateway, it is not collected first).
+        outbox: "queue.Queue[Optional[bytes]]" = queue.Queue()
+
+        def messages():
+            while True:
+                m = outbox.get(timeout=10)
+                if m is None:
+                    return
+                yield m
+
+        answers = channel.stream_stream("/test.Echo/Chat")(messages(), timeout=20)
+        for word in (b"one", b"two", b"three"):
+            outbox.put(word)
+            assert next(answers) == b"re:" + word
+        outbox.put(None)
+        assert list(answers) == []
 
         # An error status (a trailers-only answer) with its message.
         with pytest.raises(grpc.RpcError) as failure:
