@@ -35,6 +35,8 @@ final class H2Session: ConnectionHandler, DrainableClient {
     private var resets = ResetBudget()
     private var lastActive: NIODeadline
     private var closing = false
+    /// GOAWAY ENHANCE_YOUR_CALM was submitted (counted once).
+    private var calmed = false
 
     static let streamWindow: Int32 = 256 * 1024
     static let connectionWindow: Int32 = 4 * 1024 * 1024
@@ -100,6 +102,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Self.connectionWindow)
         gateway.connectionOpened()
+        gateway.h2.add(gateway.h2.connections)
         loop.clientOpened(self)
         armIdleTimer()
         connectionRead(initial)
@@ -144,6 +147,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
         dirty.removeAll()
         drainedStreams.removeAll()
         gateway.connectionClosed()
+        gateway.h2.add(gateway.h2.connections, -1)
         loop.clientClosed(self)
     }
 
@@ -261,6 +265,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
         else { return 0 }
         let id = tapper_h2_frame_stream(frame)
         streams[id] = H2Stream(id: id, session: self, headerListLimit: headerListLimit)
+        gateway.h2.add(gateway.h2.streams)
         lastActive = loop.reactor.tickTime
         return 0
     }
@@ -287,7 +292,10 @@ final class H2Session: ConnectionHandler, DrainableClient {
         case NGHTTP2_DATA.rawValue:
             if endStream, let stream = streams[id] { stream.requestEnd() }
         case NGHTTP2_RST_STREAM.rawValue:
+            gateway.h2.add(gateway.h2.clientResets)
             if !resets.take(now: loop.reactor.tickTime), let ng {
+                if !calmed { gateway.h2.add(gateway.h2.rapidResetGoaways) }
+                calmed = true
                 nghttp2_session_terminate_session(ng, UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
             }
         default:

@@ -303,6 +303,7 @@ final class H2UpstreamChannel: VirtualStream {
             }
             streamID = id
             session.attach(self, stream: id)
+            if let counters = session.pool.h2Counters { counters.add(counters.upstreamStreams) }
             return
         }
         if dataDeferred && streamID != 0 && (outboundHead < outbound.count || requestEnded) {

@@ -32,6 +32,8 @@ final class H2UpstreamSession: ConnectionHandler {
     private var inputBase: UnsafeRawPointer?
     /// Closed, failed, or told by GOAWAY to start no more streams.
     private(set) var ended = false
+    /// Counted in the status's open upstream sessions.
+    private var counted = false
 
     static let streamWindow: Int32 = 256 * 1024
     static let connectionWindow: Int32 = 4 * 1024 * 1024
@@ -99,6 +101,10 @@ final class H2UpstreamSession: ConnectionHandler {
             }
             self.connection = connection
             connection.handler = self
+            if let counters = pool.h2Counters {
+                counters.add(counters.upstreamSessions)
+                counted = true
+            }
             for w in waiting { w(.success(makeChannel(reactor: reactor))) }
             pump()
         case .failure(let error):
@@ -179,6 +185,10 @@ final class H2UpstreamSession: ConnectionHandler {
 
     func connectionClosed(error: Int32?) {
         ended = true
+        if counted, let counters = pool.h2Counters {
+            counted = false
+            counters.add(counters.upstreamSessions, -1)
+        }
         pool.sessionEnded(self)
         closeChannels()
     }

@@ -31,8 +31,12 @@ final class UpstreamPool {
         }
     }
 
-    init(reactor: Reactor, maxIdlePerKey: Int, connectTimeout: TimeAmount) {
+    /// HTTP/2 counts for the gateway's status (the h2c sessions'), if any are kept.
+    let h2Counters: H2Counters?
+
+    init(reactor: Reactor, maxIdlePerKey: Int, connectTimeout: TimeAmount, h2Counters: H2Counters? = nil) {
         self.reactor = reactor
+        self.h2Counters = h2Counters
         self.maxIdlePerKey = maxIdlePerKey
         self.connectTimeout = connectTimeout
     }

@@ -207,6 +207,8 @@ def test_concurrent_requests_share_one_connection_per_gateway_thread(gateway_ava
     # they are streams of one connection per I/O thread (a health probe may add one briefly).
     assert 1 <= peak <= threads + 1, (peak, threads)
     assert elapsed < 10, elapsed
+    h2s = get_json(gw.url + "/_tapper/status")["gateway"]["http2"]
+    assert 1 <= h2s["upstream_sessions"] <= threads and h2s["upstream_streams"] >= 60, h2s
 
 
 def test_upstream_protocol_flag_and_bad_protocols(gateway_available: None, procs: Procs) -> None:
