@@ -235,26 +235,9 @@ final class H2Session: ConnectionHandler, DrainableClient {
         connection.closeAfterFlush()
     }
 
-    /// Queues the frames nghttp2 has to send on the connection (copied out of its buffer, in
-    /// 16 KiB buffers), while the connection takes more or, `whileWritable` false, all of them.
-    /// False when nghttp2 failed.
     private func writeFrames(whileWritable: Bool) -> Bool {
         guard let ng else { return false }
-        var out = ByteBuffer()
-        defer { if out.readableBytes > 0 { connection.write(out) } }
-        while !whileWritable || connection.isWritable {
-            var data: UnsafePointer<UInt8>? = nil
-            let n = nghttp2_session_mem_send(ng, &data)
-            if n < 0 { return false }
-            if n == 0 { return true }
-            if out.writableBytes < n && out.readableBytes > 0 {
-                connection.write(out)
-                out = ByteBuffer()
-            }
-            if out.capacity == 0 { out.reserveCapacity(max(n, 16 * 1024 + 64)) }
-            out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
-        }
-        return true
+        return H2Wire.writeFrames(ng, to: connection, whileWritable: whileWritable)
     }
 
     // MARK: nghttp2's callbacks
@@ -309,14 +292,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
             if let ng { nghttp2_session_consume_connection(ng, length) }
             return 0
         }
-        let raw = UnsafeRawPointer(data)
-        var piece: ByteBuffer
-        if let base = inputBase, raw >= base, raw + length <= base + input.readableBytes {
-            piece = input.getSlice(at: input.readerIndex + (raw - base), length: length)!
-        } else {
-            piece = ByteBuffer()
-            piece.writeBytes(UnsafeRawBufferPointer(start: raw, count: length))
-        }
+        let piece = H2Wire.payload(data, length, in: input, at: inputBase)
         stream.requestData(piece)
         return 0
     }

@@ -26,8 +26,7 @@ final class H2Stream: VirtualStream {
     private(set) var connection: Connection?
 
     // request side
-    private var inbound: [(bytes: ByteBuffer, payload: Int)] = []
-    private var inboundHead = 0
+    private var inbound = H2Inbound()
     private(set) var requestEnded = false
     /// DATA payload the handler took since the last WINDOW_UPDATE accounting.
     private var consumed = 0
@@ -40,11 +39,9 @@ final class H2Stream: VirtualStream {
     private var headSubmitted = false
     /// The response's trailer section (sent as trailing HEADERS after the last DATA).
     private var responseTrailers: [(name: [UInt8], value: [UInt8])]?
-    private var outbound: [ByteBuffer] = []
-    private var outboundHead = 0
-    private var outboundOffset = 0
     /// Response bytes waiting for the client's window or the connection.
-    private(set) var backlog = 0
+    private var outbound = H2Outbound()
+    var backlog: Int { outbound.count }
     /// The handler closed the virtual connection: no more response bytes come.
     private var responseFinished = false
     /// The response cannot end cleanly (cut short, or never produced): RST_STREAM.
@@ -97,13 +94,7 @@ final class H2Stream: VirtualStream {
         }
         switch framing {
         case .chunked:
-            var chunk = ByteBuffer()
-            chunk.reserveCapacity(data.readableBytes + 24)
-            chunk.writeString(String(data.readableBytes, radix: 16))
-            chunk.writeStaticString("\r\n")
-            chunk.writeImmutableBuffer(data)
-            chunk.writeStaticString("\r\n")
-            push(chunk, payload: data.readableBytes)
+            push(ChunkFraming.chunk(data), payload: data.readableBytes)
         case .contentLength, .none:
             push(data, payload: data.readableBytes)
         }
@@ -117,7 +108,7 @@ final class H2Stream: VirtualStream {
     }
 
     private func push(_ bytes: ByteBuffer, payload: Int) {
-        inbound.append((bytes, payload))
+        inbound.append(bytes, payload: payload)
         connection?.virtualInputArrived()
         deliverInbound()
     }
@@ -127,10 +118,7 @@ final class H2Stream: VirtualStream {
     func deliverInbound() {
         guard let connection, connection.isOpen, let handler = connection.handler else { return }
         var delivered = false
-        while inboundHead < inbound.count && connection.isOpen && !handler.holdsReads {
-            let (bytes, payload) = inbound[inboundHead]
-            inbound[inboundHead] = (ByteBuffer(), 0)
-            inboundHead += 1
+        while connection.isOpen && !handler.holdsReads, let (bytes, payload) = inbound.pop() {
             if payload > 0 {
                 consumed += payload
                 session.markDirty(self)
@@ -139,11 +127,7 @@ final class H2Stream: VirtualStream {
             handler.connectionRead(bytes)
         }
         if delivered && connection.isOpen { handler.connectionReadComplete() }
-        if inboundHead == inbound.count {
-            inbound.removeAll(keepingCapacity: true)
-            inboundHead = 0
-            connection.virtualInputDrained()
-        }
+        if inbound.isEmpty { connection.virtualInputDrained() }
     }
 
     // MARK: the response
@@ -157,7 +141,6 @@ final class H2Stream: VirtualStream {
             case .data(let data):
                 guard data.readableBytes > 0 else { return }
                 outbound.append(data)
-                backlog += data.readableBytes
             case .trailers(let fields):
                 responseTrailers = fields
             }
@@ -171,9 +154,7 @@ final class H2Stream: VirtualStream {
         responseFinished = true
         if error != nil || responseHead == nil || !translator.isComplete || translator.failed { responseFailed = true }
         // Unread request bytes will never be read: their window goes back.
-        for item in inbound[inboundHead...] { consumed += item.payload }
-        inbound.removeAll()
-        inboundHead = 0
+        consumed += inbound.discard()
         session.markDirty(self)
     }
 
@@ -183,7 +164,6 @@ final class H2Stream: VirtualStream {
         buffer.writeString(body)
         responseHead = (status, [(Array("content-type".utf8), Array("application/json".utf8)), (Array("content-length".utf8), Array(String(buffer.readableBytes).utf8))])
         outbound.append(buffer)
-        backlog += buffer.readableBytes
         responseFinished = true
         session.markDirty(self)
     }
@@ -193,9 +173,7 @@ final class H2Stream: VirtualStream {
         closedInSession = true
         // Request DATA nobody will read goes back to the connection's window (a client that
         // resets streams with unread bodies would otherwise shrink it for good).
-        for item in inbound[inboundHead...] { consumed += item.payload }
-        inbound.removeAll()
-        inboundHead = 0
+        consumed += inbound.discard()
         if consumed > 0 { session.markDirty(self) }
         if let connection, connection.isOpen { connection.close(error: ECONNRESET) }
     }
@@ -223,7 +201,7 @@ final class H2Stream: VirtualStream {
             responseHead = (head.status, [])
             return
         }
-        if dataDeferred && (outboundHead < outbound.count || responseFinished) {
+        if dataDeferred && (!outbound.isEmpty || responseFinished) {
             dataDeferred = false
             nghttp2_session_resume_data(ng, id)
         }
@@ -243,29 +221,10 @@ final class H2Stream: VirtualStream {
 
     /// nghttp2's data source: copies queued response bytes into its frame buffer.
     func read(_ ng: OpaquePointer, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        var copied = 0
-        while copied < length && outboundHead < outbound.count {
-            let piece = outbound[outboundHead]
-            let n = min(length - copied, piece.readableBytes - outboundOffset)
-            piece.withUnsafeReadableBytes { raw in
-                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + outboundOffset, count: n)
-            }
-            copied += n
-            outboundOffset += n
-            if outboundOffset == piece.readableBytes {
-                outbound[outboundHead] = ByteBuffer()
-                outboundHead += 1
-                outboundOffset = 0
-            }
-        }
-        if outboundHead == outbound.count {
-            outbound.removeAll(keepingCapacity: true)
-            outboundHead = 0
-        }
-        let before = backlog
-        backlog -= copied
-        if before > Connection.lowWatermark && backlog <= Connection.lowWatermark { session.noteDrained(self) }
-        if outboundHead == outbound.count && outbound.isEmpty {
+        let before = outbound.count
+        let copied = outbound.copy(into: buffer, length: length)
+        if before > Connection.lowWatermark && outbound.count <= Connection.lowWatermark { session.noteDrained(self) }
+        if outbound.isEmpty {
             if responseFinished {
                 flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
                 if let trailers = responseTrailers {

@@ -32,10 +32,9 @@ final class H2UpstreamChannel: VirtualStream {
     // request side
     private var requestTranslator = H2UpstreamRequestTranslator()
     private var pendingRequest: (pseudo: [Field], fields: [Field], hasBody: Bool)?
-    private var outbound: [ByteBuffer] = []
-    private var outboundHead = 0
-    private var outboundOffset = 0
-    private(set) var backlog = 0
+    /// Request body bytes waiting for the instance's window or the connection.
+    private var outbound = H2Outbound()
+    var backlog: Int { outbound.count }
     private var requestEnded = false
     /// nghttp2 asked for request data while there was none (NGHTTP2_ERR_DEFERRED).
     var dataDeferred = false
@@ -48,8 +47,7 @@ final class H2UpstreamChannel: VirtualStream {
     private var headDone = false
     private var trailers: [Field] = []
     private var responseComplete = false
-    private var inbound: [(bytes: ByteBuffer, payload: Int)] = []
-    private var inboundHead = 0
+    private var inbound = H2Inbound()
     /// DATA payload the handler took (or that nobody will read) since the last accounting, and
     /// the stream it arrived on.
     private var consumed = 0
@@ -83,9 +81,6 @@ final class H2UpstreamChannel: VirtualStream {
                     streamID = 0
                 }
                 outbound.removeAll()
-                outboundHead = 0
-                outboundOffset = 0
-                backlog = 0
                 dataDeferred = false
                 pendingRequest = (pseudo, fields, hasBody)
                 requestEnded = !hasBody
@@ -96,9 +91,7 @@ final class H2UpstreamChannel: VirtualStream {
                 trailers = []
                 responseComplete = false
             case .data(let data):
-                guard data.readableBytes > 0 else { return }
                 outbound.append(data)
-                backlog += data.readableBytes
             case .end:
                 requestEnded = true
             }
@@ -114,28 +107,9 @@ final class H2UpstreamChannel: VirtualStream {
     func read(stream: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
         // A stream given up (its reset is queued) must not take the next request's body.
         guard stream == streamID else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        var copied = 0
-        while copied < length && outboundHead < outbound.count {
-            let piece = outbound[outboundHead]
-            let n = min(length - copied, piece.readableBytes - outboundOffset)
-            piece.withUnsafeReadableBytes { raw in
-                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + outboundOffset, count: n)
-            }
-            copied += n
-            outboundOffset += n
-            if outboundOffset == piece.readableBytes {
-                outbound[outboundHead] = ByteBuffer()
-                outboundHead += 1
-                outboundOffset = 0
-            }
-        }
-        if outboundHead == outbound.count {
-            outbound.removeAll(keepingCapacity: true)
-            outboundHead = 0
-        }
-        let before = backlog
-        backlog -= copied
-        if before > Connection.lowWatermark && backlog <= Connection.lowWatermark { session.noteDrained(self) }
+        let before = outbound.count
+        let copied = outbound.copy(into: buffer, length: length)
+        if before > Connection.lowWatermark && outbound.count <= Connection.lowWatermark { session.noteDrained(self) }
         if outbound.isEmpty {
             if requestEnded {
                 flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
@@ -206,9 +180,6 @@ final class H2UpstreamChannel: VirtualStream {
         guard id == streamID else { return }
         streamID = 0
         outbound.removeAll()
-        outboundHead = 0
-        outboundOffset = 0
-        backlog = 0
         if !responseComplete {
             // Reset (or refused) before the response ended: as if the connection had closed.
             returnUnread()
@@ -220,13 +191,12 @@ final class H2UpstreamChannel: VirtualStream {
     func sessionClosed() {
         streamID = 0
         pendingRequest = nil
-        inbound.removeAll()
-        inboundHead = 0
+        _ = inbound.discard()
         if connection.isOpen { connection.close(error: ECONNRESET) }
     }
 
     private func push(_ bytes: ByteBuffer, payload: Int) {
-        inbound.append((bytes, payload))
+        inbound.append(bytes, payload: payload)
         connection.virtualInputArrived()
         deliverInbound()
     }
@@ -234,10 +204,7 @@ final class H2UpstreamChannel: VirtualStream {
     func deliverInbound() {
         guard let connection, connection.isOpen, let handler = connection.handler else { return }
         var delivered = false
-        while inboundHead < inbound.count && connection.isOpen && !handler.holdsReads {
-            let (bytes, payload) = inbound[inboundHead]
-            inbound[inboundHead] = (ByteBuffer(), 0)
-            inboundHead += 1
+        while connection.isOpen && !handler.holdsReads, let (bytes, payload) = inbound.pop() {
             if payload > 0 {
                 consumed += payload
                 session.markDirty(self)
@@ -246,18 +213,12 @@ final class H2UpstreamChannel: VirtualStream {
             handler.connectionRead(bytes)
         }
         if delivered && connection.isOpen { handler.connectionReadComplete() }
-        if inboundHead == inbound.count {
-            inbound.removeAll(keepingCapacity: true)
-            inboundHead = 0
-            connection.virtualInputDrained()
-        }
+        if inbound.isEmpty { connection.virtualInputDrained() }
     }
 
     /// Unread response payload goes back to the windows: nobody will read it.
     private func returnUnread() {
-        for item in inbound[inboundHead...] { consumed += item.payload }
-        inbound.removeAll()
-        inboundHead = 0
+        consumed += inbound.discard()
         if consumed > 0 { session.markDirty(self) }
     }
 
@@ -303,10 +264,10 @@ final class H2UpstreamChannel: VirtualStream {
             }
             streamID = id
             session.attach(self, stream: id)
-            if let counters = session.pool.h2Counters { counters.add(counters.upstreamStreams) }
+            if let counters = session.pool?.h2Counters { counters.add(counters.upstreamStreams) }
             return
         }
-        if dataDeferred && streamID != 0 && (outboundHead < outbound.count || requestEnded) {
+        if dataDeferred && streamID != 0 && (!outbound.isEmpty || requestEnded) {
             dataDeferred = false
             nghttp2_session_resume_data(ng, streamID)
         }

@@ -15,7 +15,8 @@ import NIOCore
 /// A GOAWAY from the instance ends the session for new exchanges (the pool opens another);
 /// streams it refused fail like a refused connection, so the proxy machine may retry them.
 final class H2UpstreamSession: ConnectionHandler {
-    unowned let pool: UpstreamPool
+    /// Weak: a channel may outlive its reactor's pool at shutdown.
+    private(set) weak var pool: UpstreamPool?
     let key: String
     private(set) var connection: Connection?
     private var ng: OpaquePointer?
@@ -101,7 +102,7 @@ final class H2UpstreamSession: ConnectionHandler {
             }
             self.connection = connection
             connection.handler = self
-            if let counters = pool.h2Counters {
+            if let counters = pool?.h2Counters {
                 counters.add(counters.upstreamSessions)
                 counted = true
             }
@@ -109,7 +110,7 @@ final class H2UpstreamSession: ConnectionHandler {
             pump()
         case .failure(let error):
             ended = true
-            pool.sessionEnded(self)
+            pool?.sessionEnded(self)
             for w in waiting { w(.failure(error)) }
         }
     }
@@ -185,11 +186,11 @@ final class H2UpstreamSession: ConnectionHandler {
 
     func connectionClosed(error: Int32?) {
         ended = true
-        if counted, let counters = pool.h2Counters {
+        if counted, let counters = pool?.h2Counters {
             counted = false
             counters.add(counters.upstreamSessions, -1)
         }
-        pool.sessionEnded(self)
+        pool?.sessionEnded(self)
         closeChannels()
     }
 
@@ -220,7 +221,7 @@ final class H2UpstreamSession: ConnectionHandler {
         }
         if nghttp2_session_want_read(ng) == 0 && nghttp2_session_want_write(ng) == 0 {
             ended = true
-            pool.sessionEnded(self)
+            pool?.sessionEnded(self)
             connection.closeAfterFlush()
         }
     }
@@ -228,37 +229,15 @@ final class H2UpstreamSession: ConnectionHandler {
     /// A connection error: nghttp2's last words (GOAWAY) go out, then the close.
     private func fail() {
         ended = true
-        pool.sessionEnded(self)
+        pool?.sessionEnded(self)
         guard let connection else { return closeChannels() }
-        var data: UnsafePointer<UInt8>? = nil
-        if let ng {
-            while case let n = nghttp2_session_mem_send(ng, &data), n > 0 {
-                var out = ByteBuffer()
-                out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
-                connection.write(out)
-            }
-        }
+        if let ng { _ = H2Wire.writeFrames(ng, to: connection, whileWritable: false) }
         connection.closeAfterFlush()
     }
 
-    /// Queues nghttp2's frames on the connection while it takes more. False: nghttp2 failed.
     private func writeFrames() -> Bool {
         guard let ng, let connection else { return false }
-        var out = ByteBuffer()
-        defer { if out.readableBytes > 0 { connection.write(out) } }
-        while connection.isWritable {
-            var data: UnsafePointer<UInt8>? = nil
-            let n = nghttp2_session_mem_send(ng, &data)
-            if n < 0 { return false }
-            if n == 0 { return true }
-            if out.writableBytes < n && out.readableBytes > 0 {
-                connection.write(out)
-                out = ByteBuffer()
-            }
-            if out.capacity == 0 { out.reserveCapacity(max(n, 16 * 1024 + 64)) }
-            out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
-        }
-        return true
+        return H2Wire.writeFrames(ng, to: connection, whileWritable: true)
     }
 
     // MARK: nghttp2's callbacks
@@ -286,7 +265,7 @@ final class H2UpstreamSession: ConnectionHandler {
             // No new streams here; the pool opens another session for the next exchange, and
             // idle channels go (their next request would be refused).
             ended = true
-            pool.sessionEnded(self)
+            pool?.sessionEnded(self)
             for channel in channels.values where channel.isIdle { channel.connection.close() }
         default:
             break
@@ -299,14 +278,7 @@ final class H2UpstreamSession: ConnectionHandler {
             if let ng { nghttp2_session_consume(ng, id, length) }
             return 0
         }
-        let raw = UnsafeRawPointer(data)
-        var piece: ByteBuffer
-        if let base = inputBase, raw >= base, raw + length <= base + input.readableBytes {
-            piece = input.getSlice(at: input.readerIndex + (raw - base), length: length)!
-        } else {
-            piece = ByteBuffer()
-            piece.writeBytes(UnsafeRawBufferPointer(start: raw, count: length))
-        }
+        let piece = H2Wire.payload(data, length, in: input, at: inputBase)
         channel.responseData(piece)
         return 0
     }

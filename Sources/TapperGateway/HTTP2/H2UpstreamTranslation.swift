@@ -172,14 +172,7 @@ struct H2UpstreamResponseWriter {
 
     /// DATA payload, framed.
     func data(_ payload: ByteBuffer) -> ByteBuffer {
-        guard chunked else { return payload }
-        var out = ByteBuffer()
-        out.reserveCapacity(payload.readableBytes + 24)
-        out.writeString(String(payload.readableBytes, radix: 16))
-        out.writeStaticString("\r\n")
-        out.writeImmutableBuffer(payload)
-        out.writeStaticString("\r\n")
-        return out
+        chunked ? ChunkFraming.chunk(payload) : payload
     }
 
     /// The end of the body, with the trailers (dropped unless chunked: a `content-length` body
