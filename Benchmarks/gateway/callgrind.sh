@@ -53,7 +53,6 @@ events { worker_connections 1024; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  http2_max_requests 1000000;
   server { listen 127.0.0.1:$BACKEND $BACKEND_H2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
 }
 CONF

@@ -99,7 +99,6 @@ http {
   keepalive_requests 1000000;
   server { listen 127.0.0.1:$B1; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
   server { listen 127.0.0.1:$B2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
-  http2_max_requests 1000000;
   http2_max_concurrent_streams 1024;
   server { listen 127.0.0.1:$B1H http2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
   server { listen 127.0.0.1:$B2H http2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
