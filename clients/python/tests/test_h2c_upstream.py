@@ -334,3 +334,26 @@ def test_grpc_health_check_probes_h2c_instances(gateway_available: None, procs: 
     # The server without the health service answers UNIMPLEMENTED: taken out of rotation.
     wait_for(lambda: _instance_state(gw, "lacking") == "unhealthy", 15, "the instance without a health service to be unhealthy")
     assert _instance_state(gw, "serving") == "healthy"
+
+
+def test_grpc_over_tls_reaches_an_h2c_instance(gateway_available: None, procs: Procs, tmp_path: Path) -> None:
+    from test_http2 import _certificate
+
+    cert, key = _certificate(tmp_path)
+    tls_port = free_port()
+    gw = start_gateway(procs, "--tls-port", str(tls_port), "--tls-cert", cert, "--tls-key", key)
+    port = _grpc_server(procs, "with-health")
+    _register_grpc(gw, "grpcsvc", port)
+    credentials = grpc.ssl_channel_credentials(Path(cert).read_bytes())
+    # The certificate names localhost: the channel's target says so.
+    with grpc.secure_channel(f"localhost:{tls_port}", credentials, options=GRPC_OPTIONS) as channel:
+        unary = channel.unary_unary("/test.Echo/Unary")
+
+        def routable() -> bool:
+            try:
+                return unary(b"ping", timeout=2) == b"echo:ping"
+            except grpc.RpcError:
+                return False
+
+        wait_for(routable, 15, "the gRPC route to answer over TLS")
+        assert list(channel.unary_stream("/test.Echo/Stream")(b"3,0", timeout=10)) == [b"item0", b"item1", b"item2"]
