@@ -184,6 +184,10 @@ final class H2UpstreamChannel: VirtualStream {
             // Reset (or refused) before the response ended: as if the connection had closed.
             returnUnread()
             if connection.isOpen { connection.close(error: errorCode == NGHTTP2_REFUSED_STREAM.rawValue ? ECONNREFUSED : ECONNRESET) }
+        } else if session.ended && isIdle && inbound.isEmpty && connection.isOpen && (connection.handler as? UpstreamHandler)?.owner == nil {
+            // The session takes no new streams (GOAWAY): this channel must not go back to the
+            // pool's idle list, or the next request would be refused.
+            connection.close()
         }
     }
 

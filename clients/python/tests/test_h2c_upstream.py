@@ -357,3 +357,19 @@ def test_grpc_over_tls_reaches_an_h2c_instance(gateway_available: None, procs: P
 
         wait_for(routable, 15, "the gRPC route to answer over TLS")
         assert list(channel.unary_stream("/test.Echo/Stream")(b"3,0", timeout=10)) == [b"item0", b"item1", b"item2"]
+
+
+def test_an_instance_closing_its_idle_connection_costs_no_request(gateway_available: None, procs: Procs) -> None:
+    gw = start_gateway(procs, "--health-interval", "60")
+    app = procs.uvicorn(APP, "h2up", env=gw.service_env(), extra_args=["--http", "zttp", "--http2", "--timeout-keep-alive", "1"])
+    gw.registry.wait_instance("h2up", f"127.0.0.1-{app.port}")
+    wait_routable(gw, "/info/0")
+    with http() as c:
+        for round in range(3):
+            assert [c.get(gw.url + f"/info/{i}").status_code for i in range(5)] == [200] * 5
+            # uvicorn ends the idle HTTP/2 connection after its keep-alive timeout (GOAWAY, close);
+            # the next request opens a new one.
+            wait_for(lambda: _established_to(app.port) == 0, 15, "uvicorn to close the idle h2c connection")
+            wait_for(lambda: get_json(gw.url + "/_tapper/status")["gateway"]["http2"]["upstream_sessions"] == 0, 5,
+                     "the gateway to see the session end")
+        assert c.get(gw.url + "/info/9").json()["http_version"] == "2"
