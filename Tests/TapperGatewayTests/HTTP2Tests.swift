@@ -143,9 +143,10 @@ import TapperTesting
         for c in chunks {
             t.consume(ByteBuffer(string: c)) { event in
                 switch event {
-                case .head(let s, let f):
+                case .head(let s, let list):
                     status = s
-                    fields = f.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
+                    #expect(list.strings.first.map { $0.name + "=" + $0.value } == ":status=\(s)")
+                    fields = list.strings.dropFirst().map { $0.name + "=" + $0.value }
                 case .data(let d): body += String(buffer: d)
                 case .trailers(let f):
                     trailers += f.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
@@ -178,9 +179,9 @@ import TapperTesting
             i += 3
             t.consume(piece) { event in
                 switch event {
-                case .head(let pseudo, let fields, let hasBody, let isHEAD):
-                    let p = pseudo.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
-                    let f = fields.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
+                case .head(let list, let hasBody, let isHEAD):
+                    let p = list.strings.filter { $0.name.hasPrefix(":") }.map { $0.name + "=" + $0.value }
+                    let f = list.strings.filter { !$0.name.hasPrefix(":") }.map { $0.name + "=" + $0.value }
                     events.append("head \(p.joined(separator: " ")) | \(f.joined(separator: " ")) body=\(hasBody) head=\(isHEAD)")
                 case .data(let d):
                     if events.last?.hasPrefix("data ") == true { events[events.count - 1] += String(buffer: d) } else { events.append("data " + String(buffer: d)) }

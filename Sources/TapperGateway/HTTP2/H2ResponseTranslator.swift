@@ -8,7 +8,8 @@ import TapperCore
 /// is complete, so a response cut short ends in RST_STREAM rather than a clean END_STREAM.
 struct H2ResponseTranslator {
     enum Event {
-        case head(status: Int, fields: [(name: [UInt8], value: [UInt8])])
+        /// The final head: its status and the header list (`:status` first).
+        case head(status: Int, list: H2HeaderList)
         case data(ByteBuffer)
         /// The trailer section of a chunked body (gRPC's `grpc-status` rides here), before the end.
         case trailers([(name: [UInt8], value: [UInt8])])
@@ -73,7 +74,7 @@ struct H2ResponseTranslator {
                     buffer.moveReaderIndex(forwardBy: head.length)
                     // `100 Continue` and other interim heads: HTTP/2 clients do without them here.
                     if head.status < 200 { continue }
-                    emit(.head(status: head.status, fields: Self.fields(head, bytes)))
+                    emit(.head(status: head.status, list: Self.headerList(head, bytes)))
                     switch head.framing {
                     case .none: state = .done
                     case .contentLength(let n): state = n == 0 ? .done : .contentLength(remaining: n)
@@ -149,17 +150,19 @@ struct H2ResponseTranslator {
 
     /// The head's fields for HTTP/2: names lowercased, connection-specific (hop-by-hop) ones
     /// left out.
-    static func fields(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer) -> [(name: [UInt8], value: [UInt8])] {
+    static func headerList(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer) -> H2HeaderList {
         bytes.withUnsafeReadableBytes { raw in
-            var out: [(name: [UInt8], value: [UInt8])] = []
-            out.reserveCapacity(head.headers.count)
-            for h in head.headers {
-                if HeaderRules.isHopByHop(raw, h.name) { continue }
-                var name = Array(raw[h.name])
-                for i in name.indices where name[i] >= UInt8(ascii: "A") && name[i] <= UInt8(ascii: "Z") { name[i] |= 0x20 }
-                out.append((name, Array(raw[h.value])))
+            var list = H2HeaderList(fields: head.headers.count + 1, bytes: head.length)
+            list.append(":status", Self.statusText(head.status))
+            for h in head.headers where !HeaderRules.isHopByHop(raw, h.name) {
+                list.append(lowercasing: raw[h.name], raw[h.value])
             }
-            return out
+            return list
         }
+    }
+
+    /// The status as three digits, without formatting a number.
+    static func statusText(_ status: Int) -> [UInt8] {
+        [UInt8(ascii: "0") + UInt8(status / 100 % 10), UInt8(ascii: "0") + UInt8(status / 10 % 10), UInt8(ascii: "0") + UInt8(status % 10)]
     }
 }

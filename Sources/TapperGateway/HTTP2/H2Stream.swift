@@ -35,7 +35,7 @@ final class H2Stream: VirtualStream {
 
     // response side
     private var translator = H2ResponseTranslator(requestWasHEAD: false)
-    private var responseHead: (status: Int, fields: [(name: [UInt8], value: [UInt8])])?
+    private var responseHead: H2HeaderList?
     private var headSubmitted = false
     /// The response's trailer section (sent as trailing HEADERS after the last DATA).
     private var responseTrailers: [(name: [UInt8], value: [UInt8])]?
@@ -136,8 +136,8 @@ final class H2Stream: VirtualStream {
     func outputBytes(_ bytes: ByteBuffer) {
         translator.consume(bytes) { event in
             switch event {
-            case .head(let status, let fields):
-                responseHead = (status, fields)
+            case .head(_, let list):
+                responseHead = list
             case .data(let data):
                 guard data.readableBytes > 0 else { return }
                 outbound.append(data)
@@ -162,7 +162,11 @@ final class H2Stream: VirtualStream {
     private func answerLocally(_ status: Int, _ body: String) {
         var buffer = ByteBuffer()
         buffer.writeString(body)
-        responseHead = (status, [(Array("content-type".utf8), Array("application/json".utf8)), (Array("content-length".utf8), Array(String(buffer.readableBytes).utf8))])
+        var list = H2HeaderList(fields: 3, bytes: 64)
+        list.append(":status", H2ResponseTranslator.statusText(status))
+        list.append("content-type", "application/json".utf8)
+        list.append("content-length", String(buffer.readableBytes).utf8)
+        responseHead = list
         outbound.append(buffer)
         responseFinished = true
         session.markDirty(self)
@@ -197,8 +201,8 @@ final class H2Stream: VirtualStream {
         if let head = responseHead, !headSubmitted {
             headSubmitted = true
             let bodyless = responseFinished && outbound.isEmpty && responseTrailers == nil
-            submitResponse(ng, status: head.status, fields: head.fields, withBody: !bodyless)
-            responseHead = (head.status, [])
+            submitResponse(ng, head, withBody: !bodyless)
+            responseHead = H2HeaderList(fields: 0, bytes: 0)
             return
         }
         if dataDeferred && (!outbound.isEmpty || responseFinished) {
@@ -207,14 +211,14 @@ final class H2Stream: VirtualStream {
         }
     }
 
-    private func submitResponse(_ ng: OpaquePointer, status: Int, fields: [(name: [UInt8], value: [UInt8])], withBody: Bool) {
-        H2Fields.withNameValues(fields, status: status) { nva in
+    private func submitResponse(_ ng: OpaquePointer, _ head: H2HeaderList, withBody: Bool) {
+        head.withNameValues { nva in
             if withBody {
                 var provider = nghttp2_data_provider(
                     source: nghttp2_data_source(ptr: Unmanaged.passUnretained(self).toOpaque()), read_callback: h2ReadResponseData)
-                _ = nghttp2_submit_response(ng, id, nva, nva.count, &provider)
+                _ = nghttp2_submit_response(ng, id, nva.baseAddress, nva.count, &provider)
             } else {
-                _ = nghttp2_submit_response(ng, id, nva, nva.count, nil)
+                _ = nghttp2_submit_response(ng, id, nva.baseAddress, nva.count, nil)
             }
         }
     }

@@ -31,7 +31,7 @@ final class H2UpstreamChannel: VirtualStream {
 
     // request side
     private var requestTranslator = H2UpstreamRequestTranslator()
-    private var pendingRequest: (pseudo: [Field], fields: [Field], hasBody: Bool)?
+    private var pendingRequest: (list: H2HeaderList, hasBody: Bool)?
     /// Request body bytes waiting for the instance's window or the connection.
     private var outbound = H2Outbound()
     var backlog: Int { outbound.count }
@@ -42,8 +42,6 @@ final class H2UpstreamChannel: VirtualStream {
     // response side
     private var writer = H2UpstreamResponseWriter()
     private var requestWasHEAD = false
-    private var status = 0
-    private var fields: [Field] = []
     private var headDone = false
     private var trailers: [Field] = []
     private var responseComplete = false
@@ -73,7 +71,7 @@ final class H2UpstreamChannel: VirtualStream {
     func outputBytes(_ bytes: ByteBuffer) {
         requestTranslator.consume(bytes) { event in
             switch event {
-            case .head(let pseudo, let fields, let hasBody, let isHEAD):
+            case .head(let list, let hasBody, let isHEAD):
                 if streamID != 0 {
                     // The last response is complete but its request body is still going:
                     // nothing will read that stream any more.
@@ -82,11 +80,9 @@ final class H2UpstreamChannel: VirtualStream {
                 }
                 outbound.removeAll()
                 dataDeferred = false
-                pendingRequest = (pseudo, fields, hasBody)
+                pendingRequest = (list, hasBody)
                 requestEnded = !hasBody
                 requestWasHEAD = isHEAD
-                status = 0
-                self.fields = []
                 headDone = false
                 trailers = []
                 responseComplete = false
@@ -131,10 +127,17 @@ final class H2UpstreamChannel: VirtualStream {
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if name.elementsEqual(":status".utf8) { status = Int(String(decoding: value, as: UTF8.self)) ?? 0 }
+            if name.elementsEqual(":status".utf8) { writer.start(status: Self.status(value)) }
             return
         }
-        fields.append((Array(name), Array(value)))
+        writer.field(name: name, value: value)
+    }
+
+    /// nghttp2 checked `:status` is three digits.
+    private static func status(_ value: UnsafeRawBufferPointer) -> Int {
+        var n = 0
+        for b in value where b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") { n = n * 10 + Int(b - UInt8(ascii: "0")) }
+        return n
     }
 
     /// A HEADERS frame of the response ended (`endStream`: it also ended the stream).
@@ -144,15 +147,10 @@ final class H2UpstreamChannel: VirtualStream {
             responseEnded()
             return
         }
-        if status < 200 {
-            // 1xx: interim, the final head follows.
-            status = 0
-            fields = []
-            return
-        }
+        let head = writer.finish(endStream: endStream, requestWasHEAD: requestWasHEAD)
+        // 1xx: interim, the final head follows.
+        if writer.status < 200 { return }
         headDone = true
-        let head = writer.head(status: status, fields: fields, endStream: endStream, requestWasHEAD: requestWasHEAD)
-        fields = []
         push(head, payload: 0)
         if endStream { responseEnded() }
     }
@@ -253,13 +251,13 @@ final class H2UpstreamChannel: VirtualStream {
         }
         if let request = pendingRequest {
             pendingRequest = nil
-            let id: Int32 = H2Fields.withNameValues(pseudo: request.pseudo, request.fields) { nva in
+            let id: Int32 = request.list.withNameValues { nva in
                 if request.hasBody {
                     var provider = nghttp2_data_provider(
                         source: nghttp2_data_source(ptr: Unmanaged.passUnretained(self).toOpaque()), read_callback: h2ReadRequestData)
-                    return nghttp2_submit_request(ng, nil, nva, nva.count, &provider, nil)
+                    return nghttp2_submit_request(ng, nil, nva.baseAddress, nva.count, &provider, nil)
                 }
-                return nghttp2_submit_request(ng, nil, nva, nva.count, nil, nil)
+                return nghttp2_submit_request(ng, nil, nva.baseAddress, nva.count, nil, nil)
             }
             guard id > 0 else {
                 // No new stream on this session (it received GOAWAY, or ran out of ids).

@@ -12,7 +12,7 @@ struct H2UpstreamRequestTranslator {
 
     enum Event {
         /// A request starts (`hasBody` false: it ends with its HEADERS).
-        case head(pseudo: [Field], fields: [Field], hasBody: Bool, isHEAD: Bool)
+        case head(list: H2HeaderList, hasBody: Bool, isHEAD: Bool)
         case data(ByteBuffer)
         /// The request's body is complete.
         case end
@@ -52,18 +52,19 @@ struct H2UpstreamRequestTranslator {
                     failed = true
                     return
                 case .success(let head):
-                    let (pseudo, fields) = buffer.withUnsafeReadableBytes { raw in Self.fields(head, raw) }
+                    let (list, isHEAD) = buffer.withUnsafeReadableBytes { raw in
+                        (Self.headerList(head, raw), raw.equalsIgnoringCase(head.method, "head"))
+                    }
                     buffer.moveReaderIndex(forwardBy: head.length)
-                    let isHEAD = pseudo[0].value == Array("HEAD".utf8)
                     switch head.framing {
                     case .contentLength(let n) where n > 0:
-                        emit(.head(pseudo: pseudo, fields: fields, hasBody: true, isHEAD: isHEAD))
+                        emit(.head(list: list, hasBody: true, isHEAD: isHEAD))
                         state = .contentLength(remaining: n)
                     case .chunked:
-                        emit(.head(pseudo: pseudo, fields: fields, hasBody: true, isHEAD: isHEAD))
+                        emit(.head(list: list, hasBody: true, isHEAD: isHEAD))
                         state = .chunked(ChunkedBodyTracker())
                     default:
-                        emit(.head(pseudo: pseudo, fields: fields, hasBody: false, isHEAD: isHEAD))
+                        emit(.head(list: list, hasBody: false, isHEAD: isHEAD))
                     }
                 }
             case .contentLength(let remaining):
@@ -109,28 +110,19 @@ struct H2UpstreamRequestTranslator {
     /// `:authority` from `Host`, `:path` from the target; then every other field lowercased, less
     /// the connection-specific ones, `Host` and `Expect` (the gateway answered that itself), plus
     /// `te: trailers` (gRPC servers ask for it; the gateway passes trailers on).
-    static func fields(_ head: HTTPHeadParser.Head, _ raw: UnsafeRawBufferPointer) -> (pseudo: [Field], fields: [Field]) {
-        var authority: [UInt8] = []
-        var fields: [Field] = []
-        fields.reserveCapacity(head.headers.count + 1)
+    static func headerList(_ head: HTTPHeadParser.Head, _ raw: UnsafeRawBufferPointer) -> H2HeaderList {
+        var list = H2HeaderList(fields: head.headers.count + 5, bytes: head.length + 48)
+        list.append(":method", raw[head.method])
+        list.append(":scheme", "http".utf8)
+        let host = head.headers.first { raw.equalsIgnoringCase($0.name, "host") }
+        list.append(":authority", host.map { raw[$0.value] } ?? raw[0..<0])
+        list.append(":path", raw[head.target])
         for h in head.headers {
-            if raw.equalsIgnoringCase(h.name, "host") {
-                authority = Array(raw[h.value])
-                continue
-            }
-            if HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "expect") { continue }
-            var name = Array(raw[h.name])
-            for i in name.indices where name[i] >= UInt8(ascii: "A") && name[i] <= UInt8(ascii: "Z") { name[i] |= 0x20 }
-            fields.append((name, Array(raw[h.value])))
+            if raw.equalsIgnoringCase(h.name, "host") || HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "expect") { continue }
+            list.append(lowercasing: raw[h.name], raw[h.value])
         }
-        fields.append((Array("te".utf8), Array("trailers".utf8)))
-        let pseudo: [Field] = [
-            (Array(":method".utf8), Array(raw[head.method])),
-            (Array(":scheme".utf8), Array("http".utf8)),
-            (Array(":authority".utf8), authority),
-            (Array(":path".utf8), Array(raw[head.target])),
-        ]
-        return (pseudo, fields)
+        list.append("te", "trailers".utf8)
+        return list
     }
 }
 
@@ -142,20 +134,35 @@ struct H2UpstreamResponseWriter {
     typealias Field = H2Fields.Field
 
     private(set) var chunked = false
+    /// The head being written, field by field as nghttp2 reports them.
+    private var out = ByteBuffer()
+    private var hasLength = false
+    private(set) var status = 0
 
-    /// The response head. `endStream`: the HEADERS frame ended the stream (no body follows).
-    mutating func head(status: Int, fields: [Field], endStream: Bool, requestWasHEAD: Bool) -> ByteBuffer {
-        var out = ByteBuffer()
-        out.reserveCapacity(256)
-        out.writeString("HTTP/1.1 \(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase)\r\n")
-        var hasLength = false
-        for f in fields {
-            if f.name == Self.contentLength { hasLength = true }
-            out.writeBytes(f.name)
-            out.writeStaticString(": ")
-            out.writeBytes(f.value)
-            out.writeStaticString("\r\n")
-        }
+    /// A head starts (`:status` comes first in HTTP/2): its status line.
+    mutating func start(status: Int) {
+        self.status = status
+        hasLength = false
+        out = ByteBuffer()
+        out.reserveCapacity(512)
+        out.writeStaticString("HTTP/1.1 ")
+        out.writeBytes(H2ResponseTranslator.statusText(status))
+        out.writeStaticString(" ")
+        out.writeString(HTTPResponseStatus(statusCode: status).reasonPhrase)
+        out.writeStaticString("\r\n")
+    }
+
+    /// A field of the head (nghttp2 checked it: lowercase, no connection-specific ones).
+    mutating func field(name: some Collection<UInt8>, value: some Collection<UInt8>) {
+        if !hasLength && name.elementsEqual(Self.contentLength) { hasLength = true }
+        out.writeBytes(name)
+        out.writeStaticString(": ")
+        out.writeBytes(value)
+        out.writeStaticString("\r\n")
+    }
+
+    /// The head is complete. `endStream`: the HEADERS frame ended the stream (no body follows).
+    mutating func finish(endStream: Bool, requestWasHEAD: Bool) -> ByteBuffer {
         chunked = false
         let bodyless = requestWasHEAD || status == 204 || status == 304
         if !hasLength && !bodyless {
@@ -167,7 +174,15 @@ struct H2UpstreamResponseWriter {
             }
         }
         out.writeStaticString("\r\n")
+        defer { out = ByteBuffer() }
         return out
+    }
+
+    /// A whole head at once (``start(status:)``, ``field(name:value:)``, ``finish(endStream:requestWasHEAD:)``).
+    mutating func head(status: Int, fields: [Field], endStream: Bool, requestWasHEAD: Bool) -> ByteBuffer {
+        start(status: status)
+        for f in fields { field(name: f.name, value: f.value) }
+        return finish(endStream: endStream, requestWasHEAD: requestWasHEAD)
     }
 
     /// DATA payload, framed.
