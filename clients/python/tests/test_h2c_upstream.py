@@ -204,8 +204,10 @@ def test_concurrent_requests_share_one_connection_per_gateway_thread(gateway_ava
     elapsed = time.monotonic() - started
     assert codes == [200] * 60
     # Sixty half-second requests at once over HTTP/1.1 would need sixty connections; over h2c
-    # they are streams of one connection per I/O thread (a health probe may add one briefly).
-    assert 1 <= peak <= threads + 1, (peak, threads)
+    # they are streams of one connection per I/O thread. Two more may be seen beside them: a
+    # health probe's (one per probe, closed after it) and the gateway's fetch of the app's
+    # /openapi.json (an HTTP/1.1 client keeping its connection).
+    assert 1 <= peak <= threads + 2, (peak, threads)
     assert elapsed < 10, elapsed
     h2s = get_json(gw.url + "/_tapper/status")["gateway"]["http2"]
     assert 1 <= h2s["upstream_sessions"] <= threads and h2s["upstream_streams"] >= 60, h2s
