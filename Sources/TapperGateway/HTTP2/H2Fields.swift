@@ -60,7 +60,11 @@ struct H2HeaderList {
 
     /// A field whose name may hold uppercase letters (from an HTTP/1.1 head): lowercased.
     mutating func append(lowercasing name: some Collection<UInt8>, _ value: some Collection<UInt8>) {
-        for b in name { bytes.append(b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b) }
+        let start = bytes.count
+        bytes.append(contentsOf: name)
+        bytes.withUnsafeMutableBufferPointer { all in
+            for i in start..<all.count where all[i] &- UInt8(ascii: "A") < 26 { all[i] |= 0x20 }
+        }
         bytes.append(contentsOf: value)
         lengths.append((name.count, value.count))
     }

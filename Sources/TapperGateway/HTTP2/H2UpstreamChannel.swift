@@ -127,7 +127,7 @@ final class H2UpstreamChannel: VirtualStream {
             return
         }
         if name.first == UInt8(ascii: ":") {
-            if name.elementsEqual(":status".utf8) { writer.start(status: Self.status(value)) }
+            if name.count == 7 && name.elementsEqual(":status".utf8) { writer.start(status: Self.status(value)) }
             return
         }
         writer.field(name: name, value: value)

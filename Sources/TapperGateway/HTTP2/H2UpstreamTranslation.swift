@@ -114,11 +114,11 @@ struct H2UpstreamRequestTranslator {
         var list = H2HeaderList(fields: head.headers.count + 5, bytes: head.length + 48)
         list.append(":method", raw[head.method])
         list.append(":scheme", "http".utf8)
-        let host = head.headers.first { raw.equalsIgnoringCase($0.name, "host") }
-        list.append(":authority", host.map { raw[$0.value] } ?? raw[0..<0])
+        let host = head.headers.firstIndex { $0.name.count == 4 && raw.equalsIgnoringCase($0.name, "host") }
+        list.append(":authority", host.map { raw[head.headers[$0].value] } ?? raw[0..<0])
         list.append(":path", raw[head.target])
-        for h in head.headers {
-            if raw.equalsIgnoringCase(h.name, "host") || HeaderRules.isHopByHop(raw, h.name) || raw.equalsIgnoringCase(h.name, "expect") { continue }
+        for (i, h) in head.headers.enumerated() {
+            if i == host || HeaderRules.isHopByHop(raw, h.name) || (h.name.count == 6 && raw.equalsIgnoringCase(h.name, "expect")) { continue }
             list.append(lowercasing: raw[h.name], raw[h.value])
         }
         list.append("te", "trailers".utf8)
@@ -154,7 +154,7 @@ struct H2UpstreamResponseWriter {
 
     /// A field of the head (nghttp2 checked it: lowercase, no connection-specific ones).
     mutating func field(name: some Collection<UInt8>, value: some Collection<UInt8>) {
-        if !hasLength && name.elementsEqual(Self.contentLength) { hasLength = true }
+        if !hasLength && name.count == 14 && name.elementsEqual(Self.contentLength) { hasLength = true }
         out.writeBytes(name)
         out.writeStaticString(": ")
         out.writeBytes(value)
