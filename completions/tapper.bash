@@ -276,7 +276,7 @@ _tapper_gateway_serve() {
     repeating_flags=()
     non_repeating_flags=(--no-http2 --no-docs --no-access-log --no-health-checks --panic-routing --version -h --help)
     repeating_options=(--trusted-proxies --tls-cert --tls-key --jwt-audience)
-    non_repeating_options=(--config --host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --rate-limit-store --rate-limit-failure --rate-limit-sync --version-header --version-cookie --admin-token-file --admin-port --admin-host --tls-port --http2-max-streams --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --otlp-endpoint --trace-sample-rate --otlp-service-name --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --docs-path --openapi-path --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
+    non_repeating_options=(--config --host --port --registry --registry-port --data-dir --token-file --discovery-interval --timeout --load-balancer --rate-limit --rate-limit-key --rate-limit-store --rate-limit-failure --rate-limit-sync --version-header --version-cookie --admin-token-file --admin-port --admin-host --tls-port --http2-max-streams --upstream-protocol --auth --api-keys-file --jwt-key-file --jwks-file --jwt-algorithm --jwt-issuer --jwt-leeway --otlp-endpoint --trace-sample-rate --otlp-service-name --threads --max-body-size --max-header-size --header-timeout --idle-timeout --tunnel-idle-timeout --drain-timeout --docs-path --openapi-path --health-interval --health-timeout --health-fall --health-rise --outlier-failures --ejection-time --max-ejection-percent --log-level)
     __tapper_offer_flags_options 0
 
     # Offer option value completions
@@ -354,6 +354,10 @@ _tapper_gateway_serve() {
         return
         ;;
     '--http2-max-streams')
+        return
+        ;;
+    '--upstream-protocol')
+        __tapper_add_completions -W 'http1'$'\n''h2c'
         return
         ;;
     '--auth')
@@ -468,7 +472,7 @@ _tapper_service_register() {
     repeating_flags=()
     non_repeating_flags=(--openapi --keep-alive --json --version -h --help)
     repeating_options=(--tag --route --public-route --meta)
-    non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --traffic-weight --rate-limit --openapi-path --registry --token --log-level)
+    non_repeating_options=(--url --instance-id --version --description --prefix --health-endpoint --ttl --weight --traffic-weight --rate-limit --protocol --openapi-path --registry --token --log-level)
     __tapper_offer_flags_options 1
 
     # Offer option value completions
@@ -510,6 +514,10 @@ _tapper_service_register() {
         return
         ;;
     '--rate-limit')
+        return
+        ;;
+    '--protocol')
+        __tapper_add_completions -W 'http1'$'\n''h2c'
         return
         ;;
     '--meta')

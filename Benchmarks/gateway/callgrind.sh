@@ -8,7 +8,10 @@
 # the instructions counted are divided by the requests tapper proxied in that window (its own
 # tapper_requests_total before and after, so requests in flight at the edges cannot skew it).
 #
-# Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8]
+# Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8] [--h2] [--h2c-upstream]
+#        --h2: the load is h2load over h2c with prior knowledge (2 connections, conns streams each)
+#        instead of wrk; --h2c-upstream: the backend is spoken to over h2c (nginx `listen http2`,
+#        the registration's --protocol h2c).
 #        TAPPER_ARGS="--rate-limit 1000000000/s" adds gateway options (e.g. to cost a feature);
 #        TAPPER_BIN=path measures that binary instead of building the release one;
 #        CALLGRIND_OUT=file keeps the profile (callgrind_annotate file shows where they go).
@@ -18,22 +21,29 @@ cd "$(dirname "$0")/../.."
 
 DURATION=5
 CONNS=8
+H2=0
+H2C_UP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
+    --h2) H2=1; shift ;;
+    --h2c-upstream) H2C_UP=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 . Benchmarks/lib.sh
 bench_install wrk nginx valgrind
+if ((H2)); then bench_install nghttp2-client; fi
 bench_tapper
 bench_workdir tapper-callgrind
 
 BACKEND=19181; PORT=19182; REG=19183
 require_free_ports $BACKEND $PORT $REG
 
+BACKEND_H2=""; REGISTER_H2=""
+if ((H2C_UP)); then BACKEND_H2=http2; REGISTER_H2="--protocol h2c"; fi
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
@@ -43,7 +53,7 @@ events { worker_connections 1024; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+  server { listen 127.0.0.1:$BACKEND $BACKEND_H2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
 }
 CONF
 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' -e "$WORK/nginx/error.log" & PIDS+=($!)
@@ -62,20 +72,32 @@ wait_slow() { # URL — valgrind starts slowly: 120 s at most
     sleep 0.2
   done
 }
-wait_http "http://127.0.0.1:$BACKEND/"
+if ((H2C_UP)); then
+  wait_h2c() { local deadline=$((SECONDS + 20)); until curl -fs --http2-prior-knowledge -o /dev/null "$1"; do [ $SECONDS -lt $deadline ] || exit 1; sleep 0.1; done; }
+  wait_h2c "http://127.0.0.1:$BACKEND/"
+else
+  wait_http "http://127.0.0.1:$BACKEND/"
+fi
 wait_slow "http://127.0.0.1:$REG/v1/health"
 "$TAPPER" service register users --url "http://127.0.0.1:$BACKEND" --route 'GET /users/{user_id}' --ttl 86400 \
-  --registry "http://127.0.0.1:$REG" >/dev/null
+  --registry "http://127.0.0.1:$REG" ${REGISTER_H2:-} >/dev/null
 wait_slow "http://127.0.0.1:$PORT/users/1"
 
 # Proxied requests so far: the sum of tapper_requests_total (locally answered ones are not in it).
 served() { curl -fs "http://127.0.0.1:$PORT/_tapper/metrics" | awk '/^tapper_requests_total/ {s += $NF} END {printf "%d\n", s}'; }
 
 # Warm-up: pools filled, caches and metric handles made.
-wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$PORT/users/1" >/dev/null
+load() { # seconds
+  if ((H2)); then
+    h2load -t1 -c2 -m"$CONNS" -D"$1" "http://127.0.0.1:$PORT/users/1"
+  else
+    wrk -t1 -c"$CONNS" -d"${1}s" "http://127.0.0.1:$PORT/users/1"
+  fi
+}
+load 2 >/dev/null
 before=$(served)
 callgrind_control -i on "$TAPPER_PID" >/dev/null 2>&1
-wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$PORT/users/1" >"$WORK/wrk.txt"
+load "$DURATION" >"$WORK/wrk.txt"
 callgrind_control -i off "$TAPPER_PID" >/dev/null 2>&1
 after=$(served)
 # The metrics request in the window is counted in the instructions, not in the requests: one

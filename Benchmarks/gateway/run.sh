@@ -14,7 +14,7 @@
 # wrk runs pinned to CPU 0; proxies and backends share CPU 1 (taskset), so the proxy's CPU
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
-# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls|--h2]
+# Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls|--h2] [--h2c-upstream]
 #   --tls    the proxies' client side is HTTPS (keep-alive, TLS 1.3, one ECDSA P-256 certificate
 #            for all): nginx `listen ssl`, HAProxy `bind ssl crt`, tapper --tls-port; the
 #            backends stay plain HTTP. nginx, HAProxy and tapper all use the system's OpenSSL.
@@ -22,6 +22,10 @@
 #            connections carrying conns/4 concurrent streams each, instead of wrk; nginx
 #            `listen ssl http2`, HAProxy `alpn h2,http/1.1`. h2load reports no percentiles:
 #            the latency columns are then its mean and max.
+#   --h2c-upstream  the proxies speak HTTP/2 with prior knowledge to the backends (the same nginx
+#            servers, `listen ... http2` on two more ports): tapper registers them with
+#            `--protocol h2c`, HAProxy's servers get `proto h2`. nginx cannot proxy to an h2
+#            upstream, so its rows keep HTTP/1.1 backends: compare tapper with HAProxy here.
 #   --floor  also measures Benchmarks/gateway/floor (an experiment, not product code: the same
 #            parser and route table on a bare epoll loop without SwiftNIO; see its main.swift)
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
@@ -39,6 +43,7 @@ BARE=1
 FLOOR=0
 TLS=0
 H2=0
+H2C_UP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -48,6 +53,7 @@ while [ $# -gt 0 ]; do
     --floor) FLOOR=1; shift ;;
     --tls) TLS=1; BARE=0; shift ;;
     --h2) TLS=1; H2=1; BARE=0; shift ;;
+    --h2c-upstream) H2C_UP=1; BARE=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -60,6 +66,13 @@ bench_workdir tapper-bench
 
 B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NGINX_BARE=19094; HAPROXY_BARE=19095; FLOOR_PORT=19096
 require_free_ports $B1 $B2 $NGINX $HAPROXY $TAPPER_PORT $REG $NGINX_BARE $HAPROXY_BARE $FLOOR_PORT
+# --h2c-upstream: the same backends answer h2c (prior knowledge) on these ports too.
+B1H=19083; B2H=19084
+UP1=$B1; UP2=$B2; HAPROXY_PROTO=""; REGISTER_ARGS=()
+if ((H2C_UP)); then
+  require_free_ports $B1H $B2H
+  UP1=$B1H; UP2=$B2H; HAPROXY_PROTO="proto h2"; REGISTER_ARGS=(--protocol h2c)
+fi
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
 # --tls: the proxies' listeners speak HTTPS; tapper keeps its plain port (for set-up) and adds one.
@@ -86,6 +99,9 @@ http {
   keepalive_requests 1000000;
   server { listen 127.0.0.1:$B1; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
   server { listen 127.0.0.1:$B2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+  http2_max_concurrent_streams 1024;
+  server { listen 127.0.0.1:$B1H http2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+  server { listen 127.0.0.1:$B2H http2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
 }
 CONF
 # keepalive: idle upstream connections each worker keeps; at least the client connection count,
@@ -144,8 +160,8 @@ frontend fe-bare
   default_backend be
 backend be
   balance roundrobin
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
+  server b1 127.0.0.1:$UP1 $HAPROXY_PROTO
+  server b2 127.0.0.1:$UP2 $HAPROXY_PROTO
 CONF
 
 taskset -c $SERVERCPU nginx -c "$WORK/nginx-backend/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-backend/error.log" & PIDS+=($!)
@@ -164,8 +180,8 @@ if ((FLOOR)); then
 fi
 wait_http "http://127.0.0.1:$B1/"
 wait_http "http://127.0.0.1:$REG/v1/health"
-for b in $B1 $B2; do
-  "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 --registry "http://127.0.0.1:$REG" >/dev/null
+for b in $UP1 $UP2; do
+  "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 --registry "http://127.0.0.1:$REG" "${REGISTER_ARGS[@]}" >/dev/null
 done
 wait_http "http://127.0.0.1:$TAPPER_PORT/users/1"
 if ((TLS)); then TAPPER_PORT=$TAPPER_TLS_PORT; fi

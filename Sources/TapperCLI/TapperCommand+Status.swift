@@ -122,6 +122,11 @@ extension TapperCommand {
                 out += "gateway \(GatewayClient(baseURL: gatewayURL).authority): table #\(g.tableIndex), \(Table.age(g.tableAgeSeconds)) old, registry \(g.registry.source) "
                 out += g.registry.reachable ? style.green("reachable") : style.red("unreachable")
                 out += ", \(g.requestsInFlight) in flight\n"
+                if let h = g.http2, h.streams + h.upstreamStreams + h.connections + h.upstreamSessions > 0 {
+                    out += "http2: \(h.connections) client connection\(h.connections == 1 ? "" : "s") open, \(h.streams) streams, \(h.clientResets) client resets"
+                    if h.rapidResetGoaways > 0 { out += ", " + style.yellow("\(h.rapidResetGoaways) rapid-reset GOAWAY\(h.rapidResetGoaways == 1 ? "" : "s")") }
+                    out += "; h2c upstreams: \(h.upstreamSessions) open, \(h.upstreamStreams) streams\n"
+                }
             } else {
                 let why = gatewayProblem ?? "no gateway answered at \(GatewayClient(baseURL: gatewayURL).authority)"
                 out += style.yellow("\(why); showing the registry's view (no health checks)") + "\n"

@@ -131,6 +131,12 @@ extension TapperCommand.Gateway {
         @Option(help: ArgumentHelp("Most HTTP/2 streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).", valueName: "n"))
         public var http2MaxStreams: Int = 100
 
+        @Option(
+            help: ArgumentHelp(
+                "How to speak to instances whose registration names no protocol: http1 (HTTP/1.1 keep-alive) or h2c (HTTP/2 with prior knowledge, multiplexed; gRPC needs it).",
+                valueName: "protocol"))
+        public var upstreamProtocol: UpstreamProtocol = .http1
+
         @Option(help: ArgumentHelp("Who may use proxied routes: none, api-key (--api-keys-file) or jwt (--jwt-key-file). Public routes and /health are always open.", valueName: "mode"))
         public var auth: AuthMode = .none
 
@@ -470,11 +476,11 @@ extension TapperCommand.Gateway {
             if let registry, BackendURL.isStore(registry) {
                 let backend = try BackendURL.make(registry, dataDirectory: nil, logger: logger)
                 logger.notice("gateway reads the registry store \(backend.displayName) directly")
-                return (GatewayState(source: backend.displayName, limitSharing: sharing), .backend(backend), [backend])
+                return (GatewayState(source: backend.displayName, limitSharing: sharing, upstreamProtocol: upstreamProtocol), .backend(backend), [backend])
             }
             if let registry {
                 let token = tokenFile.flatMap { TokenSource.read(file: $0) } ?? ProcessInfo.processInfo.environment["TAPPER_TOKEN"]
-                return (GatewayState(source: registry, limitSharing: sharing), .remote(RegistryClient(baseURL: registry, token: token)), [])
+                return (GatewayState(source: registry, limitSharing: sharing, upstreamProtocol: upstreamProtocol), .remote(RegistryClient(baseURL: registry, token: token)), [])
             }
             let backend = try MemoryBackend(dataDirectory: dataDir, logger: logger)
             let token = TokenSource(file: tokenFile, environment: ProcessInfo.processInfo.environment["TAPPER_TOKEN"], logger: logger)
@@ -484,7 +490,7 @@ extension TapperCommand.Gateway {
             let api = registryServer.application(logger: logger) { port in
                 logger.notice("embedded registry listening on http://127.0.0.1:\(port) (backend: \(backend.displayName))")
             }
-            return (GatewayState(source: "embedded", limitSharing: sharing), .backend(backend), [api])
+            return (GatewayState(source: "embedded", limitSharing: sharing, upstreamProtocol: upstreamProtocol), .backend(backend), [api])
         }
 
         public func run() async throws {
@@ -559,3 +565,5 @@ extension TapperCommand.Gateway.Serve {
         case jwt
     }
 }
+
+extension UpstreamProtocol: ExpressibleByArgument {}

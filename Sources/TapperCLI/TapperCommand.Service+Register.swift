@@ -74,6 +74,13 @@ extension TapperCommand.Service {
                 valueName: "N/s|N/m|N/h"))
         public var rateLimit: String?
 
+        @Option(
+            name: .customLong("protocol"),
+            help: ArgumentHelp(
+                "How the gateway speaks to the instance: http1 or h2c (HTTP/2 with prior knowledge, e.g. a gRPC server); default: the gateway's --upstream-protocol.",
+                valueName: "protocol"))
+        public var upstreamProtocol: UpstreamProtocol?
+
         @Option(name: .customLong("meta"), help: ArgumentHelp("Metadata as key=value (repeatable).", valueName: "key=value"))
         public var metadata: [String] = []
 
@@ -121,7 +128,8 @@ extension TapperCommand.Service {
                     tags: tags, routes: specs, ttlSeconds: ttl, weight: weight, metadata: meta,
                     trafficWeight: trafficWeight,
                     rateLimit: try rateLimit.map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") },
-                    openapiPath: openapi ? (openapiPath ?? "/openapi.json") : openapiPath
+                    openapiPath: openapi ? (openapiPath ?? "/openapi.json") : openapiPath,
+                    upstreamProtocol: upstreamProtocol
                 )
                 try reg.validate()
                 return (id, reg)

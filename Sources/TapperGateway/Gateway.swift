@@ -18,6 +18,8 @@ public final class Gateway: Sendable {
     let openConnections = ManagedAtomic<Int>(0)
     let totalRequests = ManagedAtomic<Int>(0)
     let openTunnels = ManagedAtomic<Int>(0)
+    /// HTTP/2 counts, both towards clients and towards h2c instances.
+    let h2 = H2Counters()
     let startedAt = ContinuousClock.now
     let outcomes: (any OutcomeObserver)?
     public let metrics = GatewayMetrics()

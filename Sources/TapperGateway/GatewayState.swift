@@ -29,9 +29,12 @@ public final class GatewayState: Sendable {
     public let limitSharing: LimitSharing?
     /// What changes live (``setTrafficPolicy(limit:key:)``), put in every snapshot.
     private let policyBox = NIOLockedValueBox(TrafficPolicy())
+    /// How instances whose registration names no `protocol` are spoken to (`--upstream-protocol`).
+    public let upstreamProtocol: UpstreamProtocol
 
-    public init(source: String, limitSharing: LimitSharing? = nil) {
+    public init(source: String, limitSharing: LimitSharing? = nil, upstreamProtocol: UpstreamProtocol = .http1) {
         self.limitSharing = limitSharing
+        self.upstreamProtocol = upstreamProtocol
         limiters = RateLimiterCache(sharing: limitSharing)
         snapshotBox = NIOLockedValueBox(.empty)
         statusBox = NIOLockedValueBox(DiscoveryStatus(source: source, reachable: false, tableBuiltAt: .now))
@@ -51,7 +54,7 @@ public final class GatewayState: Sendable {
         var installed: RoutingSnapshot?
         let current = snapshotBox.withLockedValue { $0.catalog }
         if current != catalog || current.index == 0 {
-            let fresh = RoutingSnapshot(catalog: catalog, limiters: limiters, policy: policyBox.withLockedValue { $0 })
+            let fresh = RoutingSnapshot(catalog: catalog, limiters: limiters, policy: policyBox.withLockedValue { $0 }, upstreamProtocol: upstreamProtocol)
             snapshotBox.withLockedValue { $0 = fresh }
             snapshotGeneration.add(1, ordering: .releasing)
             installed = fresh
@@ -87,7 +90,7 @@ public final class GatewayState: Sendable {
         guard changed else { return false }
         let policy = policyBox.withLockedValue { $0 }
         let fresh: RoutingSnapshot = snapshotBox.withLockedValue { current in
-            current = RoutingSnapshot(catalog: current.catalog, limiters: limiters, policy: policy)
+            current = RoutingSnapshot(catalog: current.catalog, limiters: limiters, policy: policy, upstreamProtocol: upstreamProtocol)
             return current
         }
         snapshotGeneration.add(1, ordering: .releasing)

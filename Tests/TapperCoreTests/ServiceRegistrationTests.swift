@@ -87,6 +87,24 @@ import TapperCore
         }
     }
 
+    @Test func protocolTravelsInJSONOnlyWhenSetAndSurvivesTheStores() throws {
+        let decoded = try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url":"http://127.0.0.1:9000","protocol":"h2c"}"#.utf8))
+        #expect(decoded.upstreamProtocol == .h2c)
+        let encoded = try JSONEncoder().encode(decoded)
+        #expect(String(decoding: encoded, as: UTF8.self).contains(#""protocol":"h2c""#))
+        #expect(!String(decoding: try JSONEncoder().encode(ServiceRegistration(url: "http://127.0.0.1:9000")), as: UTF8.self).contains("protocol"))
+        // A stored record (what Redis, etcd and Consul hold) keeps it.
+        let record = InstanceRecord(service: "grpc", instanceID: "a", registration: decoded, createIndex: 1, modifyIndex: 1)
+        let back = try JSONDecoder().decode(InstanceRecord.self, from: try JSONEncoder().encode(record))
+        #expect(back.registration.upstreamProtocol == .h2c)
+        do {
+            _ = try JSONDecoder().decode(ServiceRegistration.self, from: Data(#"{"url":"http://127.0.0.1:9000","protocol":"http2"}"#.utf8))
+            Issue.record("an unknown protocol was accepted")
+        } catch let error as FieldError {
+            #expect(error.field == "protocol")
+        }
+    }
+
     @Test func webSocketRoutesFromTheCLIAndJSON() throws {
         let ws = try RouteSpec(parsingCLI: "WS /ws/{room}")
         #expect(ws.methods == ["GET"] && ws.isWebSocket && ws.path == "/ws/{room}")

@@ -134,22 +134,90 @@ import TapperTesting
         #expect(injected.invalid)
     }
 
-    private func translate(_ chunks: [String], head: Bool = false) -> (status: Int?, fields: [String], body: String, complete: Bool, failed: Bool) {
+    private func translate(_ chunks: [String], head: Bool = false) -> (status: Int?, fields: [String], body: String, complete: Bool, failed: Bool, trailers: [String]) {
         var t = H2ResponseTranslator(requestWasHEAD: head)
         var status: Int?
         var fields: [String] = []
+        var trailers: [String] = []
         var body = ""
         for c in chunks {
             t.consume(ByteBuffer(string: c)) { event in
                 switch event {
-                case .head(let s, let f):
+                case .head(let s, let list):
                     status = s
-                    fields = f.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
+                    #expect(list.strings.first.map { $0.name + "=" + $0.value } == ":status=\(s)")
+                    fields = list.strings.dropFirst().map { $0.name + "=" + $0.value }
                 case .data(let d): body += String(buffer: d)
+                case .trailers(let f):
+                    trailers += f.map { String(decoding: $0.name, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
                 }
             }
         }
-        return (status, fields, body, t.isComplete, t.failed)
+        return (status, fields, body, t.isComplete, t.failed, trailers)
+    }
+
+    @Test func chunkedTrailersBecomeHTTP2TrailersWithoutTheForbiddenOnes() {
+        let r = translate([
+            "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nGrpc-Status: 5\r\ngrpc-message:  not found \r\n",
+            "Content-Length: 9\r\nX-Trace: t\r\n\r\n",
+        ])
+        #expect(r.body == "abc" && r.complete && !r.failed)
+        #expect(r.trailers == ["grpc-status=5", "grpc-message=not found", "x-trace=t"])
+        // No trailer section: no trailers event.
+        #expect(translate(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]).trailers.isEmpty)
+    }
+
+    @Test func http11RequestsBecomeHTTP2Requests() {
+        var t = H2UpstreamRequestTranslator()
+        var events: [String] = []
+        let wire = "POST /pkg.Svc/Call?x=1 HTTP/1.1\r\nHost: api.example:8080\r\nContent-Type: application/grpc\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\nHEAD /h HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"
+        // Split at every third byte: heads and chunks arrive in pieces.
+        let bytes = Array(wire.utf8)
+        var i = 0
+        while i < bytes.count {
+            let piece = ByteBuffer(bytes: bytes[i..<min(i + 3, bytes.count)])
+            i += 3
+            t.consume(piece) { event in
+                switch event {
+                case .head(let list, let hasBody, let isHEAD):
+                    let p = list.strings.filter { $0.name.hasPrefix(":") }.map { $0.name + "=" + $0.value }
+                    let f = list.strings.filter { !$0.name.hasPrefix(":") }.map { $0.name + "=" + $0.value }
+                    events.append("head \(p.joined(separator: " ")) | \(f.joined(separator: " ")) body=\(hasBody) head=\(isHEAD)")
+                case .data(let d):
+                    if events.last?.hasPrefix("data ") == true { events[events.count - 1] += String(buffer: d) } else { events.append("data " + String(buffer: d)) }
+                case .end: events.append("end")
+                }
+            }
+        }
+        #expect(!t.failed)
+        #expect(events == [
+            "head :method=POST :scheme=http :authority=api.example:8080 :path=/pkg.Svc/Call?x=1 | content-type=application/grpc x-forwarded-for=127.0.0.1 te=trailers body=true head=false",
+            "data hello", "end",
+            "head :method=GET :scheme=http :authority=h :path=/next | te=trailers body=false head=false",
+            "head :method=HEAD :scheme=http :authority=h :path=/h | content-length=2 te=trailers body=true head=true",
+            "data ok", "end",
+        ])
+    }
+
+    @Test func http2ResponsesBecomeHTTP11ResponsesWithTrailersInTheChunkedBody() {
+        func s(_ b: ByteBuffer?) -> String { b.map { String(buffer: $0) } ?? "nil" }
+        let grpcFields: [H2Fields.Field] = [(Array("content-type".utf8), Array("application/grpc".utf8))]
+        var w = H2UpstreamResponseWriter()
+        #expect(s(w.head(status: 200, fields: grpcFields, endStream: false, requestWasHEAD: false))
+            == "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n")
+        #expect(s(w.data(ByteBuffer(string: "abc"))) == "3\r\nabc\r\n")
+        #expect(s(w.end(trailers: [(Array("grpc-status".utf8), Array("0".utf8))])) == "0\r\ngrpc-status: 0\r\n\r\n")
+        // Trailers-only (the HEADERS ended the stream): an empty body of known length.
+        #expect(s(w.head(status: 200, fields: grpcFields, endStream: true, requestWasHEAD: false))
+            == "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\n\r\n")
+        #expect(w.end(trailers: []) == nil)
+        // A length the instance gave is kept, and the body passes as it is.
+        #expect(s(w.head(status: 404, fields: [(Array("content-length".utf8), Array("2".utf8))], endStream: false, requestWasHEAD: false))
+            == "HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n")
+        #expect(s(w.data(ByteBuffer(string: "no"))) == "no")
+        // 204 and HEAD: no framing header at all.
+        #expect(s(w.head(status: 204, fields: [], endStream: true, requestWasHEAD: false)) == "HTTP/1.1 204 No Content\r\n\r\n")
+        #expect(s(w.head(status: 200, fields: [], endStream: true, requestWasHEAD: true)) == "HTTP/1.1 200 OK\r\n\r\n")
     }
 
     @Test func responsesLoseTheirHTTP11FramingAndKnowWhenTheyAreComplete() {

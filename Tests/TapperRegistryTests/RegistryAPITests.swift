@@ -90,6 +90,8 @@ import TapperTesting
         ("users", "a", #"{"url": "http://127.0.0.1:1", "tags": [1]}"#, "tags[0]"),
         ("users", "a", #"{"url": "http://127.0.0.1:1", "weight": 1.5}"#, "weight"),
         ("users", "a", #"{"url": "http://127.0.0.1:1", "description": null}"#, "description"),
+        ("users", "a", #"{"url": "http://127.0.0.1:1", "protocol": "h3"}"#, "protocol"),
+        ("users", "a", #"{"url": "http://127.0.0.1:1", "protocol": 2}"#, "protocol"),
     ])
     func badRegistrationsNameTheField(service: String, instance: String, body: String, field: String) async throws {
         try await withLiveRegistry { url, _ in

@@ -97,7 +97,14 @@ doc = {
          "port": {"type": "integer", "minimum": 0, "maximum": 65535}, "reload_failures": {"type": "integer", "minimum": 0},
          "certificates": {"type": "array", "items": {"type": "object", "required": ["file", "names", "not_after", "expires_in_days"], "additionalProperties": False, "properties": {
            "file": {"type": "string"}, "names": {"type": "array", "items": {"type": "string"}}, "not_after": {"type": "string", "format": "date-time"},
-           "expires_in_days": {"type": "number"}}}}}}}},
+           "expires_in_days": {"type": "number"}}}}}},
+       "http2": {"type": "object", "description": "HTTP/2 towards clients and h2c instances: connections and sessions open now, the rest counted since the start",
+         "required": ["enabled", "max_concurrent_streams", "connections", "streams", "client_resets", "rapid_reset_goaways", "upstream_sessions", "upstream_streams"],
+         "additionalProperties": False, "properties": {
+         "enabled": {"type": "boolean"}, "max_concurrent_streams": {"type": "integer", "minimum": 1},
+         "connections": {"type": "integer", "minimum": 0}, "streams": {"type": "integer", "minimum": 0},
+         "client_resets": {"type": "integer", "minimum": 0}, "rapid_reset_goaways": {"type": "integer", "minimum": 0},
+         "upstream_sessions": {"type": "integer", "minimum": 0}, "upstream_streams": {"type": "integer", "minimum": 0}}}}},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "versions", "healthy", "total", "routes", "instances"], "additionalProperties": False, "properties": {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
        "healthy": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}, "routes": {"type": "integer", "minimum": 0},

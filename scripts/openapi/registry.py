@@ -144,7 +144,9 @@ doc = {
      "rate_limit": {"type": "string", "pattern": RATE_LIMIT,
                     "description": "the service's rate limit per client key over all its routes, e.g. 100/s (N/s, N/m or N/h); the strictest of its instances' wins"},
      "openapi_path": {"type": "string", "maxLength": 512, "pattern": "^/([^" + NOCTL + " #/][^" + NOCTL + " #]*)?$",
-                      "description": "where the instance serves its OpenAPI document, relative to url (FastAPI: /openapi.json); the gateway merges it into its /openapi.json"}}},
+                      "description": "where the instance serves its OpenAPI document, relative to url (FastAPI: /openapi.json); the gateway merges it into its /openapi.json"},
+     "protocol": {"type": "string", "enum": ["http1", "h2c"],
+                  "description": "how the gateway speaks to the instance: http1 (HTTP/1.1 keep-alive) or h2c (HTTP/2 with prior knowledge, multiplexed; gRPC servers); absent: the gateway's --upstream-protocol"}}},
    "Instance": {"type": "object", "required": ["service", "instance_id", "index", "create_index", "url", "version", "routes"], "properties": {
      "service": {"type": "string"}, "instance_id": {"type": "string"},
      "index": {"type": "integer"}, "create_index": {"type": "integer"},
@@ -156,7 +158,7 @@ doc = {
         "rate_limit": {"type": "string"}}}},
      "ttl_seconds": {"type": "number"}, "weight": {"type": "integer"},
      "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "load_balancer": {"type": "string"}, "traffic_weight": {"type": "number"},
-     "rate_limit": {"type": "string"}, "openapi_path": {"type": "string"}}},
+     "rate_limit": {"type": "string"}, "openapi_path": {"type": "string"}, "protocol": {"type": "string", "enum": ["http1", "h2c"]}}},
    "Catalog": {"type": "object", "required": ["index", "services"], "properties": {
      "index": {"type": "integer"}, "stale": {"type": "boolean"},
      "services": {"type": "array", "items": {"type": "object", "required": ["name", "instances"], "properties": {

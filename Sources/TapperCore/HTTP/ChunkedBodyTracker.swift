@@ -41,6 +41,14 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
     /// (for a proxy that has to remove the chunked framing, e.g. towards an HTTP/1.0 client).
     /// - Parameter payload: called with each range of `bytes` that is body payload, in order.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer, payload: (Range<Int>) -> Void) throws(Failure) -> Int {
+        try consume(bytes, payload: payload, trailer: { _ in })
+    }
+
+    /// Like ``consume(_:payload:)``, and reports the bytes of the trailer section too (each
+    /// trailer line with its CRLF, in order; not the final empty line), for a proxy that has to
+    /// carry trailers over to another protocol (HTTP/2's trailing HEADERS).
+    @inline(__always)
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer, payload: (Range<Int>) -> Void, trailer: (Range<Int>) -> Void) throws(Failure) -> Int {
         var i = 0
         while i < bytes.count {
             let b = bytes[i]
@@ -86,17 +94,20 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
                 if b == UInt8(ascii: "\r") {
                     state = .finalLF
                 } else if TextRules.isTokenCharacter(b) {
+                    trailer(i..<i + 1)
                     state = .trailerName
                 } else {
                     throw .malformed("invalid trailer")
                 }
             case .trailerName:
+                trailer(i..<i + 1)
                 if b == UInt8(ascii: ":") {
                     state = .trailerLine
                 } else if !TextRules.isTokenCharacter(b) {
                     throw .malformed("invalid trailer field name")
                 }
             case .trailerLine:
+                trailer(i..<i + 1)
                 if b == UInt8(ascii: "\r") {
                     state = .trailerLF
                 } else if b == UInt8(ascii: "\n") || (b < 0x20 && b != 0x09) || b == 0x7F {
@@ -104,6 +115,7 @@ public struct ChunkedBodyTracker: Sendable, Hashable {
                 }
             case .trailerLF:
                 guard b == UInt8(ascii: "\n") else { throw .malformed("trailer lines must end with CRLF") }
+                trailer(i..<i + 1)
                 state = .trailerLineStart
             case .finalLF:
                 guard b == UInt8(ascii: "\n") else { throw .malformed("chunked body must end with CRLF") }

@@ -81,5 +81,6 @@ extension ServiceRegistration {
         trafficWeight = try c.decodeIfPresent(Double.self, forKey: .trafficWeight)
         rateLimit = try c.decodeIfPresent(String.self, forKey: .rateLimit).flatMap { try? RateLimit(parsing: $0) }
         openapiPath = try c.decodeIfPresent(String.self, forKey: .openapiPath)
+        upstreamProtocol = try c.decodeIfPresent(String.self, forKey: .upstreamProtocol).flatMap { UpstreamProtocol(rawValue: $0) }
     }
 }

@@ -26,6 +26,9 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
     /// e.g. FastAPI's `/openapi.json`); the gateway merges it into its own `/openapi.json`.
     /// nil: no document, the registered routes stand for themselves.
     public var openapiPath: String?
+    /// How the gateway talks to the instance (JSON `protocol`: `http1` or `h2c`); nil leaves it
+    /// to the gateway's `--upstream-protocol` (HTTP/1.1 unless set).
+    public var upstreamProtocol: UpstreamProtocol?
 
     public static let defaultTTLSeconds: Double = 30
     public static let maxRoutes = 2000
@@ -44,7 +47,8 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         loadBalancer: String? = nil,
         trafficWeight: Double? = nil,
         rateLimit: RateLimit? = nil,
-        openapiPath: String? = nil
+        openapiPath: String? = nil,
+        upstreamProtocol: UpstreamProtocol? = nil
     ) {
         self.url = url
         self.version = version
@@ -60,6 +64,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         self.trafficWeight = trafficWeight
         self.rateLimit = rateLimit
         self.openapiPath = openapiPath
+        self.upstreamProtocol = upstreamProtocol
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -70,6 +75,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         case trafficWeight = "traffic_weight"
         case rateLimit = "rate_limit"
         case openapiPath = "openapi_path"
+        case upstreamProtocol = "protocol"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -95,6 +101,12 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         trafficWeight = try c.strictOptional(Double.self, .trafficWeight)
         rateLimit = try c.strictOptional(String.self, .rateLimit).map { text throws(FieldError) in try RateLimit(parsing: text, field: "rate_limit") }
         openapiPath = try c.strictOptional(String.self, .openapiPath)
+        upstreamProtocol = try c.strictOptional(String.self, .upstreamProtocol).map { text throws(FieldError) in
+            guard let p = UpstreamProtocol(rawValue: text) else {
+                throw FieldError(field: "protocol", message: "'\(Names.printable(text))' is not an upstream protocol (http1 or h2c)")
+            }
+            return p
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -113,6 +125,7 @@ public struct ServiceRegistration: Hashable, Sendable, Codable {
         try c.encodeIfPresent(trafficWeight, forKey: .trafficWeight)
         try c.encodeIfPresent(rateLimit?.description, forKey: .rateLimit)
         try c.encodeIfPresent(openapiPath, forKey: .openapiPath)
+        try c.encodeIfPresent(upstreamProtocol?.rawValue, forKey: .upstreamProtocol)
     }
 
     /// The parsed origin of ``url`` (call after ``validate()``).

@@ -62,11 +62,14 @@ public struct StatusReport: Codable, Sendable, Hashable {
         public var tracing: Tracing?
         /// The HTTPS listener, when `--tls-port` is set.
         public var tls: TLS?
+        /// HTTP/2 towards clients and towards h2c instances.
+        public var http2: HTTP2?
 
         public init(
             tableIndex: UInt64, tableAgeSeconds: Double, stale: Bool, registry: Registry, requestsInFlight: Int, openConnections: Int,
-            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil, tracing: Tracing? = nil, tls: TLS? = nil
+            uptimeSeconds: Double, rateLimitStore: RateLimitStore? = nil, tracing: Tracing? = nil, tls: TLS? = nil, http2: HTTP2? = nil
         ) {
+            self.http2 = http2
             self.rateLimitStore = rateLimitStore
             self.tracing = tracing
             self.tls = tls
@@ -87,7 +90,49 @@ public struct StatusReport: Codable, Sendable, Hashable {
             case openConnections = "open_connections"
             case uptimeSeconds = "uptime_seconds"
             case rateLimitStore = "rate_limit_store"
-            case tracing, tls
+            case tracing, tls, http2
+        }
+    }
+
+    /// HTTP/2 counts since the start (connections and sessions: open now).
+    public struct HTTP2: Codable, Sendable, Hashable {
+        /// Clients may speak HTTP/2 (not `--no-http2`).
+        public var enabled: Bool
+        public var maxConcurrentStreams: Int
+        /// Client connections speaking HTTP/2 now.
+        public var connections: Int
+        /// Request streams clients opened.
+        public var streams: Int
+        /// RST_STREAM frames clients sent.
+        public var clientResets: Int
+        /// Connections ended with GOAWAY ENHANCE_YOUR_CALM (rapid reset).
+        public var rapidResetGoaways: Int
+        /// h2c connections to instances open now.
+        public var upstreamSessions: Int
+        /// Requests sent to h2c instances.
+        public var upstreamStreams: Int
+
+        public init(
+            enabled: Bool, maxConcurrentStreams: Int, connections: Int, streams: Int, clientResets: Int, rapidResetGoaways: Int,
+            upstreamSessions: Int, upstreamStreams: Int
+        ) {
+            self.enabled = enabled
+            self.maxConcurrentStreams = maxConcurrentStreams
+            self.connections = connections
+            self.streams = streams
+            self.clientResets = clientResets
+            self.rapidResetGoaways = rapidResetGoaways
+            self.upstreamSessions = upstreamSessions
+            self.upstreamStreams = upstreamStreams
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case enabled, connections, streams
+            case maxConcurrentStreams = "max_concurrent_streams"
+            case clientResets = "client_resets"
+            case rapidResetGoaways = "rapid_reset_goaways"
+            case upstreamSessions = "upstream_sessions"
+            case upstreamStreams = "upstream_streams"
         }
     }
 

@@ -829,6 +829,54 @@ enum AdminOpenAPI {
           }
          }
         }
+       },
+       "http2": {
+        "type": "object",
+        "description": "HTTP/2 towards clients and h2c instances: connections and sessions open now, the rest counted since the start",
+        "required": [
+         "enabled",
+         "max_concurrent_streams",
+         "connections",
+         "streams",
+         "client_resets",
+         "rapid_reset_goaways",
+         "upstream_sessions",
+         "upstream_streams"
+        ],
+        "additionalProperties": false,
+        "properties": {
+         "enabled": {
+          "type": "boolean"
+         },
+         "max_concurrent_streams": {
+          "type": "integer",
+          "minimum": 1
+         },
+         "connections": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "streams": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "client_resets": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "rapid_reset_goaways": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "upstream_sessions": {
+          "type": "integer",
+          "minimum": 0
+         },
+         "upstream_streams": {
+          "type": "integer",
+          "minimum": 0
+         }
+        }
        }
       }
      },

@@ -148,7 +148,8 @@ struct AdminResponder {
                         endpoint: exporter.settings.tracesURL, sampleRate: exporter.settings.sampleRate, exported: c.exported, dropped: c.dropped, failed: c.failed
                     )
                 },
-                tls: gateway.tlsStatus
+                tls: gateway.tlsStatus,
+                http2: gateway.h2.status(enabled: gateway.configuration.http2, maxConcurrentStreams: gateway.configuration.http2MaxConcurrentStreams)
             ),
             services: services
         )

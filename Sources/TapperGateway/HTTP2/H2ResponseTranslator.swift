@@ -8,8 +8,11 @@ import TapperCore
 /// is complete, so a response cut short ends in RST_STREAM rather than a clean END_STREAM.
 struct H2ResponseTranslator {
     enum Event {
-        case head(status: Int, fields: [(name: [UInt8], value: [UInt8])])
+        /// The final head: its status and the header list (`:status` first).
+        case head(status: Int, list: H2HeaderList)
         case data(ByteBuffer)
+        /// The trailer section of a chunked body (gRPC's `grpc-status` rides here), before the end.
+        case trailers([(name: [UInt8], value: [UInt8])])
     }
 
     private enum State {
@@ -23,6 +26,8 @@ struct H2ResponseTranslator {
 
     private var state = State.head
     private var partialHead: ByteBuffer?
+    /// The trailer section so far (of a chunked body).
+    private var trailerBytes: [UInt8] = []
     /// The request was HEAD: the response has no body whatever its headers say.
     let requestWasHEAD: Bool
 
@@ -69,7 +74,7 @@ struct H2ResponseTranslator {
                     buffer.moveReaderIndex(forwardBy: head.length)
                     // `100 Continue` and other interim heads: HTTP/2 clients do without them here.
                     if head.status < 200 { continue }
-                    emit(.head(status: head.status, fields: Self.fields(head, bytes)))
+                    emit(.head(status: head.status, list: Self.headerList(head, bytes)))
                     switch head.framing {
                     case .none: state = .done
                     case .contentLength(let n): state = n == 0 ? .done : .contentLength(remaining: n)
@@ -86,7 +91,7 @@ struct H2ResponseTranslator {
                 let used: Int
                 do {
                     used = try buffer.withUnsafeReadableBytes { raw throws(ChunkedBodyTracker.Failure) in
-                        try tracker.consume(raw) { pieces.append($0) }
+                        try tracker.consume(raw, payload: { pieces.append($0) }, trailer: { trailerBytes.append(contentsOf: raw[$0]) })
                     }
                 } catch {
                     state = .failed
@@ -96,7 +101,14 @@ struct H2ResponseTranslator {
                     emit(.data(buffer.getSlice(at: buffer.readerIndex + piece.lowerBound, length: piece.count)!))
                 }
                 buffer.moveReaderIndex(forwardBy: used)
-                state = tracker.isComplete ? .done : .chunked(tracker)
+                if tracker.isComplete {
+                    let fields = Self.trailerFields(trailerBytes)
+                    trailerBytes = []
+                    if !fields.isEmpty { emit(.trailers(fields)) }
+                    state = .done
+                } else {
+                    state = .chunked(tracker)
+                }
             case .untilClose:
                 emit(.data(buffer))
                 return
@@ -106,19 +118,51 @@ struct H2ResponseTranslator {
         }
     }
 
+    /// The fields of a trailer section (`name: value` lines, each ending in CRLF, as
+    /// ``ChunkedBodyTracker`` checked them) for HTTP/2: names lowercased, values without the
+    /// surrounding whitespace, and the fields a trailer must not carry (framing, routing,
+    /// connection-specific) left out.
+    static func trailerFields(_ bytes: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
+        var out: [(name: [UInt8], value: [UInt8])] = []
+        var i = 0
+        while i < bytes.count {
+            var end = i
+            while end < bytes.count && bytes[end] != UInt8(ascii: "\r") { end += 1 }
+            let line = bytes[i..<end]
+            i = end + 2
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            var name = Array(line[..<colon])
+            for k in name.indices where name[k] >= UInt8(ascii: "A") && name[k] <= UInt8(ascii: "Z") { name[k] |= 0x20 }
+            var value = line[(colon + 1)...]
+            while let f = value.first, f == 0x20 || f == 0x09 { value.removeFirst() }
+            while let l = value.last, l == 0x20 || l == 0x09 { value.removeLast() }
+            if Self.forbiddenInTrailers.contains(name) { continue }
+            let isHopByHop = name.withUnsafeBytes { raw in HeaderRules.isHopByHop(raw, 0..<raw.count) }
+            if isHopByHop { continue }
+            out.append((name, Array(value)))
+        }
+        return out
+    }
+
+    /// Fields RFC 9110 6.5.1 keeps out of trailers (framing, routing, authentication).
+    static let forbiddenInTrailers: Set<[UInt8]> = Set(
+        ["content-length", "content-type", "host", "authorization", "set-cookie", "content-encoding", "content-range", "cache-control", "expect", "max-forwards", "pragma", "range"].map { Array($0.utf8) })
+
     /// The head's fields for HTTP/2: names lowercased, connection-specific (hop-by-hop) ones
     /// left out.
-    static func fields(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer) -> [(name: [UInt8], value: [UInt8])] {
+    static func headerList(_ head: HTTPHeadParser.Head, _ bytes: ByteBuffer) -> H2HeaderList {
         bytes.withUnsafeReadableBytes { raw in
-            var out: [(name: [UInt8], value: [UInt8])] = []
-            out.reserveCapacity(head.headers.count)
-            for h in head.headers {
-                if HeaderRules.isHopByHop(raw, h.name) { continue }
-                var name = Array(raw[h.name])
-                for i in name.indices where name[i] >= UInt8(ascii: "A") && name[i] <= UInt8(ascii: "Z") { name[i] |= 0x20 }
-                out.append((name, Array(raw[h.value])))
+            var list = H2HeaderList(fields: head.headers.count + 1, bytes: head.length)
+            list.append(":status", Self.statusText(head.status))
+            for h in head.headers where !HeaderRules.isHopByHop(raw, h.name) {
+                list.append(lowercasing: raw[h.name], raw[h.value])
             }
-            return out
+            return list
         }
+    }
+
+    /// The status as three digits, without formatting a number.
+    static func statusText(_ status: Int) -> [UInt8] {
+        [UInt8(ascii: "0") + UInt8(status / 100 % 10), UInt8(ascii: "0") + UInt8(status / 10 % 10), UInt8(ascii: "0") + UInt8(status % 10)]
     }
 }

@@ -35,6 +35,8 @@ final class H2Session: ConnectionHandler, DrainableClient {
     private var resets = ResetBudget()
     private var lastActive: NIODeadline
     private var closing = false
+    /// GOAWAY ENHANCE_YOUR_CALM was submitted (counted once).
+    private var calmed = false
 
     static let streamWindow: Int32 = 256 * 1024
     static let connectionWindow: Int32 = 4 * 1024 * 1024
@@ -100,6 +102,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Self.connectionWindow)
         gateway.connectionOpened()
+        gateway.h2.add(gateway.h2.connections)
         loop.clientOpened(self)
         armIdleTimer()
         connectionRead(initial)
@@ -144,6 +147,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
         dirty.removeAll()
         drainedStreams.removeAll()
         gateway.connectionClosed()
+        gateway.h2.add(gateway.h2.connections, -1)
         loop.clientClosed(self)
     }
 
@@ -231,26 +235,9 @@ final class H2Session: ConnectionHandler, DrainableClient {
         connection.closeAfterFlush()
     }
 
-    /// Queues the frames nghttp2 has to send on the connection (copied out of its buffer, in
-    /// 16 KiB buffers), while the connection takes more or, `whileWritable` false, all of them.
-    /// False when nghttp2 failed.
     private func writeFrames(whileWritable: Bool) -> Bool {
         guard let ng else { return false }
-        var out = ByteBuffer()
-        defer { if out.readableBytes > 0 { connection.write(out) } }
-        while !whileWritable || connection.isWritable {
-            var data: UnsafePointer<UInt8>? = nil
-            let n = nghttp2_session_mem_send(ng, &data)
-            if n < 0 { return false }
-            if n == 0 { return true }
-            if out.writableBytes < n && out.readableBytes > 0 {
-                connection.write(out)
-                out = ByteBuffer()
-            }
-            if out.capacity == 0 { out.reserveCapacity(max(n, 16 * 1024 + 64)) }
-            out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
-        }
-        return true
+        return H2Wire.writeFrames(ng, to: connection, whileWritable: whileWritable)
     }
 
     // MARK: nghttp2's callbacks
@@ -261,6 +248,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
         else { return 0 }
         let id = tapper_h2_frame_stream(frame)
         streams[id] = H2Stream(id: id, session: self, headerListLimit: headerListLimit)
+        gateway.h2.add(gateway.h2.streams)
         lastActive = loop.reactor.tickTime
         return 0
     }
@@ -287,7 +275,10 @@ final class H2Session: ConnectionHandler, DrainableClient {
         case NGHTTP2_DATA.rawValue:
             if endStream, let stream = streams[id] { stream.requestEnd() }
         case NGHTTP2_RST_STREAM.rawValue:
+            gateway.h2.add(gateway.h2.clientResets)
             if !resets.take(now: loop.reactor.tickTime), let ng {
+                if !calmed { gateway.h2.add(gateway.h2.rapidResetGoaways) }
+                calmed = true
                 nghttp2_session_terminate_session(ng, UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
             }
         default:
@@ -301,14 +292,7 @@ final class H2Session: ConnectionHandler, DrainableClient {
             if let ng { nghttp2_session_consume_connection(ng, length) }
             return 0
         }
-        let raw = UnsafeRawPointer(data)
-        var piece: ByteBuffer
-        if let base = inputBase, raw >= base, raw + length <= base + input.readableBytes {
-            piece = input.getSlice(at: input.readerIndex + (raw - base), length: length)!
-        } else {
-            piece = ByteBuffer()
-            piece.writeBytes(UnsafeRawBufferPointer(start: raw, count: length))
-        }
+        let piece = H2Wire.payload(data, length, in: input, at: inputBase)
         stream.requestData(piece)
         return 0
     }

@@ -18,7 +18,7 @@ import NIOCore
 ///
 /// Every nghttp2 call for the stream happens in ``flush(_:)``, run by the session outside
 /// nghttp2's callbacks.
-final class H2Stream {
+final class H2Stream: VirtualStream {
     let id: Int32
     unowned(unsafe) let session: H2Session
     var head: H2RequestHead
@@ -26,8 +26,7 @@ final class H2Stream {
     private(set) var connection: Connection?
 
     // request side
-    private var inbound: [(bytes: ByteBuffer, payload: Int)] = []
-    private var inboundHead = 0
+    private var inbound = H2Inbound()
     private(set) var requestEnded = false
     /// DATA payload the handler took since the last WINDOW_UPDATE accounting.
     private var consumed = 0
@@ -36,13 +35,13 @@ final class H2Stream {
 
     // response side
     private var translator = H2ResponseTranslator(requestWasHEAD: false)
-    private var responseHead: (status: Int, fields: [(name: [UInt8], value: [UInt8])])?
+    private var responseHead: H2HeaderList?
     private var headSubmitted = false
-    private var outbound: [ByteBuffer] = []
-    private var outboundHead = 0
-    private var outboundOffset = 0
+    /// The response's trailer section (sent as trailing HEADERS after the last DATA).
+    private var responseTrailers: [(name: [UInt8], value: [UInt8])]?
     /// Response bytes waiting for the client's window or the connection.
-    private(set) var backlog = 0
+    private var outbound = H2Outbound()
+    var backlog: Int { outbound.count }
     /// The handler closed the virtual connection: no more response bytes come.
     private var responseFinished = false
     /// The response cannot end cleanly (cut short, or never produced): RST_STREAM.
@@ -95,13 +94,7 @@ final class H2Stream {
         }
         switch framing {
         case .chunked:
-            var chunk = ByteBuffer()
-            chunk.reserveCapacity(data.readableBytes + 24)
-            chunk.writeString(String(data.readableBytes, radix: 16))
-            chunk.writeStaticString("\r\n")
-            chunk.writeImmutableBuffer(data)
-            chunk.writeStaticString("\r\n")
-            push(chunk, payload: data.readableBytes)
+            push(ChunkFraming.chunk(data), payload: data.readableBytes)
         case .contentLength, .none:
             push(data, payload: data.readableBytes)
         }
@@ -115,7 +108,7 @@ final class H2Stream {
     }
 
     private func push(_ bytes: ByteBuffer, payload: Int) {
-        inbound.append((bytes, payload))
+        inbound.append(bytes, payload: payload)
         connection?.virtualInputArrived()
         deliverInbound()
     }
@@ -125,10 +118,7 @@ final class H2Stream {
     func deliverInbound() {
         guard let connection, connection.isOpen, let handler = connection.handler else { return }
         var delivered = false
-        while inboundHead < inbound.count && connection.isOpen && !handler.holdsReads {
-            let (bytes, payload) = inbound[inboundHead]
-            inbound[inboundHead] = (ByteBuffer(), 0)
-            inboundHead += 1
+        while connection.isOpen && !handler.holdsReads, let (bytes, payload) = inbound.pop() {
             if payload > 0 {
                 consumed += payload
                 session.markDirty(self)
@@ -137,25 +127,22 @@ final class H2Stream {
             handler.connectionRead(bytes)
         }
         if delivered && connection.isOpen { handler.connectionReadComplete() }
-        if inboundHead == inbound.count {
-            inbound.removeAll(keepingCapacity: true)
-            inboundHead = 0
-            connection.virtualInputDrained()
-        }
+        if inbound.isEmpty { connection.virtualInputDrained() }
     }
 
     // MARK: the response
 
-    /// Bytes the handler flushed to the virtual connection.
-    func responseBytes(_ bytes: ByteBuffer) {
+    /// Bytes the handler flushed to the virtual connection: the response.
+    func outputBytes(_ bytes: ByteBuffer) {
         translator.consume(bytes) { event in
             switch event {
-            case .head(let status, let fields):
-                responseHead = (status, fields)
+            case .head(_, let list):
+                responseHead = list
             case .data(let data):
                 guard data.readableBytes > 0 else { return }
                 outbound.append(data)
-                backlog += data.readableBytes
+            case .trailers(let fields):
+                responseTrailers = fields
             }
         }
         if translator.failed { responseFailed = true }
@@ -167,9 +154,7 @@ final class H2Stream {
         responseFinished = true
         if error != nil || responseHead == nil || !translator.isComplete || translator.failed { responseFailed = true }
         // Unread request bytes will never be read: their window goes back.
-        for item in inbound[inboundHead...] { consumed += item.payload }
-        inbound.removeAll()
-        inboundHead = 0
+        consumed += inbound.discard()
         session.markDirty(self)
     }
 
@@ -177,9 +162,12 @@ final class H2Stream {
     private func answerLocally(_ status: Int, _ body: String) {
         var buffer = ByteBuffer()
         buffer.writeString(body)
-        responseHead = (status, [(Array("content-type".utf8), Array("application/json".utf8)), (Array("content-length".utf8), Array(String(buffer.readableBytes).utf8))])
+        var list = H2HeaderList(fields: 3, bytes: 64)
+        list.append(":status", H2ResponseTranslator.statusText(status))
+        list.append("content-type", "application/json".utf8)
+        list.append("content-length", String(buffer.readableBytes).utf8)
+        responseHead = list
         outbound.append(buffer)
-        backlog += buffer.readableBytes
         responseFinished = true
         session.markDirty(self)
     }
@@ -187,18 +175,22 @@ final class H2Stream {
     /// nghttp2 closed the stream; a handler still running hears a reset.
     func closed() {
         closedInSession = true
-        inbound.removeAll()
+        // Request DATA nobody will read goes back to the connection's window (a client that
+        // resets streams with unread bodies would otherwise shrink it for good).
+        consumed += inbound.discard()
+        if consumed > 0 { session.markDirty(self) }
         if let connection, connection.isOpen { connection.close(error: ECONNRESET) }
     }
 
     // MARK: talking to nghttp2 (from the session, outside its callbacks)
 
     func flush(_ ng: OpaquePointer) {
-        guard !closedInSession else { return }
         if consumed > 0 {
+            // Counts towards the connection's window even once the stream is gone.
             nghttp2_session_consume(ng, id, consumed)
             consumed = 0
         }
+        guard !closedInSession else { return }
         if responseFailed {
             if !resetSubmitted {
                 resetSubmitted = true
@@ -208,73 +200,43 @@ final class H2Stream {
         }
         if let head = responseHead, !headSubmitted {
             headSubmitted = true
-            let bodyless = responseFinished && outbound.isEmpty
-            submitResponse(ng, status: head.status, fields: head.fields, withBody: !bodyless)
-            responseHead = (head.status, [])
+            let bodyless = responseFinished && outbound.isEmpty && responseTrailers == nil
+            submitResponse(ng, head, withBody: !bodyless)
+            responseHead = H2HeaderList(fields: 0, bytes: 0)
             return
         }
-        if dataDeferred && (outboundHead < outbound.count || responseFinished) {
+        if dataDeferred && (!outbound.isEmpty || responseFinished) {
             dataDeferred = false
             nghttp2_session_resume_data(ng, id)
         }
     }
 
-    private func submitResponse(_ ng: OpaquePointer, status: Int, fields: [(name: [UInt8], value: [UInt8])], withBody: Bool) {
-        // One storage for every name and value; nghttp2 copies them during the call.
-        var storage: [UInt8] = Array(":status".utf8) + Array(String(status).utf8)
-        var lengths: [(Int, Int)] = [(7, storage.count - 7)]
-        for f in fields {
-            storage += f.name
-            storage += f.value
-            lengths.append((f.name.count, f.value.count))
-        }
-        storage.withUnsafeMutableBufferPointer { raw in
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(lengths.count)
-            var at = 0
-            for (n, v) in lengths {
-                let name = raw.baseAddress! + at
-                let value = raw.baseAddress! + at + n
-                nva.append(nghttp2_nv(name: name, value: value, namelen: n, valuelen: v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                at += n + v
-            }
+    private func submitResponse(_ ng: OpaquePointer, _ head: H2HeaderList, withBody: Bool) {
+        head.withNameValues { nva in
             if withBody {
                 var provider = nghttp2_data_provider(
                     source: nghttp2_data_source(ptr: Unmanaged.passUnretained(self).toOpaque()), read_callback: h2ReadResponseData)
-                _ = nghttp2_submit_response(ng, id, nva, nva.count, &provider)
+                _ = nghttp2_submit_response(ng, id, nva.baseAddress, nva.count, &provider)
             } else {
-                _ = nghttp2_submit_response(ng, id, nva, nva.count, nil)
+                _ = nghttp2_submit_response(ng, id, nva.baseAddress, nva.count, nil)
             }
         }
     }
 
     /// nghttp2's data source: copies queued response bytes into its frame buffer.
-    func read(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        var copied = 0
-        while copied < length && outboundHead < outbound.count {
-            let piece = outbound[outboundHead]
-            let n = min(length - copied, piece.readableBytes - outboundOffset)
-            piece.withUnsafeReadableBytes { raw in
-                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + outboundOffset, count: n)
-            }
-            copied += n
-            outboundOffset += n
-            if outboundOffset == piece.readableBytes {
-                outbound[outboundHead] = ByteBuffer()
-                outboundHead += 1
-                outboundOffset = 0
-            }
-        }
-        if outboundHead == outbound.count {
-            outbound.removeAll(keepingCapacity: true)
-            outboundHead = 0
-        }
-        let before = backlog
-        backlog -= copied
-        if before > Connection.lowWatermark && backlog <= Connection.lowWatermark { session.noteDrained(self) }
-        if outboundHead == outbound.count && outbound.isEmpty {
+    func read(_ ng: OpaquePointer, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        let before = outbound.count
+        let copied = outbound.copy(into: buffer, length: length)
+        if before > Connection.lowWatermark && outbound.count <= Connection.lowWatermark { session.noteDrained(self) }
+        if outbound.isEmpty {
             if responseFinished {
                 flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+                if let trailers = responseTrailers {
+                    // The trailers end the stream (nghttp2 allows submitting them here).
+                    responseTrailers = nil
+                    flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
+                    H2Fields.withNameValues(trailers) { nva in _ = nghttp2_submit_trailer(ng, id, nva, nva.count) }
+                }
                 return copied
             }
             if copied == 0 {
@@ -294,10 +256,10 @@ final class H2Stream {
 }
 
 /// nghttp2's read callback for response bodies (its `source.ptr` is the stream).
-let h2ReadResponseData: nghttp2_data_source_read_callback = { _, _, buffer, length, flags, source, _ in
-    guard let source, let ptr = source.pointee.ptr, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+let h2ReadResponseData: nghttp2_data_source_read_callback = { ng, _, buffer, length, flags, source, _ in
+    guard let ng, let source, let ptr = source.pointee.ptr, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
     let stream = Unmanaged<H2Stream>.fromOpaque(ptr).takeUnretainedValue()
-    return stream.read(into: buffer, length: length, flags: flags)
+    return stream.read(ng, into: buffer, length: length, flags: flags)
 }
 
 @available(*, unavailable)

@@ -49,6 +49,12 @@ public struct HealthChecker: Service {
 
     func probe(_ target: UpstreamTarget) async {
         let timeout = monitor.configuration.active.timeout
+        if target.upstreamProtocol == .h2c {
+            // Over h2c too: a gRPC server answers nothing else.
+            let ok = await H2Probe.check(
+                host: target.url.connectHost, port: target.url.port, authority: target.url.authority, path: target.healthEndpoint, timeout: timeout)
+            return finished(target, ok: ok)
+        }
         var request = HTTPClientRequest(url: target.url.description + target.healthEndpoint)
         request.headers.add(name: "User-Agent", value: "tapper-health-check")
         var ok = false
@@ -59,6 +65,10 @@ public struct HealthChecker: Service {
         } catch {
             ok = false
         }
+        finished(target, ok: ok)
+    }
+
+    private func finished(_ target: UpstreamTarget, ok: Bool) {
         switch monitor.probeFinished(target.key, success: ok) {
         case .markUnhealthy:
             logger.warning("instance marked unhealthy", metadata: ["service": "\(target.service)", "instance": "\(target.instanceID)", "probe": "\(target.healthEndpoint)"])

@@ -174,3 +174,13 @@ struct TriedSet {
 
 @available(*, unavailable)
 extension Exchange: Sendable {}
+
+extension Exchange {
+    /// The exchange goes to `target` over h2c (an upgrade never does: HTTP/2 has no `101`).
+    @inline(__always)
+    func usesHTTP2(_ target: UpstreamTarget) -> Bool { target.upstreamProtocol == .h2c && !upgrade }
+
+    /// The pool key of `target` for this exchange.
+    @inline(__always)
+    func poolKey(_ target: UpstreamTarget) -> String { usesHTTP2(target) ? target.poolKey : target.address }
+}

@@ -38,7 +38,7 @@ extension LoopContext {
         guard let index = lastInstance ? exchange.lastTargetIndex : pick(for: exchange) else { return .noInstanceLeft }
         let target = exchange.route.candidates[index]
         exchange.startAttempt(index)
-        if !lastInstance, let pooled = pool.takeIdle(target.address) {
+        if !lastInstance, let pooled = pool.takeIdle(exchange.poolKey(target)) {
             exchange.upstream = pooled
             return .pooled
         }

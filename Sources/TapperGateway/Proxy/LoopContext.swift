@@ -71,7 +71,8 @@ final class LoopContext {
         self.pool = UpstreamPool(
             reactor: reactor,
             maxIdlePerKey: configuration.maxIdleUpstreamConnections,
-            connectTimeout: .nanoseconds(Int64(configuration.upstreamTimeout.nanoseconds))
+            connectTimeout: .nanoseconds(Int64(configuration.upstreamTimeout.nanoseconds)),
+            h2Counters: gateway.h2
         )
         if configuration.accessLog { accessLog = AccessLogBuffer(reactor: reactor) }
         if let exporter = configuration.tracing { spans = SpanBuffer(reactor: reactor, exporter: exporter) }

@@ -385,7 +385,7 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
         case .needsConnection(let target):
             _ = machine.connecting(pooled: false, now: now)
             let ref = self.ref
-            loop.pool.connect(host: target.url.connectHost, port: target.url.port, key: target.address) { result in
+            let completion: (Result<UpstreamHandler, UpstreamConnectError>) -> Void = { result in
                 guard let self = ref.handler, self.exchange === exchange else {
                     if case .success(let h) = result { ref.handler?.loop.pool.release(h) ?? h.close() }
                     return
@@ -399,6 +399,11 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
                     self.loop.attemptFinished(exchange)
                     self.run(self.machine.connectFailed(timedOut: error.isTimeout, canReplay: exchange.canReplay, now: self.now))
                 }
+            }
+            if exchange.usesHTTP2(target) {
+                loop.pool.connectH2(host: target.url.connectHost, port: target.url.port, key: target.poolKey, completion: completion)
+            } else {
+                loop.pool.connect(host: target.url.connectHost, port: target.url.port, key: target.address, completion: completion)
             }
         }
     }

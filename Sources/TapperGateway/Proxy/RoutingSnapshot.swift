@@ -36,8 +36,10 @@ public struct RoutingSnapshot: Sendable {
         self.init(catalog: catalog, limiters: RateLimiterCache())
     }
 
-    /// - Parameter limiters: where the services' and routes' rate limiters live between snapshots.
-    init(catalog: CatalogSnapshot, limiters: RateLimiterCache, policy: TrafficPolicy = TrafficPolicy()) {
+    /// - Parameters:
+    ///   - limiters: where the services' and routes' rate limiters live between snapshots.
+    ///   - upstreamProtocol: for instances whose registration names no `protocol`.
+    init(catalog: CatalogSnapshot, limiters: RateLimiterCache, policy: TrafficPolicy = TrafficPolicy(), upstreamProtocol: UpstreamProtocol = .http1) {
         self.catalog = catalog
         self.policy = policy
         let table = RouteTable(snapshot: catalog)
@@ -47,7 +49,8 @@ public struct RoutingSnapshot: Sendable {
             guard let url = record.registration.serviceURL else { continue }
             let t = UpstreamTarget(
                 service: record.service, instanceID: record.instanceID, url: url, weight: record.registration.weight,
-                healthEndpoint: record.registration.healthEndpoint, version: record.registration.version
+                healthEndpoint: record.registration.healthEndpoint, version: record.registration.version,
+                upstreamProtocol: record.registration.upstreamProtocol ?? upstreamProtocol
             )
             instances[t.key] = t
             if let lb = record.registration.loadBalancer { overrides[record.service] = lb }

@@ -31,8 +31,12 @@ final class UpstreamPool {
         }
     }
 
-    init(reactor: Reactor, maxIdlePerKey: Int, connectTimeout: TimeAmount) {
+    /// HTTP/2 counts for the gateway's status (the h2c sessions'), if any are kept.
+    let h2Counters: H2Counters?
+
+    init(reactor: Reactor, maxIdlePerKey: Int, connectTimeout: TimeAmount, h2Counters: H2Counters? = nil) {
         self.reactor = reactor
+        self.h2Counters = h2Counters
         self.maxIdlePerKey = maxIdlePerKey
         self.connectTimeout = connectTimeout
     }
@@ -84,6 +88,7 @@ final class UpstreamPool {
 
     /// Closes every idle connection to instances not in `keep` (after a catalog change).
     func prune(keeping keep: Set<String>) {
+        for (key, session) in h2Sessions where !keep.contains(key) { session.close() }
         for (key, list) in idle where !keep.contains(key) {
             // The (now empty) list stays: connections in use keep a reference to it.
             for h in list.handlers { h.close() }
@@ -93,6 +98,7 @@ final class UpstreamPool {
 
     /// Closes every idle connection.
     func closeAll() {
+        for session in Array(h2Sessions.values) { session.close() }
         for list in idle.values {
             for h in list.handlers { h.close() }
             list.handlers.removeAll()
@@ -106,6 +112,39 @@ final class UpstreamPool {
     /// a slow resolver never stalls the other connections of this loop; the connect timeout
     /// runs from here and covers the lookup.
     func connect(host: String, port: Int, key: String, completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void) {
+        connectSocket(host: host, port: port, key: key) { result in
+            completion(result.map { connection in
+                let handler = UpstreamHandler(poolKey: key, connection: connection)
+                connection.handler = handler
+                return handler
+            })
+        }
+    }
+
+    /// Like ``connect(host:port:key:completion:)`` for an h2c instance: a new channel on the
+    /// reactor's HTTP/2 session to it, opening the session first if there is none (or it ended).
+    func connectH2(host: String, port: Int, key: String, completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void) {
+        if let session = h2Sessions[key], !session.ended {
+            session.openChannel(reactor: reactor, completion)
+            return
+        }
+        let session = H2UpstreamSession(pool: self, key: key)
+        h2Sessions[key] = session
+        session.openChannel(reactor: reactor, completion)
+        let reactor = self.reactor
+        connectSocket(host: host, port: port, key: key) { result in session.connected(result, reactor: reactor) }
+    }
+
+    /// The HTTP/2 sessions of this reactor, by pool key (`h2c/host:port`).
+    private var h2Sessions: [String: H2UpstreamSession] = [:]
+
+    /// A session takes no new exchanges any more (closed, failed or GOAWAY).
+    func sessionEnded(_ session: H2UpstreamSession) {
+        if h2Sessions[session.key] === session { h2Sessions[session.key] = nil }
+    }
+
+    /// Opens a connection (see ``connect(host:port:key:completion:)``); the caller sets its handler.
+    private func connectSocket(host: String, port: Int, key: String, completion: @escaping (Result<Connection, UpstreamConnectError>) -> Void) {
         let deadline = NIODeadline.now() + connectTimeout
         if let literal = SocketAddress4or6(numericHost: host, port: port) {
             attempt([literal][...], deadline: deadline, key: key, lastError: nil, completion: completion)
@@ -129,7 +168,7 @@ final class UpstreamPool {
 
     private func attempt(
         _ addresses: ArraySlice<SocketAddress4or6>, deadline: NIODeadline, key: String, lastError: SocketError?,
-        completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void
+        completion: @escaping (Result<Connection, UpstreamConnectError>) -> Void
     ) {
         guard let address = addresses.first else {
             let error = lastError ?? SocketError(operation: "connect \(key)", code: EADDRNOTAVAIL)
@@ -145,10 +184,8 @@ final class UpstreamPool {
             guard let connection = Connection(fd: fd, reactor: reactor) else {
                 return attempt(rest, deadline: deadline, key: key, lastError: SocketError(operation: "register", code: errno), completion: completion)
             }
-            let handler = UpstreamHandler(poolKey: key, connection: connection)
             if connected {
-                connection.handler = handler
-                reactor.later { completion(.success(handler)) }
+                reactor.later { completion(.success(connection)) }
                 return
             }
             // The timer holds the attempt weakly: a connect that succeeds leaves only an empty
@@ -165,8 +202,7 @@ final class UpstreamPool {
                         completion(.failure(.failed(failure)))
                     }
                 } else {
-                    connection.handler = handler
-                    completion(.success(handler))
+                    completion(.success(connection))
                 }
             }
             reactor.schedule(at: deadline) { [weak pending] in
@@ -250,10 +286,10 @@ private final class PendingLookup {
 /// A connect in progress, as its timeout sees it.
 private final class PendingConnect {
     let connection: Connection
-    let completion: (Result<UpstreamHandler, UpstreamConnectError>) -> Void
+    let completion: (Result<Connection, UpstreamConnectError>) -> Void
     var finished = false
 
-    init(connection: Connection, completion: @escaping (Result<UpstreamHandler, UpstreamConnectError>) -> Void) {
+    init(connection: Connection, completion: @escaping (Result<Connection, UpstreamConnectError>) -> Void) {
         self.connection = connection
         self.completion = completion
     }

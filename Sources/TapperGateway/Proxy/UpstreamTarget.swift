@@ -15,8 +15,10 @@ public struct UpstreamTarget: Sendable, Hashable {
         let version: String
         let key: String
         let address: String
+        let upstreamProtocol: UpstreamProtocol
+        let poolKey: String
 
-        init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String) {
+        init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String, upstreamProtocol: UpstreamProtocol) {
             self.service = service
             self.instanceID = instanceID
             self.url = url
@@ -24,7 +26,10 @@ public struct UpstreamTarget: Sendable, Hashable {
             self.healthEndpoint = healthEndpoint
             self.version = version
             self.key = service + "/" + instanceID
-            self.address = url.authority
+            let address = url.authority
+            self.address = address
+            self.upstreamProtocol = upstreamProtocol
+            self.poolKey = upstreamProtocol == .h2c ? "h2c/" + address : address
         }
     }
 
@@ -35,30 +40,41 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var url: ServiceURL { storage.url }
     public var weight: Int {
         get { storage.weight }
-        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: newValue, healthEndpoint: healthEndpoint, version: version) }
+        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: newValue, healthEndpoint: healthEndpoint, version: version, upstreamProtocol: upstreamProtocol) }
     }
     public var healthEndpoint: String {
         get { storage.healthEndpoint }
-        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: newValue, version: version) }
+        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: newValue, version: version, upstreamProtocol: upstreamProtocol) }
     }
     public var version: String {
         get { storage.version }
-        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: newValue) }
+        set { storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: newValue, upstreamProtocol: upstreamProtocol) }
     }
     /// `service/instance`, unique across the catalog. Stored, because passive health looks
     /// instances up by it on every request.
     public var key: String { storage.key }
     /// `host:port` of ``url``: the upstream connection pool's key.
     public var address: String { storage.address }
+    /// How the gateway speaks to the instance (the registration's `protocol`, else the gateway's
+    /// `--upstream-protocol`).
+    public var upstreamProtocol: UpstreamProtocol { storage.upstreamProtocol }
+    /// The upstream pool's key: ``address``, prefixed `h2c/` for HTTP/2 instances (their
+    /// connections are multiplexed sessions, never mixed with HTTP/1.1 ones).
+    public var poolKey: String { storage.poolKey }
 
-    public init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String) {
-        storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: version)
+    public init(
+        service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String,
+        upstreamProtocol: UpstreamProtocol = .http1
+    ) {
+        storage = Storage(
+            service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: version,
+            upstreamProtocol: upstreamProtocol)
     }
 
     public static func == (a: UpstreamTarget, b: UpstreamTarget) -> Bool {
         if a.storage === b.storage { return true }
         return a.service == b.service && a.instanceID == b.instanceID && a.url == b.url && a.weight == b.weight
-            && a.healthEndpoint == b.healthEndpoint && a.version == b.version
+            && a.healthEndpoint == b.healthEndpoint && a.version == b.version && a.upstreamProtocol == b.upstreamProtocol
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -68,5 +84,6 @@ public struct UpstreamTarget: Sendable, Hashable {
         hasher.combine(weight)
         hasher.combine(healthEndpoint)
         hasher.combine(version)
+        hasher.combine(upstreamProtocol)
     }
 }

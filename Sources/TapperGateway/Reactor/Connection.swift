@@ -70,10 +70,11 @@ final class Connection: PollTarget {
     private var readWaitsForOutput = false
     /// A TLS write needs input first (OpenSSL reading a handshake message mid-write).
     private var writeWaitsForInput = false
-    /// Set on a virtual connection: one HTTP/2 stream seen as an HTTP/1.1 connection by the
-    /// ``ProxyHandler`` that serves it. It has no socket: reads come from the stream
-    /// (``H2Stream/deliverInbound()``), flushes hand the queue to it, and close tells it.
-    private(set) var stream: H2Stream?
+    /// Set on a virtual connection: HTTP/2 seen as an HTTP/1.1 connection by its handler (a
+    /// client's stream served by a ``ProxyHandler``, or an h2c upstream's streams used by an
+    /// ``UpstreamHandler``). It has no socket: reads come from the stream
+    /// (``VirtualStream/deliverInbound()``), flushes hand the queue to it, and close tells it.
+    private(set) var stream: (any VirtualStream)?
 
     static let highWatermark = 64 * 1024
     static let lowWatermark = 32 * 1024
@@ -92,7 +93,7 @@ final class Connection: PollTarget {
     }
 
     /// A virtual connection for `stream` (see ``stream``); not registered with the reactor.
-    init(virtualFor stream: H2Stream, reactor: Reactor) {
+    init(virtualFor stream: any VirtualStream, reactor: Reactor) {
         self.fd = -1
         self.reactor = reactor
         self.stream = stream
@@ -400,8 +401,8 @@ final class Connection: PollTarget {
 
     /// A virtual connection's flush: everything queued goes to the stream, which holds what the
     /// HTTP/2 peer has not taken yet; its backlog is this connection's writability.
-    private func writeOutVirtual(_ stream: H2Stream) {
-        for i in queueHead..<queue.count { stream.responseBytes(queue[i]) }
+    private func writeOutVirtual(_ stream: any VirtualStream) {
+        for i in queueHead..<queue.count { stream.outputBytes(queue[i]) }
         queue.removeAll(keepingCapacity: true)
         queueHead = 0
         pendingBytes = 0

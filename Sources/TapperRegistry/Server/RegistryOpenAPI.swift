@@ -699,6 +699,14 @@ enum RegistryOpenAPI {
       "maxLength": 512,
       "pattern": "^/([^\\u0000-\\u001F\\u007F-\\u009F #/][^\\u0000-\\u001F\\u007F-\\u009F #]*)?$",
       "description": "where the instance serves its OpenAPI document, relative to url (FastAPI: /openapi.json); the gateway merges it into its /openapi.json"
+     },
+     "protocol": {
+      "type": "string",
+      "enum": [
+       "http1",
+       "h2c"
+      ],
+      "description": "how the gateway speaks to the instance: http1 (HTTP/1.1 keep-alive) or h2c (HTTP/2 with prior knowledge, multiplexed; gRPC servers); absent: the gateway's --upstream-protocol"
      }
     }
    },
@@ -806,6 +814,13 @@ enum RegistryOpenAPI {
      },
      "openapi_path": {
       "type": "string"
+     },
+     "protocol": {
+      "type": "string",
+      "enum": [
+       "http1",
+       "h2c"
+      ]
      }
     }
    },

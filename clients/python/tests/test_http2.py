@@ -24,7 +24,7 @@ import httpx
 import pytest
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, WindowUpdateFrame
 
-from support import Procs, free_port, read_to_end, wait_for
+from support import TAPPER_BIN, Procs, free_port, read_to_end, wait_for
 from test_gateway import Gateway, gateway_available, start_gateway, wait_routable  # noqa: F401 (fixture)
 
 APP = """\
@@ -284,6 +284,11 @@ def test_rapid_reset_is_cut_off_with_enhance_your_calm(gateway_available: None, 
     assert ended.last_stream_id < 2 * 1000, ended
     raw.close()
     _still_served(gw)
+    # The status counts it (and `tapper status` says so).
+    h2s = httpx.get(gw.url + "/_tapper/status").json()["gateway"]["http2"]
+    assert h2s["rapid_reset_goaways"] == 1 and h2s["client_resets"] > 200 and h2s["streams"] > 200, h2s
+    shown = subprocess.run([str(TAPPER_BIN), "status", "--gateway", gw.url], capture_output=True, text=True, timeout=20)
+    assert "1 rapid-reset GOAWAY" in shown.stdout, shown.stdout + shown.stderr
 
 
 def test_drain_sends_goaway_and_finishes_the_streams_in_flight(gateway_available: None, procs: Procs) -> None:

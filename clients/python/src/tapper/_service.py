@@ -97,6 +97,7 @@ class Service:
         rate_limit: Optional[str] = None,
         metadata: Optional[Mapping[str, str]] = None,
         registry: Any = None,
+        protocol: Optional[str] = None,
     ) -> None:
         self.name = _names.validate_service_name(name)
         self.version = _names.check_text(version, "version", 64)
@@ -139,6 +140,9 @@ class Service:
         if rate_limit is not None and (not isinstance(rate_limit, str) or not _RATE_LIMIT.match(rate_limit)):
             raise ValueError(f"tapper: rate_limit must look like '100/s', '6000/m' or '50000/h', got {rate_limit!r}")
         self.rate_limit = rate_limit
+        if protocol is not None and protocol not in ("http1", "h2c"):
+            raise ValueError(f"tapper: protocol must be 'http1' or 'h2c' (HTTP/2 with prior knowledge), got {protocol!r}")
+        self.protocol = protocol
         self.metadata: Dict[str, str] = {}
         for k, v in (metadata or {}).items():
             self.metadata[_names.check_text(k, "metadata key", 128)] = _names.check_text(v, f"metadata[{k!r}]", 1024)
@@ -150,7 +154,7 @@ class Service:
         return (
             self.name, self.version, self.description, self.prefix, self.health_endpoint, tuple(self.tags),
             self.url, self.registry_url, self.ttl, self.token, self.instance_id, self.weight,
-            self.traffic_weight, self.rate_limit, tuple(sorted(self.metadata.items())), id(self.registry),
+            self.traffic_weight, self.rate_limit, tuple(sorted(self.metadata.items())), id(self.registry), self.protocol,
         )
 
     # -- decorating ---------------------------------------------------------------------------
@@ -375,6 +379,8 @@ class _Agent:
                 self.body["traffic_weight"] = s.traffic_weight
             if s.rate_limit is not None:
                 self.body["rate_limit"] = s.rate_limit
+            if s.protocol is not None:
+                self.body["protocol"] = s.protocol
             # Where the app serves its schema, so the gateway merges it into its /openapi.json.
             openapi_url = getattr(self.app, "openapi_url", None)
             if isinstance(openapi_url, str) and openapi_url.startswith("/"):
