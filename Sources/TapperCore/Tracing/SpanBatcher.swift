@@ -36,7 +36,11 @@ public struct SpanBatcher<Element> {
     }
 
     public let settings: Settings
-    private var queue: [Element] = []
+    /// The queue, as the chunks the producers handed over (no span is copied on the way in,
+    /// and a batch is a few chunks, so none is copied on the way out either).
+    private var chunks: [[Element]] = []
+    /// Spans queued.
+    public private(set) var count = 0
     /// When the oldest span now queued arrived.
     private var oldestSince: UInt64 = 0
     /// Spans dropped because the queue was full, since the start.
@@ -46,40 +50,55 @@ public struct SpanBatcher<Element> {
         self.settings = settings
     }
 
-    public var count: Int { queue.count }
-
     /// Queues `items` (as many as fit).
-    public mutating func offer(_ items: some Collection<Element>, now: UInt64) -> Offered {
-        let before = queue.count
+    public mutating func offer(_ items: [Element], now: UInt64) -> Offered {
+        let before = count
         if before == 0 && !items.isEmpty { oldestSince = now }
-        let room = settings.maxQueue - before
-        let taken = min(room, items.count)
+        let taken = min(settings.maxQueue - before, items.count)
         if taken == items.count {
-            queue.append(contentsOf: items)
-        } else {
-            queue.append(contentsOf: items.prefix(taken))
+            if taken > 0 { chunks.append(items) }
+        } else if taken > 0 {
+            chunks.append(Array(items.prefix(taken)))
         }
+        count += taken
         let lost = items.count - taken
         dropped &+= UInt64(lost)
-        return Offered(accepted: taken, dropped: lost, batchReady: before < settings.maxBatch && queue.count >= settings.maxBatch)
+        return Offered(accepted: taken, dropped: lost, batchReady: before < settings.maxBatch && count >= settings.maxBatch)
     }
 
     /// The next batch to export, if one is due: a full batch at once, a partial one when its
     /// oldest span has waited the delay, or whatever is queued when `flushing` (shutdown).
-    public mutating func takeBatch(now: UInt64, flushing: Bool = false) -> [Element]? {
-        guard !queue.isEmpty else { return nil }
-        guard queue.count >= settings.maxBatch || flushing || now &- oldestSince >= settings.delayNanos else { return nil }
-        let n = min(settings.maxBatch, queue.count)
-        let batch = Array(queue.prefix(n))
-        queue.removeFirst(n)
+    /// The batch comes as chunks (in order), `maxBatch` spans at most in all.
+    public mutating func takeBatch(now: UInt64, flushing: Bool = false) -> [[Element]]? {
+        guard count > 0 else { return nil }
+        guard count >= settings.maxBatch || flushing || now &- oldestSince >= settings.delayNanos else { return nil }
+        var batch: [[Element]] = []
+        var n = 0
+        var whole = 0
+        while n < settings.maxBatch, whole < chunks.count {
+            let chunk = chunks[whole]
+            let room = settings.maxBatch - n
+            if chunk.count <= room {
+                batch.append(chunk)
+                n += chunk.count
+                whole += 1
+            } else {
+                // Only a chunk that straddles the batch's end is split (copied).
+                batch.append(Array(chunk.prefix(room)))
+                chunks[whole] = Array(chunk.dropFirst(room))
+                n += room
+            }
+        }
+        chunks.removeFirst(whole)
+        count -= n
         // What stays behind goes out within one delay from now (or sooner, as a full batch).
-        if !queue.isEmpty { oldestSince = now }
+        if count > 0 { oldestSince = now }
         return batch
     }
 
     /// When a partial batch becomes due (nil: the queue is empty).
     public var nextDeadline: UInt64? {
-        queue.isEmpty ? nil : oldestSince &+ settings.delayNanos
+        count == 0 ? nil : oldestSince &+ settings.delayNanos
     }
 }
 

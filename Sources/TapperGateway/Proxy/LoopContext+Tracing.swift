@@ -1,18 +1,13 @@
 import NIOCore
 import TapperCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Tracing on the I/O thread: starting a request's span (ids from the loop's generator) and
 /// recording it when the request is over. Only called when `--otlp-endpoint` is set.
 extension LoopContext {
     /// The gateway span of a request: a child of a valid incoming `traceparent`, else the root
     /// of a new trace; sampled as the ``TraceSampler`` decides.
-    func startTrace(_ request: RequestAdmission.Request, sampler: TraceSampler) -> ExchangeTrace {
+    /// - Parameter headBytes: the request head (`Host`'s value is read from it).
+    func startTrace(_ request: RequestAdmission.Request, headBytes: ByteBuffer, sampler: TraceSampler) -> ExchangeTrace {
         var high: UInt64
         var low: UInt64
         if let parent = request.traceParent {
@@ -27,24 +22,30 @@ extension LoopContext {
         var span = requestIDs.next()
         while span == 0 { span = requestIDs.next() }
         let sampled = sampler.shouldSample(parent: request.traceParent, traceIDLow: low)
+        var host: SpanHost?
+        if sampled, let range = request.host, let spans {
+            host = headBytes.withUnsafeReadableBytes { spans.host(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        }
         return ExchangeTrace(
             context: TraceParent(traceIDHigh: high, traceIDLow: low, spanID: span, flags: sampled ? 1 : 0), parentSpanID: request.traceParent?.spanID ?? 0,
-            host: request.host
+            host: host
         )
     }
 
     /// Records the span of a finished exchange (when sampled) into the loop's buffer.
-    /// - Parameter nanos: how long the exchange took.
-    func recordSpan(_ exchange: Exchange, trace: ExchangeTrace, nanos: Int64) {
+    /// - Parameter finished: when the exchange ended (uptime clock, as `exchange.started`).
+    func recordSpan(_ exchange: Exchange, trace: ExchangeTrace, finished: NIODeadline) {
         guard trace.sampled, let spans else { return }
-        let end = WallClock.nanoseconds()
-        let target = exchange.target
+        let route = exchange.route
         spans.append(
             SpanRecord(
-                context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: end &- UInt64(max(0, nanos)), endUnixNanos: end,
-                method: exchange.method, routeTemplate: exchange.route.routeTemplate, path: exchange.path, host: trace.host, service: exchange.service,
-                instanceID: target?.instanceID, instanceURL: target?.url, status: exchange.status, outcome: exchange.outcome,
-                retries: max(0, exchange.attempts - 1)
+                context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: spans.unixNanos(exchange.started),
+                endUnixNanos: spans.unixNanos(finished),
+                route: spans.route(
+                    entry: route.entryIndex, generation: exchange.snapshotGeneration, method: exchange.method, template: route.routeTemplate,
+                    service: route.service),
+                host: trace.host, instance: exchange.target?.spanInstance, path: exchange.path, status: exchange.status, outcome: exchange.outcome,
+                retries: exchange.attempts - 1
             )
         )
     }

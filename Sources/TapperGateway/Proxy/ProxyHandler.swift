@@ -321,7 +321,7 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
         case .proxy(let route):
             // A deferred decision builds the head once it knows the subject.
             let upgrade = head.connectionUpgrade && RequestHeadRewriter.upgradeTunnelled(head, headBytes)
-            let trace = tracing.map { loop.startTrace(request, sampler: $0.sampler) }
+            let trace = tracing.map { loop.startTrace(request, headBytes: headBytes, sampler: $0.sampler) }
             let upstreamHead =
                 route.deferredAuth == nil
                 ? requestHeads.rewrite(

@@ -15,6 +15,8 @@ public struct UpstreamTarget: Sendable, Hashable {
         let version: String
         let key: String
         let address: String
+        /// The instance's span attributes, encoded once (tracing).
+        let spanInstance: SpanInstance
 
         init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String) {
             self.service = service
@@ -25,6 +27,7 @@ public struct UpstreamTarget: Sendable, Hashable {
             self.version = version
             self.key = service + "/" + instanceID
             self.address = url.authority
+            self.spanInstance = SpanInstance(id: instanceID, url: url.description)
         }
     }
 
@@ -50,6 +53,8 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var key: String { storage.key }
     /// `host:port` of ``url``: the upstream connection pool's key.
     public var address: String { storage.address }
+    /// `tapper.instance` and `tapper.instance.url` for the spans of requests it serves.
+    public var spanInstance: SpanInstance { storage.spanInstance }
 
     public init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String) {
         storage = Storage(service: service, instanceID: instanceID, url: url, weight: weight, healthEndpoint: healthEndpoint, version: version)

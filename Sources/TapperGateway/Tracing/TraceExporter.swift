@@ -8,7 +8,8 @@ import TapperClient
 import TapperCore
 
 /// Sends the gateway's spans to an OTLP/HTTP receiver (`--otlp-endpoint`) as a `Service`:
-/// batches of up to 512 spans, at least every second, `POST <endpoint>/v1/traces` as OTLP JSON.
+/// batches of up to 512 spans, at least every second, `POST <endpoint>/v1/traces` as OTLP
+/// protobuf (`application/x-protobuf`, OTLP/HTTP's default encoding).
 ///
 /// The I/O threads hand over spans in chunks (``SpanBuffer``) under a short lock and never wait:
 /// the queue is bounded (``SpanBatcher``) and what does not fit is dropped and counted. The
@@ -52,7 +53,10 @@ public final class TraceExporter: Service, Sendable {
     public let settings: Settings
     let sampler: TraceSampler
     private let url: String
-    private let encoder: OTLPJSONEncoder
+    private let encoder: OTLPProtobufEncoder
+    /// The request body, reused batch after batch (one export runs at a time; the lock is
+    /// taken once per batch).
+    private let body = Mutex(ByteBuffer())
     private let http: HTTPClient
     private let logger: Logger
     private let batcher: Mutex<SpanBatcher<SpanRecord>>
@@ -69,7 +73,7 @@ public final class TraceExporter: Service, Sendable {
         self.settings = settings
         sampler = TraceSampler(rate: settings.sampleRate)
         url = settings.tracesURL
-        encoder = OTLPJSONEncoder(serviceName: settings.serviceName, scopeVersion: version)
+        encoder = OTLPProtobufEncoder(serviceName: settings.serviceName, scopeVersion: version)
         self.http = http
         self.logger = logger
         batcher = Mutex(SpanBatcher(settings: settings.batching))
@@ -120,24 +124,42 @@ public final class TraceExporter: Service, Sendable {
         }
     }
 
-    private func post(_ batch: [SpanRecord]) async {
+    /// The request body of `batch`.
+    private func encode(_ batch: [[SpanRecord]]) -> ByteBuffer {
+        let encoder = self.encoder
+        return body.withLock { body in
+            // The last request let go of the body: clearing keeps its storage. The spans are
+            // written straight into it.
+            body.clear()
+            var message = 0..<0
+            body.writeWithUnsafeMutableBytes(minimumWritableBytes: encoder.bound(batch)) { region in
+                message = encoder.encode(batch, into: region)
+                return message.upperBound
+            }
+            body.moveReaderIndex(forwardBy: message.lowerBound)
+            return body
+        }
+    }
+
+    private func post(_ chunks: [[SpanRecord]]) async {
+        let count = chunks.reduce(0) { $0 + $1.count }
         var request = HTTPClientRequest(url: url)
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
         request.headers.add(name: "User-Agent", value: "tapper-gateway")
-        request.body = .bytes(ByteBuffer(bytes: encoder.encode(batch)))
+        request.body = .bytes(encode(chunks))
         do {
             let response = try await http.execute(request, timeout: .nanoseconds(settings.timeout.nanoseconds))
             _ = try? await response.body.collect(upTo: 64 * 1024)
             if (200..<300).contains(Int(response.status.code)) {
-                counts.withLock { $0.exported += batch.count }
+                counts.withLock { $0.exported += count }
             } else {
-                counts.withLock { $0.failed += batch.count }
-                logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(response.status.code)", "spans": "\(batch.count)"])
+                counts.withLock { $0.failed += count }
+                logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(response.status.code)", "spans": "\(count)"])
             }
         } catch {
-            counts.withLock { $0.failed += batch.count }
-            logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(batch.count)"])
+            counts.withLock { $0.failed += count }
+            logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
         }
     }
 }
