@@ -101,7 +101,8 @@ public struct OTLPProtobufEncoder: Sendable {
         var n = headroom
         for chunk in chunks {
             chunk.withUnsafeBufferPointer { spans in
-                for i in spans.indices { n += Self.bound(spans[i]) }
+                guard let first = spans.baseAddress else { return }
+                for i in 0..<spans.count { n += Self.bound(first + i) }
             }
         }
         return n
@@ -119,8 +120,10 @@ public struct OTLPProtobufEncoder: Sendable {
         precondition(region.count >= headroom)
         var end = base + headroom
         for chunk in chunks {
+            // Spans are read in place (a copy would retain and release every reference in it).
             chunk.withUnsafeBufferPointer { spans in
-                for i in spans.indices { end = Self.append(spans[i], at: end) }
+                guard let first = spans.baseAddress else { return }
+                for i in 0..<spans.count { end = Self.append(first + i, at: end) }
             }
         }
         precondition(base.distance(to: end) <= region.count, "spans overran their bound")
@@ -142,13 +145,13 @@ public struct OTLPProtobufEncoder: Sendable {
     /// At least the bytes of `span`: ids, times and small fields (~70), url.path, status code,
     /// retries, error.type and the status message (the outcome twice), the shared parts, and a
     /// longer length prefix.
-    @inline(__always) static func bound(_ span: SpanRecord) -> Int {
-        320 + span.path.utf8.count + 2 * span.outcome.utf8.count + span.route.encoded.count + (span.host?.encoded.count ?? 0)
-            + (span.instance?.encoded.count ?? 0)
+    @inline(__always) static func bound(_ span: UnsafePointer<SpanRecord>) -> Int {
+        320 + span.pointee.path.utf8.count + 2 * span.pointee.outcome.utf8.count + span.pointee.route.encoded.count
+            + (span.pointee.host?.encoded.count ?? 0) + (span.pointee.instance?.encoded.count ?? 0)
     }
 
     /// Writes `span` (a `ScopeSpans.spans` field) at `start`; returns where it ends.
-    static func append(_ span: SpanRecord, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    static func append(_ record: UnsafePointer<SpanRecord>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         // Tag, then two bytes for the length (a span of 128 to 16383 bytes, nearly all); the
         // body moves when it needs one byte or more than two.
         start.pointee = Tag.span
@@ -156,41 +159,41 @@ public struct OTLPProtobufEncoder: Sendable {
         var w = ProtobufWriter(body)
         w.byte(Tag.traceID)
         w.byte(16)
-        w.bigEndian(span.context.traceIDHigh)
-        w.bigEndian(span.context.traceIDLow)
+        w.bigEndian(record.pointee.context.traceIDHigh)
+        w.bigEndian(record.pointee.context.traceIDLow)
         w.byte(Tag.spanID)
         w.byte(8)
-        w.bigEndian(span.context.spanID)
-        if span.parentSpanID != 0 {
+        w.bigEndian(record.pointee.context.spanID)
+        if record.pointee.parentSpanID != 0 {
             w.byte(Tag.parentSpanID)
             w.byte(8)
-            w.bigEndian(span.parentSpanID)
+            w.bigEndian(record.pointee.parentSpanID)
         }
-        w.bytes(span.route.encoded)
+        w.bytes(record.pointee.route.encoded)
         w.byte(Tag.kind)
         w.byte(serverKind)
         w.byte(Tag.startTime)
-        w.littleEndian(span.startUnixNanos)
+        w.littleEndian(record.pointee.startUnixNanos)
         w.byte(Tag.endTime)
-        w.littleEndian(span.endUnixNanos)
-        w.attribute(Tag.spanAttribute, key: "url.path", string: span.path)
-        if let host = span.host { w.bytes(host.encoded) }
-        if span.status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(span.status)) }
-        if let instance = span.instance { w.bytes(instance.encoded) }
-        if span.retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(span.retries)) }
-        if span.isError {
-            let failed = span.outcome != "ok"
+        w.littleEndian(record.pointee.endUnixNanos)
+        w.attribute(Tag.spanAttribute, key: "url.path", string: record.pointee.path)
+        if let host = record.pointee.host { w.bytes(host.encoded) }
+        if record.pointee.status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(record.pointee.status)) }
+        if let instance = record.pointee.instance { w.bytes(instance.encoded) }
+        if record.pointee.retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(record.pointee.retries)) }
+        if record.pointee.isError {
+            let failed = record.pointee.outcome != "ok"
             if failed {
-                w.attribute(Tag.spanAttribute, key: "error.type", string: span.outcome)
+                w.attribute(Tag.spanAttribute, key: "error.type", string: record.pointee.outcome)
             } else {
-                w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, span.status)))
+                w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, record.pointee.status)))
             }
             // Status { message (the outcome, when there is one), code ERROR }.
-            let message = failed ? span.outcome.utf8.count : 0
+            let message = failed ? record.pointee.outcome.utf8.count : 0
             let status = (failed ? 1 + ProtobufWriter.varintSize(UInt64(message)) + message : 0) + 2
             w.byte(Tag.status)
             w.varint(UInt64(status))
-            if failed { w.string(Tag.statusMessage, span.outcome) }
+            if failed { w.string(Tag.statusMessage, record.pointee.outcome) }
             w.byte(Tag.statusCode)
             w.byte(errorCode)
         }
@@ -277,7 +280,7 @@ struct ProtobufWriter {
         bytes(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    mutating func bytes(of s: String) {
+    @inline(__always) mutating func bytes(of s: String) {
         let done: Void? = s.utf8.withContiguousStorageIfAvailable { bytes(UnsafeRawBufferPointer($0)) }
         if done == nil {
             for b in s.utf8 { byte(b) }
@@ -305,7 +308,7 @@ struct ProtobufWriter {
     }
 
     /// An attribute with a string value.
-    mutating func attribute(_ tag: UInt8, key: StaticString, string value: String) {
+    @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, string value: String) {
         let n = value.utf8.count
         keyValueHeader(tag, key: key, anyValue: 1 + Self.varintSize(UInt64(n)) + n)
         byte(OTLPProtobufEncoder.Tag.stringValue)
@@ -314,7 +317,7 @@ struct ProtobufWriter {
     }
 
     /// An attribute with an integer value.
-    mutating func attribute(_ tag: UInt8, key: StaticString, int value: Int64) {
+    @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, int value: Int64) {
         let v = UInt64(bitPattern: value)
         keyValueHeader(tag, key: key, anyValue: 1 + Self.varintSize(v))
         byte(OTLPProtobufEncoder.Tag.intValue)

@@ -32,6 +32,7 @@ public struct SpanRecord: Sendable {
     /// How the exchange ended (`ok`, or an error code such as `upstream_timeout`).
     public var outcome: String
 
+    @inlinable
     public init(
         context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, route: SpanRoute, host: SpanHost?,
         instance: SpanInstance?, path: String, status: Int, outcome: String, retries: Int
@@ -108,12 +109,15 @@ public final class SpanInstance: Sendable {
 public final class SpanHost: Sendable {
     /// The header value, e.g. `example.com:8080`.
     public let value: String
+    /// Its bytes, to compare with a request's.
+    private let bytes: [UInt8]
     public let address: String
     public let port: Int?
     let encoded: [UInt8]
 
     public init(_ value: String) {
         self.value = value
+        bytes = Array(value.utf8)
         (address, port) = Self.split(value)
         let address = self.address
         let port = self.port
@@ -136,10 +140,9 @@ public final class SpanHost: Sendable {
     }
 
     /// Whether this is the value `bytes` spell (no string is made to find out).
-    public func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let same = value.utf8.withContiguousStorageIfAvailable { own in
-            own.count == bytes.count && (own.isEmpty || memcmp(own.baseAddress!, bytes.baseAddress!, own.count) == 0)
+    public func matches(_ other: UnsafeRawBufferPointer) -> Bool {
+        bytes.withUnsafeBytes { own in
+            own.count == other.count && (own.isEmpty || memcmp(own.baseAddress!, other.baseAddress!, own.count) == 0)
         }
-        return same ?? value.utf8.elementsEqual(bytes)
     }
 }

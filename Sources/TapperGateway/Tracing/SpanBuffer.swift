@@ -73,7 +73,8 @@ final class SpanBuffer {
         return made
     }
 
-    func append(_ record: SpanRecord) {
+    /// Takes `record` (moved in, not copied: a copy would retain every reference in it).
+    func append(_ record: consuming SpanRecord) {
         records.append(record)
         if records.count >= Self.chunk {
             flush()
