@@ -25,7 +25,7 @@ extension LoopContext {
         gateway.totalRequests.wrappingIncrement(ordering: .relaxed)
         let finished = NIODeadline.now()
         let nanos = (finished - exchange.started).nanoseconds
-        if let trace = exchange.trace { recordSpan(exchange, trace: trace, finished: finished) }
+        if exchange.trace != nil { recordSpan(exchange, finished: finished) }
         let statusClass = max(0, exchange.status / 100)
         let entryIndex = exchange.route.entryIndex
         var slot = -1

@@ -34,19 +34,20 @@ extension LoopContext {
 
     /// Records the span of a finished exchange (when sampled) into the loop's buffer.
     /// - Parameter finished: when the exchange ended (uptime clock, as `exchange.started`).
-    func recordSpan(_ exchange: Exchange, trace: ExchangeTrace, finished: NIODeadline) {
-        guard trace.sampled, let spans else { return }
+    func recordSpan(_ exchange: Exchange, finished: NIODeadline) {
+        // Read in place: a copy of the trace would retain its host once more.
+        guard let spans, exchange.trace?.sampled == true else { return }
         let route = exchange.route
-        spans.append(
+        let spanRoute = spans.route(
+            entry: route.entryIndex, generation: exchange.snapshotGeneration, method: exchange.method, template: route.routeTemplate, service: route.service)
+        spans.records.append(
             SpanRecord(
-                context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: spans.unixNanos(exchange.started),
-                endUnixNanos: spans.unixNanos(finished),
-                route: spans.route(
-                    entry: route.entryIndex, generation: exchange.snapshotGeneration, method: exchange.method, template: route.routeTemplate,
-                    service: route.service),
-                host: trace.host, instance: exchange.target?.spanInstance, path: exchange.path, status: exchange.status, outcome: exchange.outcome,
-                retries: exchange.attempts - 1
+                context: exchange.trace.unsafelyUnwrapped.context, parentSpanID: exchange.trace.unsafelyUnwrapped.parentSpanID,
+                startUnixNanos: spans.unixNanos(exchange.started), endUnixNanos: spans.unixNanos(finished), route: spanRoute,
+                host: exchange.trace.unsafelyUnwrapped.host, instance: exchange.target?.spanInstance, path: exchange.path, status: exchange.status,
+                outcome: exchange.outcome, retries: exchange.attempts - 1
             )
         )
+        spans.appended()
     }
 }

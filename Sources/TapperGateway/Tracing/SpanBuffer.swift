@@ -9,7 +9,7 @@ import TapperCore
 /// ``SpanRoute`` per route-table entry and method, the ``SpanHost``s of recent `Host` values,
 /// and the wall clock's offset from the uptime clock the exchange already read.
 final class SpanBuffer {
-    private var records: [SpanRecord] = []
+    var records: [SpanRecord] = []
     private var scheduled = false
     let reactor: Reactor
     let exporter: TraceExporter
@@ -73,9 +73,10 @@ final class SpanBuffer {
         return made
     }
 
-    /// Takes `record` (moved in, not copied: a copy would retain every reference in it).
-    func append(_ record: consuming SpanRecord) {
-        records.append(record)
+    /// A record was appended to ``records`` (built straight into it by
+    /// `LoopContext.recordSpan`: one handed over as an argument would be copied, retaining
+    /// every reference in it).
+    @inline(__always) func appended() {
         if records.count >= Self.chunk {
             flush()
         } else if !scheduled {
