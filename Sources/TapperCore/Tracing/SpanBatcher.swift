@@ -83,10 +83,14 @@ public struct SpanBatcher<Element> {
                 n += chunk.count
                 whole += 1
             } else {
-                // Only a chunk that straddles the batch's end is split (copied).
-                batch.append(Array(chunk.prefix(room)))
-                chunks[whole] = Array(chunk.dropFirst(room))
-                n += room
+                // A chunk that does not fit waits for the next batch (a batch of whole chunks
+                // copies no span), unless the batch would otherwise be empty: then it is split.
+                if n == 0 {
+                    batch.append(Array(chunk.prefix(room)))
+                    chunks[whole] = Array(chunk.dropFirst(room))
+                    n += room
+                }
+                break
             }
         }
         chunks.removeFirst(whole)

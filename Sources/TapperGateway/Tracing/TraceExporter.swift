@@ -58,6 +58,8 @@ public final class TraceExporter: Service, Sendable {
     /// taken once per batch).
     private let body = Mutex(ByteBuffer())
     private let http: HTTPClient
+    /// Posts to a plain-http receiver (nil for https: AsyncHTTPClient does).
+    private let poster: SpanPoster?
     private let logger: Logger
     private let batcher: Mutex<SpanBatcher<SpanRecord>>
     private let counts = Mutex((exported: 0, failed: 0))
@@ -75,6 +77,7 @@ public final class TraceExporter: Service, Sendable {
         url = settings.tracesURL
         encoder = OTLPProtobufEncoder(serviceName: settings.serviceName, scopeVersion: version)
         self.http = http
+        poster = SpanPoster.Endpoint(url: url).map { SpanPoster(endpoint: $0, contentType: Self.contentType, userAgent: "tapper-gateway") }
         self.logger = logger
         batcher = Mutex(SpanBatcher(settings: settings.batching))
         (wake, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -111,6 +114,7 @@ public final class TraceExporter: Service, Sendable {
             // Shutting down: the server stopped first (the group stops services in reverse
             // order), so what its loops handed over is here; send it.
             await exportDue(flushing: true)
+            await poster?.stop()
             group.cancelAll()
         }
     }
@@ -141,25 +145,42 @@ public final class TraceExporter: Service, Sendable {
         }
     }
 
+    static let contentType = "application/x-protobuf"
+
     private func post(_ chunks: [[SpanRecord]]) async {
         let count = chunks.reduce(0) { $0 + $1.count }
+        if let poster {
+            switch await poster.post(encode(chunks), timeout: settings.timeout) {
+            case .success(let status):
+                posted(count, status: status)
+            case .failure(let error):
+                counts.withLock { $0.failed += count }
+                logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
+            }
+            return
+        }
         var request = HTTPClientRequest(url: url)
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+        request.headers.add(name: "Content-Type", value: Self.contentType)
         request.headers.add(name: "User-Agent", value: "tapper-gateway")
         request.body = .bytes(encode(chunks))
         do {
             let response = try await http.execute(request, timeout: .nanoseconds(settings.timeout.nanoseconds))
             _ = try? await response.body.collect(upTo: 64 * 1024)
-            if (200..<300).contains(Int(response.status.code)) {
-                counts.withLock { $0.exported += count }
-            } else {
-                counts.withLock { $0.failed += count }
-                logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(response.status.code)", "spans": "\(count)"])
-            }
+            posted(count, status: Int(response.status.code))
         } catch {
             counts.withLock { $0.failed += count }
             logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
+        }
+    }
+
+    /// The receiver answered an export request of `count` spans with `status`.
+    private func posted(_ count: Int, status: Int) {
+        if (200..<300).contains(status) {
+            counts.withLock { $0.exported += count }
+        } else {
+            counts.withLock { $0.failed += count }
+            logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(status)", "spans": "\(count)"])
         }
     }
 }
