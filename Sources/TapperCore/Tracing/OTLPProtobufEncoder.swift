@@ -84,9 +84,9 @@ public struct OTLPProtobufEncoder: Sendable {
         }
     }
 
-    /// The request body for `spans` (tests, tools; the exporter writes into its own buffer).
-    public func encode(_ spans: [SpanRecord]) -> [UInt8] {
-        let chunks = [spans]
+    /// The request body for the spans of `chunks` (tests, tools; the exporter writes into its
+    /// own buffer).
+    public func encode(_ chunks: [SpanChunk]) -> [UInt8] {
         let bound = bound(chunks)
         var message = 0..<0
         let out = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
@@ -97,12 +97,19 @@ public struct OTLPProtobufEncoder: Sendable {
     }
 
     /// At least the bytes ``encode(_:into:)`` writes for `chunks`.
-    public func bound(_ chunks: [[SpanRecord]]) -> Int {
+    public func bound(_ chunks: [SpanChunk]) -> Int {
         var n = headroom
         for chunk in chunks {
-            chunk.withUnsafeBufferPointer { spans in
-                guard let first = spans.baseAddress else { return }
-                for i in 0..<spans.count { n += Self.bound(first + i) }
+            // Ids, times and small fields (~70), url.path's key and headers, status code,
+            // retries, error.type and the status message (the outcome twice: its bytes are
+            // counted once here, once below), a longer length prefix.
+            n += chunk.count * 320 + 2 * chunk.bytes.count
+            chunk.records.withUnsafeBufferPointer { records in
+                for r in records {
+                    n += r.route._withUnsafeGuaranteedRef { $0.encoded.count }
+                    if let host = r.host { n += host._withUnsafeGuaranteedRef { $0.encoded.count } }
+                    if let instance = r.instance { n += instance._withUnsafeGuaranteedRef { $0.encoded.count } }
+                }
             }
         }
         return n
@@ -114,16 +121,16 @@ public struct OTLPProtobufEncoder: Sendable {
 
     /// Writes the request body for the spans of `chunks`, in order, into `region` (of at least
     /// ``bound(_:)`` bytes), and returns where in `region` it is.
-    public func encode(_ chunks: [[SpanRecord]], into region: UnsafeMutableRawBufferPointer) -> Range<Int> {
+    public func encode(_ chunks: [SpanChunk], into region: UnsafeMutableRawBufferPointer) -> Range<Int> {
         let base = region.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let headroom = headroom
         precondition(region.count >= headroom)
         var end = base + headroom
         for chunk in chunks {
-            // Spans are read in place (a copy would retain and release every reference in it).
-            chunk.withUnsafeBufferPointer { spans in
-                guard let first = spans.baseAddress else { return }
-                for i in 0..<spans.count { end = Self.append(first + i, at: end) }
+            chunk.withBytes { strings in
+                chunk.records.withUnsafeBufferPointer { records in
+                    for r in records { end = Self.append(r, strings: strings, at: end) }
+                }
             }
         }
         precondition(base.distance(to: end) <= region.count, "spans overran their bound")
@@ -142,16 +149,10 @@ public struct OTLPProtobufEncoder: Sendable {
         return start..<base.distance(to: end)
     }
 
-    /// At least the bytes of `span`: ids, times and small fields (~70), url.path, status code,
-    /// retries, error.type and the status message (the outcome twice), the shared parts, and a
-    /// longer length prefix.
-    @inline(__always) static func bound(_ span: UnsafePointer<SpanRecord>) -> Int {
-        320 + span.pointee.path.utf8.count + 2 * span.pointee.outcome.utf8.count + span.pointee.route.encoded.count
-            + (span.pointee.host?.encoded.count ?? 0) + (span.pointee.instance?.encoded.count ?? 0)
-    }
-
     /// Writes `span` (a `ScopeSpans.spans` field) at `start`; returns where it ends.
-    static func append(_ record: UnsafePointer<SpanRecord>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    /// - Parameter strings: the bytes of the span's chunk.
+    @inline(__always)
+    static func append(_ span: SpanRecord, strings: UnsafePointer<UInt8>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         // Tag, then two bytes for the length (a span of 128 to 16383 bytes, nearly all); the
         // body moves when it needs one byte or more than two.
         start.pointee = Tag.span
@@ -159,41 +160,45 @@ public struct OTLPProtobufEncoder: Sendable {
         var w = ProtobufWriter(body)
         w.byte(Tag.traceID)
         w.byte(16)
-        w.bigEndian(record.pointee.context.traceIDHigh)
-        w.bigEndian(record.pointee.context.traceIDLow)
+        w.bigEndian(span.context.traceIDHigh)
+        w.bigEndian(span.context.traceIDLow)
         w.byte(Tag.spanID)
         w.byte(8)
-        w.bigEndian(record.pointee.context.spanID)
-        if record.pointee.parentSpanID != 0 {
+        w.bigEndian(span.context.spanID)
+        if span.parentSpanID != 0 {
             w.byte(Tag.parentSpanID)
             w.byte(8)
-            w.bigEndian(record.pointee.parentSpanID)
+            w.bigEndian(span.parentSpanID)
         }
-        w.bytes(record.pointee.route.encoded)
+        span.route._withUnsafeGuaranteedRef { w.bytes($0.encoded) }
         w.byte(Tag.kind)
         w.byte(serverKind)
         w.byte(Tag.startTime)
-        w.littleEndian(record.pointee.startUnixNanos)
+        w.littleEndian(span.startUnixNanos)
         w.byte(Tag.endTime)
-        w.littleEndian(record.pointee.endUnixNanos)
-        w.attribute(Tag.spanAttribute, key: "url.path", string: record.pointee.path)
-        if let host = record.pointee.host { w.bytes(host.encoded) }
-        if record.pointee.status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(record.pointee.status)) }
-        if let instance = record.pointee.instance { w.bytes(instance.encoded) }
-        if record.pointee.retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(record.pointee.retries)) }
-        if record.pointee.isError {
-            let failed = record.pointee.outcome != "ok"
-            if failed {
-                w.attribute(Tag.spanAttribute, key: "error.type", string: record.pointee.outcome)
+        w.littleEndian(span.endUnixNanos)
+        w.attribute(Tag.spanAttribute, key: "url.path", string: UnsafeRawBufferPointer(start: strings + Int(span.path.offset), count: Int(span.path.count)))
+        if let host = span.host { host._withUnsafeGuaranteedRef { w.bytes($0.encoded) } }
+        if span.status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(span.status)) }
+        if let instance = span.instance { instance._withUnsafeGuaranteedRef { w.bytes($0.encoded) } }
+        if span.retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(span.retries)) }
+        if span.isError {
+            let outcome = UnsafeRawBufferPointer(start: strings + Int(span.outcome.offset), count: Int(span.outcome.count))
+            if span.failed {
+                w.attribute(Tag.spanAttribute, key: "error.type", string: outcome)
             } else {
-                w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, record.pointee.status)))
+                w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, span.status)))
             }
             // Status { message (the outcome, when there is one), code ERROR }.
-            let message = failed ? record.pointee.outcome.utf8.count : 0
-            let status = (failed ? 1 + ProtobufWriter.varintSize(UInt64(message)) + message : 0) + 2
+            let message = span.failed ? outcome.count : 0
+            let status = (span.failed ? 1 + ProtobufWriter.varintSize(UInt64(message)) + message : 0) + 2
             w.byte(Tag.status)
             w.varint(UInt64(status))
-            if failed { w.string(Tag.statusMessage, record.pointee.outcome) }
+            if span.failed {
+                w.byte(Tag.statusMessage)
+                w.varint(UInt64(message))
+                w.bytes(outcome)
+            }
             w.byte(Tag.statusCode)
             w.byte(errorCode)
         }
@@ -314,6 +319,15 @@ struct ProtobufWriter {
         byte(OTLPProtobufEncoder.Tag.stringValue)
         varint(UInt64(n))
         bytes(of: value)
+    }
+
+    /// An attribute with a string value given as its UTF-8 bytes.
+    @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, string value: UnsafeRawBufferPointer) {
+        let n = value.count
+        keyValueHeader(tag, key: key, anyValue: 1 + Self.varintSize(UInt64(n)) + n)
+        byte(OTLPProtobufEncoder.Tag.stringValue)
+        varint(UInt64(n))
+        bytes(value)
     }
 
     /// An attribute with an integer value.

@@ -4,7 +4,7 @@
 ///
 /// Producers never wait: what does not fit is dropped and counted. Time is passed in (uptime
 /// nanoseconds), so tests drive it directly.
-public struct SpanBatcher<Element> {
+public struct SpanBatcher<Chunk: SpanBatchChunk> {
     public struct Settings: Sendable, Equatable {
         /// Spans held at most; more are dropped.
         public var maxQueue: Int
@@ -38,7 +38,7 @@ public struct SpanBatcher<Element> {
     public let settings: Settings
     /// The queue, as the chunks the producers handed over (no span is copied on the way in,
     /// and a batch is a few chunks, so none is copied on the way out either).
-    private var chunks: [[Element]] = []
+    private var chunks: [Chunk] = []
     /// Spans queued.
     public private(set) var count = 0
     /// When the oldest span now queued arrived.
@@ -50,15 +50,15 @@ public struct SpanBatcher<Element> {
         self.settings = settings
     }
 
-    /// Queues `items` (as many as fit).
-    public mutating func offer(_ items: [Element], now: UInt64) -> Offered {
+    /// Queues the spans of `items` (as many as fit).
+    public mutating func offer(_ items: Chunk, now: UInt64) -> Offered {
         let before = count
         if before == 0 && !items.isEmpty { oldestSince = now }
         let taken = min(settings.maxQueue - before, items.count)
         if taken == items.count {
             if taken > 0 { chunks.append(items) }
         } else if taken > 0 {
-            chunks.append(Array(items.prefix(taken)))
+            chunks.append(items.split(at: taken).0)
         }
         count += taken
         let lost = items.count - taken
@@ -69,10 +69,10 @@ public struct SpanBatcher<Element> {
     /// The next batch to export, if one is due: a full batch at once, a partial one when its
     /// oldest span has waited the delay, or whatever is queued when `flushing` (shutdown).
     /// The batch comes as chunks (in order), `maxBatch` spans at most in all.
-    public mutating func takeBatch(now: UInt64, flushing: Bool = false) -> [[Element]]? {
+    public mutating func takeBatch(now: UInt64, flushing: Bool = false) -> [Chunk]? {
         guard count > 0 else { return nil }
         guard count >= settings.maxBatch || flushing || now &- oldestSince >= settings.delayNanos else { return nil }
-        var batch: [[Element]] = []
+        var batch: [Chunk] = []
         var n = 0
         var whole = 0
         while n < settings.maxBatch, whole < chunks.count {
@@ -86,8 +86,9 @@ public struct SpanBatcher<Element> {
                 // A chunk that does not fit waits for the next batch (a batch of whole chunks
                 // copies no span), unless the batch would otherwise be empty: then it is split.
                 if n == 0 {
-                    batch.append(Array(chunk.prefix(room)))
-                    chunks[whole] = Array(chunk.dropFirst(room))
+                    let (first, rest) = chunk.split(at: room)
+                    batch.append(first)
+                    chunks[whole] = rest
                     n += room
                 }
                 break
@@ -106,4 +107,17 @@ public struct SpanBatcher<Element> {
     }
 }
 
-extension SpanBatcher: Sendable where Element: Sendable {}
+extension SpanBatcher: Sendable where Chunk: Sendable {}
+
+/// What the batcher queues: spans handed over together.
+public protocol SpanBatchChunk {
+    /// Spans in it.
+    var count: Int { get }
+    var isEmpty: Bool { get }
+    /// The first `n` spans and the rest.
+    func split(at n: Int) -> (Self, Self)
+}
+
+extension Array: SpanBatchChunk {
+    public func split(at n: Int) -> (Array, Array) { (Array(prefix(n)), Array(dropFirst(n))) }
+}

@@ -6,58 +6,157 @@ import Musl
 import Darwin
 #endif
 
-/// One finished gateway span as the I/O thread records it: ids, times and counts as integers,
-/// the request's path, and references to what many spans share (their route's, instance's and
-/// `Host`'s strings, encoded once as OTLP span fields), so recording a span formats nothing and
-/// copies no string.
-public struct SpanRecord: Sendable {
+/// One finished gateway span as the I/O thread records it: a plain value (ids, times, counts,
+/// where its strings are in its ``SpanChunk``'s bytes, and unretained references to what many
+/// spans share, which the chunk keeps alive), so recording, queueing and dropping one retains,
+/// releases and formats nothing.
+public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     /// The trace id, this span's id and the flags sent upstream.
     public var context: TraceParent
     /// The caller's span id (0: this span is the trace's root).
     public var parentSpanID: UInt64
     public var startUnixNanos: UInt64
     public var endUnixNanos: UInt64
-    /// Method, route template and service: the span's name and their attributes.
-    public var route: SpanRoute
-    /// The request's `Host` (`server.address`, `server.port`); nil when absent.
-    public var host: SpanHost?
-    /// The instance of the last attempt, if one was picked.
-    public var instance: SpanInstance?
-    /// The path requested (`url.path`).
-    public var path: String
     /// `http.response.status_code` (0: no response).
     public var status: Int32
     /// Attempts beyond the first.
     public var retries: Int32
-    /// How the exchange ended (`ok`, or an error code such as `upstream_timeout`).
-    public var outcome: String
+    /// The path requested (`url.path`) and, when the exchange failed, its outcome (an error
+    /// code such as `upstream_timeout`), in the chunk's bytes.
+    @usableFromInline var path: Slice
+    @usableFromInline var outcome: Slice
+    /// The exchange's outcome was not `ok`.
+    public var failed: Bool
+    /// Method, route template and service: the span's name and their attributes.
+    @usableFromInline var route: Unmanaged<SpanRoute>
+    /// The request's `Host` (`server.address`, `server.port`).
+    @usableFromInline var host: Unmanaged<SpanHost>?
+    /// The instance of the last attempt.
+    @usableFromInline var instance: Unmanaged<SpanInstance>?
+    // (Sendable: the references are to immutable, Sendable objects.)
 
-    @inlinable
-    public init(
-        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, route: SpanRoute, host: SpanHost?,
-        instance: SpanInstance?, path: String, status: Int, outcome: String, retries: Int
+    /// Where a string is in a chunk's bytes.
+    @usableFromInline struct Slice: Sendable, BitwiseCopyable {
+        @usableFromInline var offset: UInt32
+        @usableFromInline var count: UInt32
+
+        @inlinable init(offset: UInt32, count: UInt32) {
+            self.offset = offset
+            self.count = count
+        }
+    }
+
+    @inlinable init(
+        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, status: Int32, retries: Int32, path: Slice,
+        outcome: Slice, failed: Bool, route: Unmanaged<SpanRoute>, host: Unmanaged<SpanHost>?, instance: Unmanaged<SpanInstance>?
     ) {
         self.context = context
         self.parentSpanID = parentSpanID
         self.startUnixNanos = startUnixNanos
         self.endUnixNanos = endUnixNanos
+        self.status = status
+        self.retries = retries
+        self.path = path
+        self.outcome = outcome
+        self.failed = failed
         self.route = route
         self.host = host
         self.instance = instance
-        self.path = path
-        self.status = Int32(clamping: status)
-        self.retries = Int32(clamping: max(0, retries))
-        self.outcome = outcome
     }
-
-    /// The span's name: method and route template, e.g. `GET /users/{user_id}`.
-    public var name: String { route.method + " " + route.template }
 
     /// A server span is an error when the gateway answered 5xx or the exchange did not end
     /// well (OpenTelemetry HTTP semantic conventions: 4xx is the client's error, not the
     /// server span's).
-    public var isError: Bool { status >= 500 || status == 0 || outcome != "ok" }
+    public var isError: Bool { status >= 500 || status == 0 || failed }
 }
+
+/// Spans recorded together, as an I/O thread hands them to the exporter: the records, the
+/// bytes of their paths and outcomes, and strong references to the shared fields they point to.
+public struct SpanChunk: Sendable {
+    @usableFromInline var storage: [SpanRecord] = []
+    public var records: [SpanRecord] { storage }
+    @usableFromInline internal(set) var bytes: [UInt8] = []
+    /// What the records' unretained references point to.
+    @usableFromInline var keep: [any AnyObject & Sendable] = []
+    /// The last of each kind kept (consecutive spans mostly share them).
+    @usableFromInline var lastRoute: ObjectIdentifier?
+    @usableFromInline var lastHost: ObjectIdentifier?
+    @usableFromInline var lastInstance: ObjectIdentifier?
+
+    public init(capacity: Int = 0) {
+        storage.reserveCapacity(capacity)
+        keep.reserveCapacity(capacity > 0 ? 4 : 0)
+        bytes.reserveCapacity(capacity * 16)
+    }
+
+    @inlinable public var count: Int { storage.count }
+    @inlinable public var isEmpty: Bool { storage.isEmpty }
+
+    /// Records a span (inlined into the I/O thread's code: a call would retain its arguments).
+    @inlinable
+    public mutating func append(
+        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, route: SpanRoute, host: SpanHost?,
+        instance: SpanInstance?, path: String, status: Int, outcome: String, retries: Int
+    ) {
+        let failed = outcome != "ok"
+        let pathSlice = store(path)
+        let outcomeSlice = failed ? store(outcome) : SpanRecord.Slice(offset: 0, count: 0)
+        if ObjectIdentifier(route) != lastRoute {
+            keep.append(route)
+            lastRoute = ObjectIdentifier(route)
+        }
+        if let host, ObjectIdentifier(host) != lastHost {
+            keep.append(host)
+            lastHost = ObjectIdentifier(host)
+        }
+        if let instance, ObjectIdentifier(instance) != lastInstance {
+            keep.append(instance)
+            lastInstance = ObjectIdentifier(instance)
+        }
+        storage.append(
+            SpanRecord(
+                context: context, parentSpanID: parentSpanID, startUnixNanos: startUnixNanos, endUnixNanos: endUnixNanos,
+                status: Int32(clamping: status), retries: Int32(clamping: max(0, retries)), path: pathSlice, outcome: outcomeSlice, failed: failed,
+                route: .passUnretained(route), host: host.map { .passUnretained($0) }, instance: instance.map { .passUnretained($0) }))
+    }
+
+    @inlinable
+    mutating func store(_ s: String) -> SpanRecord.Slice {
+        let offset = UInt32(truncatingIfNeeded: bytes.count)
+        let copied: Void? = s.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
+        if copied == nil { bytes.append(contentsOf: Array(s.utf8)) }
+        return SpanRecord.Slice(offset: offset, count: UInt32(truncatingIfNeeded: bytes.count) &- offset)
+    }
+
+    /// The first `n` records and the rest, as two chunks (sharing the bytes and references).
+    public func split(at n: Int) -> (SpanChunk, SpanChunk) {
+        var first = self
+        var rest = self
+        first.storage = Array(storage.prefix(n))
+        rest.storage = Array(storage.dropFirst(n))
+        return (first, rest)
+    }
+
+    // MARK: reading (the encoder, tests)
+
+    @inline(__always) func withBytes<R>(_ body: (UnsafePointer<UInt8>) -> R) -> R {
+        bytes.withUnsafeBufferPointer { body($0.baseAddress ?? UnsafePointer(bitPattern: 1)!) }
+    }
+
+    public func path(_ record: SpanRecord) -> String { string(record.path) }
+    public func outcome(_ record: SpanRecord) -> String { record.failed ? string(record.outcome) : "ok" }
+    public func route(_ record: SpanRecord) -> SpanRoute { record.route.takeUnretainedValue() }
+    public func host(_ record: SpanRecord) -> SpanHost? { record.host?.takeUnretainedValue() }
+    public func instance(_ record: SpanRecord) -> SpanInstance? { record.instance?.takeUnretainedValue() }
+    /// The span's name: method and route template, e.g. `GET /users/{user_id}`.
+    public func name(_ record: SpanRecord) -> String { route(record).method + " " + route(record).template }
+
+    private func string(_ slice: SpanRecord.Slice) -> String {
+        String(decoding: bytes[Int(slice.offset)..<Int(slice.offset + slice.count)], as: UTF8.self)
+    }
+}
+
+extension SpanChunk: SpanBatchChunk {}
 
 /// What the spans of one route and method share: the span name (`GET /users/{user_id}`) and the
 /// `http.request.method`, `http.route` and `tapper.service` attributes, encoded once (the

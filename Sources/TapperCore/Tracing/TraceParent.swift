@@ -3,7 +3,7 @@
 ///
 /// Ids are kept as integers (the trace id as two halves), so a request's context is four words
 /// and formatting it writes 55 bytes without allocating.
-public struct TraceParent: Sendable, Hashable {
+public struct TraceParent: Sendable, Hashable, BitwiseCopyable {
     /// The trace id's first 8 bytes (big-endian: the first 16 hex digits).
     public var traceIDHigh: UInt64
     /// The trace id's last 8 bytes.

@@ -9,11 +9,12 @@ import TapperCore
 /// ``SpanRoute`` per route-table entry and method, the ``SpanHost``s of recent `Host` values,
 /// and the wall clock's offset from the uptime clock the exchange already read.
 final class SpanBuffer {
-    var records: [SpanRecord] = []
+    /// The spans recorded since the last flush.
+    var chunk = SpanChunk(capacity: SpanBuffer.chunkSize)
     private var scheduled = false
     let reactor: Reactor
     let exporter: TraceExporter
-    static let chunk = 64
+    static let chunkSize = 64
 
     /// Wall-clock minus uptime nanoseconds: a span's times are its exchange's uptime readings
     /// moved by this. Read again at every flush, so a wall-clock correction reaches the spans
@@ -32,7 +33,6 @@ final class SpanBuffer {
         self.reactor = reactor
         self.exporter = exporter
         wallOffset = Self.readWallOffset()
-        records.reserveCapacity(Self.chunk)
     }
 
     /// Wall-clock time of an uptime reading.
@@ -40,21 +40,29 @@ final class SpanBuffer {
         UInt64(bitPattern: Int64(bitPattern: uptime.uptimeNanoseconds) &+ wallOffset)
     }
 
-    /// The shared span fields of `method` on route-table entry `entry` of snapshot `generation`.
-    func route(entry: Int, generation: Int, method: String, template: String, service: String) -> SpanRoute {
-        if generation != routesGeneration {
-            // A request that started on an older snapshot than the cache's gets its own.
-            guard generation > routesGeneration, entry >= 0 else { return SpanRoute(method: method, template: template, service: service) }
+    /// The shared span fields of `exchange`'s route and method (reads only its entry index,
+    /// snapshot generation and method while they are cached: a copy of its route would retain
+    /// every field of it).
+    func route(of exchange: Exchange) -> SpanRoute {
+        let entry = exchange.route.entryIndex
+        let generation = exchange.snapshotGeneration
+        if generation == routesGeneration, entry >= 0, entry < routes.count {
+            for r in routes[entry] where r.method == exchange.method { return r }
+        }
+        return makeRoute(of: exchange)
+    }
+
+    @inline(never) private func makeRoute(of exchange: Exchange) -> SpanRoute {
+        let entry = exchange.route.entryIndex
+        let generation = exchange.snapshotGeneration
+        let made = SpanRoute(method: exchange.method, template: exchange.route.routeTemplate, service: exchange.route.service)
+        // A request that started on an older snapshot than the cache's gets one of its own.
+        guard entry >= 0, generation >= routesGeneration else { return made }
+        if generation > routesGeneration {
             routes = []
             routesGeneration = generation
         }
-        guard entry >= 0 else { return SpanRoute(method: method, template: template, service: service) }
-        if entry < routes.count {
-            for r in routes[entry] where r.method == method { return r }
-        } else {
-            routes.append(contentsOf: repeatElement([], count: entry + 1 - routes.count))
-        }
-        let made = SpanRoute(method: method, template: template, service: service)
+        if entry >= routes.count { routes.append(contentsOf: repeatElement([], count: entry + 1 - routes.count)) }
         if routes[entry].count >= Self.methodsKept { routes[entry].removeLast() }
         routes[entry].append(made)
         return made
@@ -73,11 +81,9 @@ final class SpanBuffer {
         return made
     }
 
-    /// A record was appended to ``records`` (built straight into it by
-    /// `LoopContext.recordSpan`: one handed over as an argument would be copied, retaining
-    /// every reference in it).
+    /// A span was appended to ``chunk``.
     @inline(__always) func appended() {
-        if records.count >= Self.chunk {
+        if chunk.count >= Self.chunkSize {
             flush()
         } else if !scheduled {
             scheduled = true
@@ -91,11 +97,10 @@ final class SpanBuffer {
     /// Hands the spans collected so far to the exporter (without waiting for it).
     func flush() {
         wallOffset = Self.readWallOffset()
-        guard !records.isEmpty else { return }
-        let chunk = records
-        records = []
-        records.reserveCapacity(Self.chunk)
-        exporter.enqueue(chunk)
+        guard !chunk.isEmpty else { return }
+        let full = chunk
+        chunk = SpanChunk(capacity: Self.chunkSize)
+        exporter.enqueue(full)
     }
 
     private static func readWallOffset() -> Int64 {

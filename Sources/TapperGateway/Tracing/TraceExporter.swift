@@ -24,7 +24,7 @@ public final class TraceExporter: Service, Sendable {
         public var serviceName = "tapper-gateway"
         /// Share of new traces sampled (parent-based: a caller's decision wins).
         public var sampleRate = 1.0
-        public var batching = SpanBatcher<SpanRecord>.Settings()
+        public var batching = SpanBatcher<SpanChunk>.Settings()
         /// How long one export request may take.
         public var timeout: Duration = .seconds(10)
 
@@ -61,7 +61,7 @@ public final class TraceExporter: Service, Sendable {
     /// Posts to a plain-http receiver (nil for https: AsyncHTTPClient does).
     private let poster: SpanPoster?
     private let logger: Logger
-    private let batcher: Mutex<SpanBatcher<SpanRecord>>
+    private let batcher: Mutex<SpanBatcher<SpanChunk>>
     private let counts = Mutex((exported: 0, failed: 0))
     private let wake: AsyncStream<Void>
     private let wakeUp: AsyncStream<Void>.Continuation
@@ -90,7 +90,7 @@ public final class TraceExporter: Service, Sendable {
     }
 
     /// Takes finished spans from an I/O thread (never blocks beyond a short lock).
-    func enqueue(_ spans: [SpanRecord]) {
+    func enqueue(_ spans: SpanChunk) {
         let now = NIODeadline.now().uptimeNanoseconds
         let offered = batcher.withLock { $0.offer(spans, now: now) }
         if offered.batchReady { wakeUp.yield() }
@@ -129,7 +129,7 @@ public final class TraceExporter: Service, Sendable {
     }
 
     /// The request body of `batch`.
-    private func encode(_ batch: [[SpanRecord]]) -> ByteBuffer {
+    private func encode(_ batch: [SpanChunk]) -> ByteBuffer {
         let encoder = self.encoder
         return body.withLock { body in
             // The last request let go of the body: clearing keeps its storage. The spans are
@@ -147,7 +147,7 @@ public final class TraceExporter: Service, Sendable {
 
     static let contentType = "application/x-protobuf"
 
-    private func post(_ chunks: [[SpanRecord]]) async {
+    private func post(_ chunks: [SpanChunk]) async {
         let count = chunks.reduce(0) { $0 + $1.count }
         if let poster {
             switch await poster.post(encode(chunks), timeout: settings.timeout) {
