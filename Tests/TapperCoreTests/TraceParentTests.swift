@@ -285,7 +285,8 @@ struct ProtoMessage {
         #expect(timeout.varint(3) == 2 && timeout.string(2) == "upstream_timeout")  // STATUS_CODE_ERROR
         #expect(try spans[0].attributes(9)["error.type"] as? String == "upstream_timeout")
         // A 404 from the upstream is the client's error: no status on the server span.
-        #expect(spans[1].all(15).isEmpty && (try spans[1].attributes(9))["error.type"] == nil)
+        let notFound = try spans[1].attributes(9)
+        #expect(spans[1].all(15).isEmpty && notFound["error.type"] == nil)
         // A 500 that the upstream sent: an error whose type is the status code.
         let failed = try spans[2].message(15)
         #expect(failed.varint(3) == 2 && failed.string(2) == nil)
