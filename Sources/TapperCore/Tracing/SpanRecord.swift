@@ -7,9 +7,9 @@ import Darwin
 #endif
 
 /// One finished gateway span as the I/O thread records it: a plain value (ids, times, counts,
-/// where its strings are in its ``SpanChunk``'s bytes, and unretained references to what many
-/// spans share, which the chunk keeps alive), so recording, queueing and dropping one retains,
-/// releases and formats nothing.
+/// where its strings are in its ``SpanChunk``, and unretained references to what many spans
+/// share, which the chunk keeps alive), so recording, queueing and dropping one formats nothing
+/// and retains at most its path.
 public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     /// The trace id, this span's id and the flags sent upstream.
     public var context: TraceParent
@@ -22,9 +22,9 @@ public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     /// Attempts beyond the first.
     public var retries: Int32
     /// The path requested (`url.path`) and, when the exchange failed, its outcome (an error
-    /// code such as `upstream_timeout`), in the chunk's bytes.
-    @usableFromInline var path: Slice
-    @usableFromInline var outcome: Slice
+    /// code such as `upstream_timeout`): indices into the chunk's strings.
+    @usableFromInline var path: UInt32
+    @usableFromInline var outcome: UInt32
     /// The exchange's outcome was not `ok`.
     public var failed: Bool
     /// Method, route template and service: the span's name and their attributes.
@@ -35,20 +35,9 @@ public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     @usableFromInline var instance: Unmanaged<SpanInstance>?
     // (Sendable: the references are to immutable, Sendable objects.)
 
-    /// Where a string is in a chunk's bytes.
-    @usableFromInline struct Slice: Sendable, BitwiseCopyable {
-        @usableFromInline var offset: UInt32
-        @usableFromInline var count: UInt32
-
-        @inlinable init(offset: UInt32, count: UInt32) {
-            self.offset = offset
-            self.count = count
-        }
-    }
-
     @inlinable init(
-        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, status: Int32, retries: Int32, path: Slice,
-        outcome: Slice, failed: Bool, route: Unmanaged<SpanRoute>, host: Unmanaged<SpanHost>?, instance: Unmanaged<SpanInstance>?
+        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, status: Int32, retries: Int32, path: UInt32,
+        outcome: UInt32, failed: Bool, route: Unmanaged<SpanRoute>, host: Unmanaged<SpanHost>?, instance: Unmanaged<SpanInstance>?
     ) {
         self.context = context
         self.parentSpanID = parentSpanID
@@ -70,12 +59,14 @@ public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     public var isError: Bool { status >= 500 || status == 0 || failed }
 }
 
-/// Spans recorded together, as an I/O thread hands them to the exporter: the records, the
-/// bytes of their paths and outcomes, and strong references to the shared fields they point to.
+/// Spans recorded together, as an I/O thread hands them to the exporter: the records, their
+/// paths and outcomes, and strong references to the shared fields they point to.
 public struct SpanChunk: Sendable {
     @usableFromInline var storage: [SpanRecord] = []
     public var records: [SpanRecord] { storage }
-    @usableFromInline internal(set) var bytes: [UInt8] = []
+    /// The records' paths and outcomes (kept as the strings they are: copying their bytes cost
+    /// the I/O thread more than a retain).
+    @usableFromInline internal(set) var strings: [String] = []
     /// What the records' unretained references point to.
     @usableFromInline var keep: [any AnyObject & Sendable] = []
     /// The last of each kind kept (consecutive spans mostly share them).
@@ -86,7 +77,7 @@ public struct SpanChunk: Sendable {
     public init(capacity: Int = 0) {
         storage.reserveCapacity(capacity)
         keep.reserveCapacity(capacity > 0 ? 4 : 0)
-        bytes.reserveCapacity(capacity * 16)
+        strings.reserveCapacity(capacity)
     }
 
     @inlinable public var count: Int { storage.count }
@@ -99,8 +90,9 @@ public struct SpanChunk: Sendable {
         instance: SpanInstance?, path: String, status: Int, outcome: String, retries: Int
     ) {
         let failed = outcome != "ok"
-        let pathSlice = store(path)
-        let outcomeSlice = failed ? store(outcome) : SpanRecord.Slice(offset: 0, count: 0)
+        let pathIndex = UInt32(truncatingIfNeeded: strings.count)
+        strings.append(path)
+        if failed { strings.append(outcome) }
         if ObjectIdentifier(route) != lastRoute {
             keep.append(route)
             lastRoute = ObjectIdentifier(route)
@@ -116,19 +108,11 @@ public struct SpanChunk: Sendable {
         storage.append(
             SpanRecord(
                 context: context, parentSpanID: parentSpanID, startUnixNanos: startUnixNanos, endUnixNanos: endUnixNanos,
-                status: Int32(clamping: status), retries: Int32(clamping: max(0, retries)), path: pathSlice, outcome: outcomeSlice, failed: failed,
+                status: Int32(clamping: status), retries: Int32(clamping: max(0, retries)), path: pathIndex, outcome: pathIndex &+ 1, failed: failed,
                 route: .passUnretained(route), host: host.map { .passUnretained($0) }, instance: instance.map { .passUnretained($0) }))
     }
 
-    @inlinable
-    mutating func store(_ s: String) -> SpanRecord.Slice {
-        let offset = UInt32(truncatingIfNeeded: bytes.count)
-        let copied: Void? = s.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
-        if copied == nil { bytes.append(contentsOf: Array(s.utf8)) }
-        return SpanRecord.Slice(offset: offset, count: UInt32(truncatingIfNeeded: bytes.count) &- offset)
-    }
-
-    /// The first `n` records and the rest, as two chunks (sharing the bytes and references).
+    /// The first `n` records and the rest, as two chunks (sharing the strings and references).
     public func split(at n: Int) -> (SpanChunk, SpanChunk) {
         var first = self
         var rest = self
@@ -139,21 +123,13 @@ public struct SpanChunk: Sendable {
 
     // MARK: reading (the encoder, tests)
 
-    @inline(__always) func withBytes<R>(_ body: (UnsafePointer<UInt8>) -> R) -> R {
-        bytes.withUnsafeBufferPointer { body($0.baseAddress ?? UnsafePointer(bitPattern: 1)!) }
-    }
-
-    public func path(_ record: SpanRecord) -> String { string(record.path) }
-    public func outcome(_ record: SpanRecord) -> String { record.failed ? string(record.outcome) : "ok" }
+    public func path(_ record: SpanRecord) -> String { strings[Int(record.path)] }
+    public func outcome(_ record: SpanRecord) -> String { record.failed ? strings[Int(record.outcome)] : "ok" }
     public func route(_ record: SpanRecord) -> SpanRoute { record.route.takeUnretainedValue() }
     public func host(_ record: SpanRecord) -> SpanHost? { record.host?.takeUnretainedValue() }
     public func instance(_ record: SpanRecord) -> SpanInstance? { record.instance?.takeUnretainedValue() }
     /// The span's name: method and route template, e.g. `GET /users/{user_id}`.
     public func name(_ record: SpanRecord) -> String { route(record).method + " " + route(record).template }
-
-    private func string(_ slice: SpanRecord.Slice) -> String {
-        String(decoding: bytes[Int(slice.offset)..<Int(slice.offset + slice.count)], as: UTF8.self)
-    }
 }
 
 extension SpanChunk: SpanBatchChunk {}
@@ -209,7 +185,7 @@ public final class SpanHost: Sendable {
     /// The header value, e.g. `example.com:8080`.
     public let value: String
     /// Its bytes, to compare with a request's.
-    private let bytes: [UInt8]
+    @usableFromInline let bytes: [UInt8]
     public let address: String
     public let port: Int?
     let encoded: [UInt8]
@@ -239,6 +215,7 @@ public final class SpanHost: Sendable {
     }
 
     /// Whether this is the value `bytes` spell (no string is made to find out).
+    @inlinable
     public func matches(_ other: UnsafeRawBufferPointer) -> Bool {
         bytes.withUnsafeBytes { own in
             own.count == other.count && (own.isEmpty || memcmp(own.baseAddress!, other.baseAddress!, own.count) == 0)

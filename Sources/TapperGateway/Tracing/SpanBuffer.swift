@@ -26,6 +26,8 @@ final class SpanBuffer {
     /// `Host` values seen lately (most requests to a gateway name one of a few).
     private var hosts: [SpanHost] = []
     private var nextHostSlot = 0
+    /// The one found last (most requests name the same host as the one before).
+    private var lastHost: SpanHost?
     static let hostsKept = 8
     static let methodsKept = 8
 
@@ -70,7 +72,11 @@ final class SpanBuffer {
 
     /// The shared span fields of the `Host` value `bytes`.
     func host(_ bytes: UnsafeRawBufferPointer) -> SpanHost {
-        for h in hosts where h.matches(bytes) { return h }
+        if let last = lastHost, last.matches(bytes) { return last }
+        for h in hosts where h.matches(bytes) {
+            lastHost = h
+            return h
+        }
         let made = SpanHost(String(decoding: bytes, as: UTF8.self))
         if hosts.count < Self.hostsKept {
             hosts.append(made)
@@ -78,6 +84,7 @@ final class SpanBuffer {
             hosts[nextHostSlot] = made
             nextHostSlot = (nextHostSlot + 1) % Self.hostsKept
         }
+        lastHost = made
         return made
     }
 
