@@ -282,11 +282,11 @@ struct ProtobufWriter {
         bytes(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
+    /// The UTF-8 of `s`, copied straight to the pointer (a small string's bytes are not
+    /// spilled to the stack first, as they are for a closure over contiguous storage).
     @inline(__always) mutating func bytes(of s: String) {
-        let done: Void? = s.utf8.withContiguousStorageIfAvailable { bytes(UnsafeRawBufferPointer($0)) }
-        if done == nil {
-            for b in s.utf8 { byte(b) }
-        }
+        let (_, written) = s.utf8._copyContents(initializing: UnsafeMutableBufferPointer(start: p, count: s.utf8.count))
+        p += written
     }
 
     /// A length-delimited string field.

@@ -13,8 +13,10 @@ import TapperCore
 ///
 /// The I/O threads hand over spans in chunks (``SpanBuffer``) under a short lock and never wait:
 /// the queue is bounded (``SpanBatcher``) and what does not fit is dropped and counted. The
-/// exporter wakes when a batch is full or on its tick, so an idle gateway does not post, and a
-/// failed post is counted, not retried (telemetry must not pile up behind a dead collector).
+/// exporter wakes when a batch is full or when the oldest queued span has waited the delay (it
+/// sleeps until then, and not at all while the queue is empty), so an idle gateway neither
+/// posts nor wakes, and a failed post is counted, not retried (telemetry must not pile up behind
+/// a dead collector).
 public final class TraceExporter: Service, Sendable {
     public struct Settings: Sendable {
         /// The receiver's base URL (`http://collector:4318`); `/v1/traces` is appended unless
@@ -65,8 +67,11 @@ public final class TraceExporter: Service, Sendable {
     private let counts = Mutex((exported: 0, failed: 0))
     private let wake: AsyncStream<Void>
     private let wakeUp: AsyncStream<Void>.Continuation
-    /// How often the exporter looks for a batch whose delay ran out.
-    private let tick: Duration
+    /// Told when spans arrive in an empty queue: the delay timer has a deadline again.
+    private let armed: AsyncStream<Void>
+    private let arm: AsyncStream<Void>.Continuation
+    /// The shortest sleep of the delay timer (a batch due now waits at most this long for it).
+    private static let minimumSleepNanos: UInt64 = 10_000_000
 
     /// - Parameters:
     ///   - settings: where and how to export.
@@ -81,7 +86,7 @@ public final class TraceExporter: Service, Sendable {
         self.logger = logger
         batcher = Mutex(SpanBatcher(settings: settings.batching))
         (wake, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        tick = .nanoseconds(Int64(max(settings.batching.delayNanos / 4, 10_000_000)))
+        (armed, arm) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public var counters: Counters {
@@ -92,17 +97,30 @@ public final class TraceExporter: Service, Sendable {
     /// Takes finished spans from an I/O thread (never blocks beyond a short lock).
     func enqueue(_ spans: SpanChunk) {
         let now = NIODeadline.now().uptimeNanoseconds
-        let offered = batcher.withLock { $0.offer(spans, now: now) }
+        let (offered, wasEmpty) = batcher.withLock { b in
+            let empty = b.count == 0
+            return (b.offer(spans, now: now), empty)
+        }
         if offered.batchReady { wakeUp.yield() }
+        if wasEmpty && offered.accepted > 0 { arm.yield() }
     }
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             let wakeUp = self.wakeUp
-            let tick = self.tick
+            let armed = self.armed
             group.addTask {
+                // The delay timer: sleeps until the oldest queued span's batch is due, or
+                // (queue empty) until spans arrive.
+                var arrivals = armed.makeAsyncIterator()
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: tick)
+                    guard let deadline = self.batcher.withLock({ $0.nextDeadline }) else {
+                        guard await arrivals.next() != nil else { return }
+                        continue
+                    }
+                    let now = NIODeadline.now().uptimeNanoseconds
+                    let wait = deadline > now ? deadline - now : 0
+                    try? await Task.sleep(for: .nanoseconds(Int64(max(wait, Self.minimumSleepNanos))))
                     wakeUp.yield()
                 }
             }
@@ -115,6 +133,7 @@ public final class TraceExporter: Service, Sendable {
             // order), so what its loops handed over is here; send it.
             await exportDue(flushing: true)
             await poster?.stop()
+            arm.finish()
             group.cancelAll()
         }
     }
