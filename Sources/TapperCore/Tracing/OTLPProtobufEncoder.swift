@@ -104,7 +104,7 @@ public struct OTLPProtobufEncoder: Sendable {
             // retries, error.type and the status message (the outcome twice: its bytes are
             // counted once here, once below), a longer length prefix.
             n += chunk.count * 320
-            for s in chunk.strings { n += 2 * s.utf8.count }
+            n += 2 * chunk.bytes.count
             chunk.records.withUnsafeBufferPointer { records in
                 for r in records {
                     n += r.route._withUnsafeGuaranteedRef { $0.encoded.count }
@@ -128,11 +128,11 @@ public struct OTLPProtobufEncoder: Sendable {
         precondition(region.count >= headroom)
         var end = base + headroom
         for chunk in chunks {
-            chunk.strings.withUnsafeBufferPointer { strings in
-                chunk.records.withUnsafeBufferPointer { records in
-                    for r in records { end = Self.append(r, strings: strings, at: end) }
-                }
+            let strings = UnsafePointer(chunk.bytes.base)
+            chunk.records.withUnsafeBufferPointer { records in
+                for r in records { end = Self.append(r, strings: strings, at: end) }
             }
+            withExtendedLifetime(chunk) {}
         }
         precondition(base.distance(to: end) <= region.count, "spans overran their bound")
         let scopeSpans = UInt64(scope.count + (base + headroom).distance(to: end))
@@ -151,9 +151,9 @@ public struct OTLPProtobufEncoder: Sendable {
     }
 
     /// Writes `span` (a `ScopeSpans.spans` field) at `start`; returns where it ends.
-    /// - Parameter strings: the strings of the span's chunk.
+    /// - Parameter strings: the bytes of the span's chunk.
     @inline(__always)
-    static func append(_ span: SpanRecord, strings: UnsafeBufferPointer<String>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    static func append(_ span: SpanRecord, strings: UnsafePointer<UInt8>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         // Tag, then two bytes for the length (a span of 128 to 16383 bytes, nearly all); the
         // body moves when it needs one byte or more than two.
         start.pointee = Tag.span
@@ -178,24 +178,28 @@ public struct OTLPProtobufEncoder: Sendable {
         w.littleEndian(span.startUnixNanos)
         w.byte(Tag.endTime)
         w.littleEndian(span.endUnixNanos)
-        w.attribute(Tag.spanAttribute, key: "url.path", string: strings[Int(span.path)])
+        w.attribute(Tag.spanAttribute, key: "url.path", string: UnsafeRawBufferPointer(start: strings + Int(span.path.offset), count: Int(span.path.count)))
         if let host = span.host { host._withUnsafeGuaranteedRef { w.bytes($0.encoded) } }
         if span.status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(span.status)) }
         if let instance = span.instance { instance._withUnsafeGuaranteedRef { w.bytes($0.encoded) } }
         if span.retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(span.retries)) }
         if span.isError {
-            let outcome = span.failed ? strings[Int(span.outcome)] : ""
+            let outcome = UnsafeRawBufferPointer(start: strings + Int(span.outcome.offset), count: Int(span.outcome.count))
             if span.failed {
                 w.attribute(Tag.spanAttribute, key: "error.type", string: outcome)
             } else {
                 w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, span.status)))
             }
             // Status { message (the outcome, when there is one), code ERROR }.
-            let message = outcome.utf8.count
+            let message = outcome.count
             let status = (span.failed ? 1 + ProtobufWriter.varintSize(UInt64(message)) + message : 0) + 2
             w.byte(Tag.status)
             w.varint(UInt64(status))
-            if span.failed { w.string(Tag.statusMessage, outcome) }
+            if span.failed {
+                w.byte(Tag.statusMessage)
+                w.varint(UInt64(message))
+                w.bytes(outcome)
+            }
             w.byte(Tag.statusCode)
             w.byte(errorCode)
         }

@@ -7,9 +7,9 @@ import Darwin
 #endif
 
 /// One finished gateway span as the I/O thread records it: a plain value (ids, times, counts,
-/// where its strings are in its ``SpanChunk``, and unretained references to what many spans
-/// share, which the chunk keeps alive), so recording, queueing and dropping one formats nothing
-/// and retains at most its path.
+/// where its strings are in its ``SpanChunk``'s bytes, and unretained references to what many
+/// spans share, which the chunk keeps alive), so recording, queueing and dropping one retains,
+/// releases and formats nothing.
 public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     /// The trace id, this span's id and the flags sent upstream.
     public var context: TraceParent
@@ -22,9 +22,9 @@ public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     /// Attempts beyond the first.
     public var retries: Int32
     /// The path requested (`url.path`) and, when the exchange failed, its outcome (an error
-    /// code such as `upstream_timeout`): indices into the chunk's strings.
-    @usableFromInline var path: UInt32
-    @usableFromInline var outcome: UInt32
+    /// code such as `upstream_timeout`): where their UTF-8 is in the chunk's bytes.
+    @usableFromInline var path: Slice
+    @usableFromInline var outcome: Slice
     /// The exchange's outcome was not `ok`.
     public var failed: Bool
     /// Method, route template and service: the span's name and their attributes.
@@ -35,9 +35,20 @@ public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     @usableFromInline var instance: Unmanaged<SpanInstance>?
     // (Sendable: the references are to immutable, Sendable objects.)
 
+    /// Where a string is in a chunk's bytes.
+    @usableFromInline struct Slice: Sendable, BitwiseCopyable {
+        @usableFromInline var offset: UInt32
+        @usableFromInline var count: UInt32
+
+        @inlinable init(offset: UInt32, count: UInt32) {
+            self.offset = offset
+            self.count = count
+        }
+    }
+
     @inlinable init(
-        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, status: Int32, retries: Int32, path: UInt32,
-        outcome: UInt32, failed: Bool, route: Unmanaged<SpanRoute>, host: Unmanaged<SpanHost>?, instance: Unmanaged<SpanInstance>?
+        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, status: Int32, retries: Int32, path: Slice,
+        outcome: Slice, failed: Bool, route: Unmanaged<SpanRoute>, host: Unmanaged<SpanHost>?, instance: Unmanaged<SpanInstance>?
     ) {
         self.context = context
         self.parentSpanID = parentSpanID
@@ -59,14 +70,16 @@ public struct SpanRecord: @unchecked Sendable, BitwiseCopyable {
     public var isError: Bool { status >= 500 || status == 0 || failed }
 }
 
-/// Spans recorded together, as an I/O thread hands them to the exporter: the records, their
-/// paths and outcomes, and strong references to the shared fields they point to.
+/// Spans recorded together, as an I/O thread hands them to the exporter: the records, the
+/// bytes of their paths and outcomes, and strong references to the shared fields they point to.
+///
+/// Built by one owner, then handed over and only read: copies share the bytes, so a copy is
+/// not appended to (``append`` copies the bytes first if it is).
 public struct SpanChunk: Sendable {
     @usableFromInline var storage: [SpanRecord] = []
     public var records: [SpanRecord] { storage }
-    /// The records' paths and outcomes (kept as the strings they are: copying their bytes cost
-    /// the I/O thread more than a retain).
-    @usableFromInline internal(set) var strings: [String] = []
+    /// The records' paths and outcomes.
+    @usableFromInline var bytes: SpanBytes
     /// What the records' unretained references point to.
     @usableFromInline var keep: [any AnyObject & Sendable] = []
     /// The last of each kind kept (consecutive spans mostly share them).
@@ -75,9 +88,9 @@ public struct SpanChunk: Sendable {
     @usableFromInline var lastInstance: ObjectIdentifier?
 
     public init(capacity: Int = 0) {
+        bytes = SpanBytes(capacity: capacity * 16)
         storage.reserveCapacity(capacity)
         keep.reserveCapacity(capacity > 0 ? 4 : 0)
-        strings.reserveCapacity(capacity)
     }
 
     @inlinable public var count: Int { storage.count }
@@ -90,9 +103,9 @@ public struct SpanChunk: Sendable {
         instance: SpanInstance?, path: String, status: Int, outcome: String, retries: Int
     ) {
         let failed = outcome != "ok"
-        let pathIndex = UInt32(truncatingIfNeeded: strings.count)
-        strings.append(path)
-        if failed { strings.append(outcome) }
+        if !isKnownUniquelyReferenced(&bytes) { bytes = bytes.copy() }
+        let pathSlice = bytes.append(path)
+        let outcomeSlice = failed ? bytes.append(outcome) : SpanRecord.Slice(offset: 0, count: 0)
         if ObjectIdentifier(route) != lastRoute {
             keep.append(route)
             lastRoute = ObjectIdentifier(route)
@@ -108,11 +121,11 @@ public struct SpanChunk: Sendable {
         storage.append(
             SpanRecord(
                 context: context, parentSpanID: parentSpanID, startUnixNanos: startUnixNanos, endUnixNanos: endUnixNanos,
-                status: Int32(clamping: status), retries: Int32(clamping: max(0, retries)), path: pathIndex, outcome: pathIndex &+ 1, failed: failed,
+                status: Int32(clamping: status), retries: Int32(clamping: max(0, retries)), path: pathSlice, outcome: outcomeSlice, failed: failed,
                 route: .passUnretained(route), host: host.map { .passUnretained($0) }, instance: instance.map { .passUnretained($0) }))
     }
 
-    /// The first `n` records and the rest, as two chunks (sharing the strings and references).
+    /// The first `n` records and the rest, as two chunks (sharing the bytes and references).
     public func split(at n: Int) -> (SpanChunk, SpanChunk) {
         var first = self
         var rest = self
@@ -123,8 +136,8 @@ public struct SpanChunk: Sendable {
 
     // MARK: reading (the encoder, tests)
 
-    public func path(_ record: SpanRecord) -> String { strings[Int(record.path)] }
-    public func outcome(_ record: SpanRecord) -> String { record.failed ? strings[Int(record.outcome)] : "ok" }
+    public func path(_ record: SpanRecord) -> String { bytes.string(record.path) }
+    public func outcome(_ record: SpanRecord) -> String { record.failed ? bytes.string(record.outcome) : "ok" }
     public func route(_ record: SpanRecord) -> SpanRoute { record.route.takeUnretainedValue() }
     public func host(_ record: SpanRecord) -> SpanHost? { record.host?.takeUnretainedValue() }
     public func instance(_ record: SpanRecord) -> SpanInstance? { record.instance?.takeUnretainedValue() }
@@ -133,6 +146,53 @@ public struct SpanChunk: Sendable {
 }
 
 extension SpanChunk: SpanBatchChunk {}
+
+/// A chunk's string bytes: a growable buffer written through a pointer (a string is copied in
+/// with one call, which an array of bytes could not do as cheaply), read-only once handed over.
+@usableFromInline
+final class SpanBytes: @unchecked Sendable {
+    @usableFromInline private(set) var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline private(set) var count = 0
+    @usableFromInline private(set) var capacity: Int
+
+    @usableFromInline init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @usableFromInline func copy() -> SpanBytes {
+        let c = SpanBytes(capacity: capacity)
+        c.base.update(from: base, count: count)
+        c.count = count
+        return c
+    }
+
+    /// Copies in the UTF-8 of `s`.
+    @inlinable func append(_ s: String) -> SpanRecord.Slice {
+        let n = s.utf8.count
+        if count + n > capacity { grow(to: count + n) }
+        let (_, written) = s.utf8._copyContents(initializing: UnsafeMutableBufferPointer(start: base + count, count: n))
+        let slice = SpanRecord.Slice(offset: UInt32(truncatingIfNeeded: count), count: UInt32(truncatingIfNeeded: written))
+        count += written
+        return slice
+    }
+
+    @usableFromInline @inline(never) func grow(to needed: Int) {
+        let bigger = max(capacity * 2, needed)
+        let new = UnsafeMutablePointer<UInt8>.allocate(capacity: bigger)
+        new.update(from: base, count: count)
+        base.deallocate()
+        base = new
+        capacity = bigger
+    }
+
+    func string(_ slice: SpanRecord.Slice) -> String {
+        String(decoding: UnsafeBufferPointer(start: base + Int(slice.offset), count: Int(slice.count)), as: UTF8.self)
+    }
+}
+
 
 /// What the spans of one route and method share: the span name (`GET /users/{user_id}`) and the
 /// `http.request.method`, `http.route` and `tapper.service` attributes, encoded once (the
