@@ -76,6 +76,8 @@ final class SpanPoster: @unchecked Sendable {
     }
 
     let endpoint: Endpoint
+    /// A longer response body is not read: the connection is closed after the head.
+    static let maxResponseBody: Int64 = 64 * 1024
     /// The request head up to the `Content-Length` value.
     private let headPrefix: [UInt8]
     private let started = NIOLockedValueBox<Reactor?>(nil)
@@ -266,6 +268,9 @@ final class SpanPoster: @unchecked Sendable {
                 switch head.framing {
                 case .none:
                     complete(head.status, reusable: head.keepAlive && body == 0)
+                case .contentLength(let n) where n > Self.maxResponseBody:
+                    // Not worth reading (the status is all an export needs).
+                    complete(head.status, reusable: false)
                 case .contentLength(let n):
                     guard body >= n else { return }
                     complete(head.status, reusable: head.keepAlive && body == n)
