@@ -1,7 +1,7 @@
 import NIOCore
 import TapperCore
 
-/// Per-reactor span buffer: finished spans collect here and go to the ``TraceExporter`` 64 at a
+/// Per-reactor span buffer: finished spans collect here and go to the ``TraceExporter`` 128 at a
 /// time or 200 ms after the first, so recording a span costs an append, and the exporter's lock
 /// is taken once per chunk rather than per request (the pattern of ``AccessLogBuffer``).
 ///
@@ -14,7 +14,7 @@ final class SpanBuffer {
     private var scheduled = false
     let reactor: Reactor
     let exporter: TraceExporter
-    static let chunkSize = 64
+    static let chunkSize = 128
 
     /// Wall-clock minus uptime nanoseconds: a span's times are its exchange's uptime readings
     /// moved by this. Read again at every flush, so a wall-clock correction reaches the spans
