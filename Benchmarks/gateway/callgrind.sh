@@ -14,7 +14,8 @@
 #        the registration's --protocol h2c).
 #        TAPPER_ARGS="--rate-limit 1000000000/s" adds gateway options (e.g. to cost a feature);
 #        TAPPER_BIN=path measures that binary instead of building the release one;
-#        CALLGRIND_OUT=file keeps the profile (callgrind_annotate file shows where they go).
+#        CALLGRIND_OUT=file keeps the profile (callgrind_annotate file shows where they go);
+#        CALLGRIND_DIR=folder keeps every thread's profile there (the exporter's, with tracing on).
 # Prints one line: "<instructions per request>k instructions/request on the I/O thread (...)".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -115,5 +116,6 @@ all=$(awk '{s += $1} END {printf "%d\n", s}' <<<"$thread_totals")
 
 [ "$requests" -gt 0 ] || { echo "no requests were served" >&2; exit 1; }
 if [ -n "${CALLGRIND_OUT:-}" ]; then cp "$(grep -l "^totals: $total\$" "$WORK"/callgrind.out* | head -1)" "$CALLGRIND_OUT"; fi
+if [ -n "${CALLGRIND_DIR:-}" ]; then mkdir -p "$CALLGRIND_DIR" && cp "$WORK"/callgrind.out* "$CALLGRIND_DIR"/; fi
 awk -v t="$total" -v a="$all" -v n="$requests" \
   'BEGIN { printf "%.1fk instructions/request on the I/O thread (%d requests; %.1fk with all threads)\n", t / n / 1000, n, a / n / 1000 }'

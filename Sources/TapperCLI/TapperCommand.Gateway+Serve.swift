@@ -163,7 +163,7 @@ extension TapperCommand.Gateway {
 
         @Option(
             help: ArgumentHelp(
-                "Export a span per proxied request over OTLP/HTTP (JSON) to this receiver, e.g. http://127.0.0.1:4318 (/v1/traces is appended); default: $OTEL_EXPORTER_OTLP_ENDPOINT. Without either, tracing is off and traceparent passes through untouched.",
+                "Export a span per proxied request over OTLP/HTTP (protobuf) to this receiver, e.g. http://127.0.0.1:4318 (/v1/traces is appended); default: $OTEL_EXPORTER_OTLP_ENDPOINT. Without either, tracing is off and traceparent passes through untouched.",
                 valueName: "url"))
         public var otlpEndpoint: String?
 
@@ -512,7 +512,7 @@ extension TapperCommand.Gateway {
                 // last spans reach the exporter before it flushes and stops.
                 services.append(exporter)
                 logger.notice(
-                    "exporting spans to \(exporter.settings.tracesURL) (OTLP/HTTP JSON, sample rate \(exporter.settings.sampleRate), service.name \(exporter.settings.serviceName))"
+                    "exporting spans to \(exporter.settings.tracesURL) (OTLP/HTTP protobuf, sample rate \(exporter.settings.sampleRate), service.name \(exporter.settings.serviceName))"
                 )
             }
             services.append(GatewayServer(gateway: gateway, logger: logger))

@@ -77,15 +77,18 @@ import Testing
 }
 
 @Suite struct SpanBatcherTests {
-    typealias Batcher = SpanBatcher<Int>
+    typealias Batcher = SpanBatcher<[Int]>
     static let settings = Batcher.Settings(maxQueue: 10, maxBatch: 4, delayNanos: 1000)
+
+    /// A batch's spans in order (it comes as chunks).
+    static func spans(_ batch: [[Int]]?) -> [Int]? { batch.map { $0.flatMap { $0 } } }
 
     @Test func fullBatchIsDueAtOnceAndWakesTheExporter() {
         var b = Batcher(settings: Self.settings)
         #expect(b.offer([1, 2, 3], now: 0) == .init(accepted: 3, dropped: 0, batchReady: false))
         #expect(b.takeBatch(now: 10) == nil)
         #expect(b.offer([4], now: 10) == .init(accepted: 1, dropped: 0, batchReady: true))
-        #expect(b.takeBatch(now: 10) == [1, 2, 3, 4])
+        #expect(Self.spans(b.takeBatch(now: 10)) == [1, 2, 3, 4])
         #expect(b.count == 0 && b.nextDeadline == nil)
     }
 
@@ -95,9 +98,9 @@ import Testing
         _ = b.offer([2], now: 500)
         #expect(b.nextDeadline == 1100)
         #expect(b.takeBatch(now: 1099) == nil)
-        #expect(b.takeBatch(now: 1100) == [1, 2])
+        #expect(Self.spans(b.takeBatch(now: 1100)) == [1, 2])
         _ = b.offer([3], now: 2000)
-        #expect(b.takeBatch(now: 2000, flushing: true) == [3])
+        #expect(Self.spans(b.takeBatch(now: 2000, flushing: true)) == [3])
     }
 
     @Test func dropsAndCountsWhatDoesNotFit() {
@@ -105,83 +108,238 @@ import Testing
         #expect(b.offer(Array(0..<8), now: 0).dropped == 0)
         #expect(b.offer(Array(8..<13), now: 1) == .init(accepted: 2, dropped: 3, batchReady: false))
         #expect(b.dropped == 3 && b.count == 10)
-        #expect(b.takeBatch(now: 1) == [0, 1, 2, 3])
-        #expect(b.takeBatch(now: 1) == [4, 5, 6, 7])
+        // A chunk larger than a batch is split; the rest is the next batch.
+        #expect(Self.spans(b.takeBatch(now: 1)) == [0, 1, 2, 3])
+        #expect(Self.spans(b.takeBatch(now: 1)) == [4, 5, 6, 7])
         // Two left: a partial batch, due one delay after the last export.
         #expect(b.takeBatch(now: 2) == nil)
-        #expect(b.takeBatch(now: 1001) == [8, 9])
+        #expect(Self.spans(b.takeBatch(now: 1001)) == [8, 9])
+    }
+
+    @Test func batchesAreWholeChunksUpToTheLimit() {
+        var b = Batcher(settings: Self.settings)
+        _ = b.offer([1, 2, 3], now: 0)
+        _ = b.offer([4, 5], now: 0)
+        _ = b.offer([6], now: 0)
+        // [1, 2, 3] and [4, 5] make 5 > 4: the second chunk waits, whole, for the next batch.
+        #expect(b.takeBatch(now: 0) == [[1, 2, 3]])
+        #expect(b.count == 3)
+        #expect(b.takeBatch(now: 0, flushing: true) == [[4, 5], [6]])
     }
 }
 
-@Suite struct OTLPJSONEncoderTests {
-    static func span(status: Int = 200, outcome: String = "ok", parent: UInt64 = 0x1122_3344_5566_7788) -> SpanRecord {
-        SpanRecord(
-            context: TraceParent(traceIDHigh: 0x4bf9_2f35_77b3_4da6, traceIDLow: 0xa3ce_929d_0e0e_4736, spanID: 0xabcd, flags: 1), parentSpanID: parent,
-            startUnixNanos: 1_700_000_000_000_000_000, endUnixNanos: 1_700_000_000_001_500_000, method: "GET", routeTemplate: "/users/{user_id}",
-            path: "/users/\"7\"", host: "127.0.0.1:8000", service: "users", instanceID: "u1",
-            instanceURL: ServiceURL(scheme: .http, host: "127.0.0.1", port: 9001), status: status, outcome: outcome, retries: 1
-        )
+/// Reads protobuf wire format (what the OTLP encoder writes), for the tests' checks.
+struct ProtoMessage {
+    enum Value: Equatable {
+        case varint(UInt64)
+        case fixed64(UInt64)
+        case bytes([UInt8])
+        case fixed32(UInt32)
     }
 
-    @Test func encodesOTLPJSONWithHexIDs() throws {
-        let body = OTLPJSONEncoder(serviceName: "tapper-gateway", scopeVersion: "1.0").encode([Self.span(), Self.span(parent: 0)])
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
-        let resourceSpans = try #require(json["resourceSpans"] as? [[String: Any]])
-        let resource = try #require(resourceSpans[0]["resource"] as? [String: Any])
-        let resourceAttributes = try #require(resource["attributes"] as? [[String: Any]])
-        #expect(resourceAttributes[0]["key"] as? String == "service.name")
-        #expect((resourceAttributes[0]["value"] as? [String: Any])?["stringValue"] as? String == "tapper-gateway")
-        let scopeSpans = try #require(resourceSpans[0]["scopeSpans"] as? [[String: Any]])
-        let spans = try #require(scopeSpans[0]["spans"] as? [[String: Any]])
+    var fields: [(number: Int, value: Value)] = []
+
+    init(_ bytes: [UInt8]) throws {
+        var i = 0
+        func varint() throws -> UInt64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard i < bytes.count, shift < 64 else { throw ProtoError.truncated }
+                let b = bytes[i]
+                i += 1
+                v |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+        }
+        while i < bytes.count {
+            let key = try varint()
+            let number = Int(key >> 3)
+            switch key & 7 {
+            case 0: fields.append((number, .varint(try varint())))
+            case 1:
+                guard i + 8 <= bytes.count else { throw ProtoError.truncated }
+                fields.append((number, .fixed64(bytes[i..<i + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) })))
+                i += 8
+            case 2:
+                let n = Int(try varint())
+                guard i + n <= bytes.count else { throw ProtoError.truncated }
+                fields.append((number, .bytes(Array(bytes[i..<i + n]))))
+                i += n
+            case 5:
+                guard i + 4 <= bytes.count else { throw ProtoError.truncated }
+                fields.append((number, .fixed32(bytes[i..<i + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) })))
+                i += 4
+            default: throw ProtoError.wireType(Int(key & 7))
+            }
+        }
+    }
+
+    enum ProtoError: Error { case truncated, wireType(Int), missing(Int) }
+
+    func all(_ number: Int) -> [Value] { fields.filter { $0.number == number }.map(\.value) }
+
+    func message(_ number: Int) throws -> ProtoMessage {
+        guard case .bytes(let b) = all(number).first else { throw ProtoError.missing(number) }
+        return try ProtoMessage(b)
+    }
+
+    func messages(_ number: Int) throws -> [ProtoMessage] {
+        try all(number).compactMap { if case .bytes(let b) = $0 { return try ProtoMessage(b) } else { return nil } }
+    }
+
+    func bytes(_ number: Int) -> [UInt8]? {
+        if case .bytes(let b) = all(number).first { return b }
+        return nil
+    }
+
+    func string(_ number: Int) -> String? { bytes(number).map { String(decoding: $0, as: UTF8.self) } }
+
+    func varint(_ number: Int) -> UInt64? {
+        if case .varint(let v) = all(number).first { return v }
+        return nil
+    }
+
+    func fixed64(_ number: Int) -> UInt64? {
+        if case .fixed64(let v) = all(number).first { return v }
+        return nil
+    }
+
+    /// KeyValue attributes in field `number`: string values as String, int values as Int64.
+    func attributes(_ number: Int) throws -> [String: any Sendable] {
+        var out: [String: any Sendable] = [:]
+        for kv in try messages(number) {
+            let key = kv.string(1) ?? ""
+            let value = try kv.message(2)
+            if let s = value.string(1) {
+                out[key] = s
+            } else if let v = value.varint(3) {
+                out[key] = Int64(bitPattern: v)
+            }
+        }
+        return out
+    }
+}
+
+@Suite struct OTLPProtobufEncoderTests {
+    static let route = SpanRoute(method: "GET", template: "/users/{user_id}", service: "users")
+    static let instance = SpanInstance(id: "u1", url: "http://127.0.0.1:9001")
+    static let host = SpanHost("127.0.0.1:8000")
+
+    static func chunk(_ spans: [(status: Int, outcome: String, parent: UInt64)], path: String = "/users/\"7\"", host: SpanHost? = host) -> SpanChunk {
+        var c = SpanChunk()
+        for (i, s) in spans.enumerated() {
+            c.append(
+                context: TraceParent(traceIDHigh: 0x4bf9_2f35_77b3_4da6, traceIDLow: 0xa3ce_929d_0e0e_4736, spanID: 0xabcd + UInt64(i), flags: 1),
+                parentSpanID: s.parent, startUnixNanos: 1_700_000_000_000_000_000, endUnixNanos: 1_700_000_000_001_500_000, route: route, host: host,
+                instance: instance, path: path, status: s.status, outcome: s.outcome, retries: 1)
+        }
+        return c
+    }
+
+    /// The spans of an encoded request, with its resource and scope.
+    static func decode(_ body: [UInt8]) throws -> (resource: ProtoMessage, scope: ProtoMessage, spans: [ProtoMessage]) {
+        let request = try ProtoMessage(body)
+        let resourceSpans = try request.messages(1)
+        #expect(resourceSpans.count == 1)
+        let scopeSpans = try resourceSpans[0].messages(2)
+        #expect(scopeSpans.count == 1)
+        return (try resourceSpans[0].message(1), try scopeSpans[0].message(1), try scopeSpans[0].messages(2))
+    }
+
+    @Test func encodesOTLPProtobuf() throws {
+        let encoder = OTLPProtobufEncoder(serviceName: "tapper-gateway", scopeVersion: "1.0")
+        let (resource, scope, spans) = try Self.decode(encoder.encode([Self.chunk([(200, "ok", 0x1122_3344_5566_7788), (200, "ok", 0)])]))
+        #expect(try resource.attributes(1)["service.name"] as? String == "tapper-gateway")
+        #expect(scope.string(1) == "tapper" && scope.string(2) == "1.0")
         #expect(spans.count == 2)
         let s = spans[0]
-        #expect(s["traceId"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736")
-        #expect(s["spanId"] as? String == "000000000000abcd")
-        #expect(s["parentSpanId"] as? String == "1122334455667788")
-        #expect(spans[1]["parentSpanId"] == nil)
-        #expect(s["name"] as? String == "GET /users/{user_id}")
-        #expect(s["kind"] as? Int == 2)
-        #expect(s["startTimeUnixNano"] as? String == "1700000000000000000")
-        #expect(s["endTimeUnixNano"] as? String == "1700000000001500000")
-        #expect(s["status"] == nil)
-        var attributes: [String: Any] = [:]
-        for a in try #require(s["attributes"] as? [[String: Any]]) {
-            let value = try #require(a["value"] as? [String: Any])
-            attributes[try #require(a["key"] as? String)] = value["stringValue"] ?? value["intValue"]
-        }
+        #expect(s.bytes(1) == [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36])
+        #expect(s.bytes(2) == [0, 0, 0, 0, 0, 0, 0xab, 0xcd])
+        #expect(s.bytes(4) == [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88])
+        #expect(spans[1].bytes(4) == nil && spans[1].bytes(2) == [0, 0, 0, 0, 0, 0, 0xab, 0xce])
+        #expect(s.string(5) == "GET /users/{user_id}")
+        #expect(s.varint(6) == 2)  // SPAN_KIND_SERVER
+        #expect(s.fixed64(7) == 1_700_000_000_000_000_000)
+        #expect(s.fixed64(8) == 1_700_000_000_001_500_000)
+        #expect(s.all(15).isEmpty)  // no status on a span that went well
+        let attributes = try s.attributes(9)
         #expect(attributes["http.request.method"] as? String == "GET")
         #expect(attributes["http.route"] as? String == "/users/{user_id}")
         #expect(attributes["url.path"] as? String == "/users/\"7\"")
         #expect(attributes["server.address"] as? String == "127.0.0.1")
-        #expect(attributes["server.port"] as? String == "8000")
-        #expect(attributes["http.response.status_code"] as? String == "200")
+        #expect(attributes["server.port"] as? Int64 == 8000)
+        #expect(attributes["http.response.status_code"] as? Int64 == 200)
         #expect(attributes["tapper.service"] as? String == "users")
+        #expect(attributes["tapper.instance"] as? String == "u1")
         #expect(attributes["tapper.instance.url"] as? String == "http://127.0.0.1:9001")
-        #expect(attributes["tapper.retries"] as? String == "1")
+        #expect(attributes["tapper.retries"] as? Int64 == 1)
+        #expect(attributes["error.type"] == nil)
     }
 
     @Test func errorSpansCarryStatusAndType() throws {
-        let body = OTLPJSONEncoder(serviceName: "g", scopeVersion: "1").encode([Self.span(status: 504, outcome: "upstream_timeout")])
-        let text = String(decoding: body, as: UTF8.self)
-        #expect(text.contains(#""status":{"code":2,"message":"upstream_timeout"}"#))
-        #expect(text.contains(#"{"key":"error.type","value":{"stringValue":"upstream_timeout"}}"#))
-        #expect(try JSONSerialization.jsonObject(with: Data(body)) is [String: Any])
+        let encoder = OTLPProtobufEncoder(serviceName: "g", scopeVersion: "1")
+        let (_, _, spans) = try Self.decode(encoder.encode([Self.chunk([(504, "upstream_timeout", 1), (404, "ok", 1), (500, "ok", 1)])]))
+        let timeout = try spans[0].message(15)
+        #expect(timeout.varint(3) == 2 && timeout.string(2) == "upstream_timeout")  // STATUS_CODE_ERROR
+        #expect(try spans[0].attributes(9)["error.type"] as? String == "upstream_timeout")
         // A 404 from the upstream is the client's error: no status on the server span.
-        #expect(!String(decoding: OTLPJSONEncoder(serviceName: "g", scopeVersion: "1").encode([Self.span(status: 404)]), as: UTF8.self).contains("status\":{"))
+        let notFound = try spans[1].attributes(9)
+        #expect(spans[1].all(15).isEmpty && notFound["error.type"] == nil)
+        // A 500 that the upstream sent: an error whose type is the status code.
+        let failed = try spans[2].message(15)
+        #expect(failed.varint(3) == 2 && failed.string(2) == nil)
+        #expect(try spans[2].attributes(9)["error.type"] as? String == "500")
     }
 
-    @Test func escapesStrings() throws {
-        let body = OTLPJSONEncoder(serviceName: "a\"b\\c\n\u{1}é", scopeVersion: "1").encode([SpanRecord]())
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
-        let text = String(decoding: body, as: UTF8.self)
-        #expect(text.contains(#""stringValue":"a\"b\\c\u000a\u0001é""#))
-        #expect(json["resourceSpans"] != nil)
+    @Test func lengthPrefixesFitTheSpan() throws {
+        // A span of under 128 bytes (one-byte length), and one over 16 KiB (three bytes).
+        let small = SpanRoute(method: "", template: "", service: "")
+        var c = SpanChunk()
+        c.append(
+            context: TraceParent(traceIDHigh: 1, traceIDLow: 2, spanID: 3, flags: 1), parentSpanID: 0, startUnixNanos: 1, endUnixNanos: 2, route: small,
+            host: nil, instance: nil, path: "/", status: 200, outcome: "ok", retries: 0)
+        let long = "/" + String(repeating: "p", count: 20_000)
+        let encoder = OTLPProtobufEncoder(serviceName: "g", scopeVersion: "1")
+        let body = encoder.encode([c, Self.chunk([(200, "ok", 0)], path: long, host: nil)])
+        let (_, _, spans) = try Self.decode(body)
+        #expect(spans.count == 2)
+        #expect(try spans[0].attributes(9)["url.path"] as? String == "/")
+        #expect(try spans[1].attributes(9)["url.path"] as? String == long)
+        #expect(try spans[1].attributes(9)["server.address"] == nil)
+        #expect(body.count < encoder.bound([c, Self.chunk([(200, "ok", 0)], path: long, host: nil)]))
+        // No spans: a request with an empty scope.
+        #expect(try Self.decode(encoder.encode([])).spans.isEmpty)
+    }
+
+    @Test func chunksKeepTheirStrings() {
+        var c = Self.chunk([(200, "ok", 0), (502, "upstream_unavailable", 0)])
+        #expect(c.count == 2)
+        #expect(c.path(c.records[0]) == "/users/\"7\"" && c.outcome(c.records[0]) == "ok" && !c.records[0].isError)
+        #expect(c.outcome(c.records[1]) == "upstream_unavailable" && c.records[1].isError)
+        #expect(c.name(c.records[1]) == "GET /users/{user_id}")
+        #expect(c.instance(c.records[1])?.url == "http://127.0.0.1:9001" && c.host(c.records[1])?.address == "127.0.0.1")
+        let (first, rest) = c.split(at: 1)
+        #expect(first.count == 1 && rest.count == 1 && rest.outcome(rest.records[0]) == "upstream_unavailable")
+        c = SpanChunk()
+        #expect(c.isEmpty)
     }
 
     @Test func splitsHosts() {
-        #expect(OTLPJSONEncoder.splitHost("example.com") == ("example.com", nil))
-        #expect(OTLPJSONEncoder.splitHost("example.com:8080") == ("example.com", 8080))
-        #expect(OTLPJSONEncoder.splitHost("[::1]:8000") == ("::1", 8000))
-        #expect(OTLPJSONEncoder.splitHost("[::1]") == ("::1", nil))
+        #expect(SpanHost.split("example.com") == ("example.com", nil))
+        #expect(SpanHost.split("example.com:8080") == ("example.com", 8080))
+        #expect(SpanHost.split("[::1]:8000") == ("::1", 8000))
+        #expect(SpanHost.split("[::1]") == ("::1", nil))
+        let h = SpanHost("example.com:8080")
+        #expect(Array("example.com:8080".utf8).withUnsafeBytes { h.matches($0) })
+        #expect(!Array("example.com:8081".utf8).withUnsafeBytes { h.matches($0) })
+    }
+
+    @Test func writesHexEightDigitsAtATime() {
+        for v: UInt64 in [0, 1, 0x0123_4567_89ab_cdef, .max, 0xa0b0_c0d0_e0f0_0a0b] {
+            let digits = String(v, radix: 16)
+            #expect(TraceParent.hex(v) == String(repeating: "0", count: 16 - digits.count) + digits)
+        }
     }
 }

@@ -3,7 +3,7 @@
 ///
 /// Ids are kept as integers (the trace id as two halves), so a request's context is four words
 /// and formatting it writes 55 bytes without allocating.
-public struct TraceParent: Sendable, Hashable {
+public struct TraceParent: Sendable, Hashable, BitwiseCopyable {
     /// The trace id's first 8 bytes (big-endian: the first 16 hex digits).
     public var traceIDHigh: UInt64
     /// The trace id's last 8 bytes.
@@ -94,11 +94,24 @@ public struct TraceParent: Sendable, Hashable {
         }
     }
 
+    /// Writes the 16 lower-case hex digits of `value` at `out`, eight at a time.
     @inline(__always)
     static func writeHex(_ value: UInt64, to out: UnsafeMutableRawPointer) {
-        for i in 0..<16 {
-            out.storeBytes(of: digit(UInt8(truncatingIfNeeded: value >> (60 - UInt64(i) * 4)) & 0xF), toByteOffset: i, as: UInt8.self)
-        }
+        out.storeBytes(of: hex8(value >> 32).bigEndian, as: UInt64.self)
+        out.storeBytes(of: hex8(value & 0xFFFF_FFFF).bigEndian, toByteOffset: 8, as: UInt64.self)
+    }
+
+    /// The 8 lower-case hex digits of `x` (below 2³²) as the bytes of a word, the last digit in
+    /// the lowest byte: each nibble spread into a byte of its own, then `0`-`9` or `a`-`f` added
+    /// to all of them at once.
+    @inline(__always)
+    static func hex8(_ x: UInt64) -> UInt64 {
+        var n = (x | x << 16) & 0x0000_FFFF_0000_FFFF
+        n = (n | n << 8) & 0x00FF_00FF_00FF_00FF
+        n = (n | n << 4) & 0x0F0F_0F0F_0F0F_0F0F
+        // 0x01 in every byte whose nibble is 10 or more.
+        let letters = ((n &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return n &+ 0x3030_3030_3030_3030 &+ letters &* (UInt64(UInt8(ascii: "a")) - UInt64(UInt8(ascii: "0")) - 10)
     }
 
     @inline(__always)

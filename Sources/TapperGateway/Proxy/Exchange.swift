@@ -38,6 +38,8 @@ final class Exchange {
     private(set) var attempts = 0
     /// The gateway's span, when tracing is on.
     let trace: ExchangeTrace?
+    /// The span's `Host` (when it is recorded).
+    let traceHost: SpanHost?
 
     /// Body received before an upstream was attached.
     var pending: [ByteBuffer] = []
@@ -60,9 +62,11 @@ final class Exchange {
 
     init(
         requestHead: ByteBuffer, clientMinorVersion: Int, method: String, requestID: String, started: NIODeadline, path: String,
-        route: RequestAdmission.Route, retryBufferBytes: Int, upgrade: Bool = false, trace: ExchangeTrace? = nil
+        route: RequestAdmission.Route, retryBufferBytes: Int, upgrade: Bool = false, trace: ExchangeTrace? = nil,
+        traceHost: SpanHost? = nil
     ) {
         self.trace = trace
+        self.traceHost = traceHost
         self.upgrade = upgrade
         self.requestHead = requestHead
         self.clientMinorVersion = clientMinorVersion

@@ -23,8 +23,9 @@ extension LoopContext {
         let gateway = self.gateway
         gateway.metrics.inFlight.record(gateway.inFlight.wrappingDecrementThenLoad(ordering: .relaxed))
         gateway.totalRequests.wrappingIncrement(ordering: .relaxed)
-        let nanos = (NIODeadline.now() - exchange.started).nanoseconds
-        if let trace = exchange.trace { recordSpan(exchange, trace: trace, nanos: nanos) }
+        let finished = NIODeadline.now()
+        let nanos = (finished - exchange.started).nanoseconds
+        if exchange.trace != nil { recordSpan(exchange, finished: finished) }
         let statusClass = max(0, exchange.status / 100)
         let entryIndex = exchange.route.entryIndex
         var slot = -1

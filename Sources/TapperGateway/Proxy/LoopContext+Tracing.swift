@@ -1,18 +1,14 @@
 import NIOCore
 import TapperCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Tracing on the I/O thread: starting a request's span (ids from the loop's generator) and
 /// recording it when the request is over. Only called when `--otlp-endpoint` is set.
 extension LoopContext {
     /// The gateway span of a request: a child of a valid incoming `traceparent`, else the root
     /// of a new trace; sampled as the ``TraceSampler`` decides.
-    func startTrace(_ request: RequestAdmission.Request, sampler: TraceSampler) -> ExchangeTrace {
+    /// - Parameter headBytes: the request head (`Host`'s value is read from it).
+    /// - Returns: the trace, and the ``SpanHost`` of the request's `Host` when the span is recorded.
+    func startTrace(_ request: RequestAdmission.Request, headBytes: ByteBuffer, sampler: TraceSampler) -> (ExchangeTrace, SpanHost?) {
         var high: UInt64
         var low: UInt64
         if let parent = request.traceParent {
@@ -27,25 +23,26 @@ extension LoopContext {
         var span = requestIDs.next()
         while span == 0 { span = requestIDs.next() }
         let sampled = sampler.shouldSample(parent: request.traceParent, traceIDLow: low)
-        return ExchangeTrace(
-            context: TraceParent(traceIDHigh: high, traceIDLow: low, spanID: span, flags: sampled ? 1 : 0), parentSpanID: request.traceParent?.spanID ?? 0,
-            host: request.host
+        var host: SpanHost?
+        if sampled, let range = request.host, let spans {
+            host = headBytes.withUnsafeReadableBytes { spans.host(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        }
+        return (
+            ExchangeTrace(
+                context: TraceParent(traceIDHigh: high, traceIDLow: low, spanID: span, flags: sampled ? 1 : 0), parentSpanID: request.traceParent?.spanID ?? 0),
+            host
         )
     }
 
     /// Records the span of a finished exchange (when sampled) into the loop's buffer.
-    /// - Parameter nanos: how long the exchange took.
-    func recordSpan(_ exchange: Exchange, trace: ExchangeTrace, nanos: Int64) {
-        guard trace.sampled, let spans else { return }
-        let end = WallClock.nanoseconds()
-        let target = exchange.target
-        spans.append(
-            SpanRecord(
-                context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: end &- UInt64(max(0, nanos)), endUnixNanos: end,
-                method: exchange.method, routeTemplate: exchange.route.routeTemplate, path: exchange.path, host: trace.host, service: exchange.service,
-                instanceID: target?.instanceID, instanceURL: target?.url, status: exchange.status, outcome: exchange.outcome,
-                retries: max(0, exchange.attempts - 1)
-            )
+    /// - Parameter finished: when the exchange ended (uptime clock, as `exchange.started`).
+    func recordSpan(_ exchange: Exchange, finished: NIODeadline) {
+        guard let spans, let trace = exchange.trace, trace.sampled else { return }
+        spans.chunk.append(
+            context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: spans.unixNanos(exchange.started),
+            endUnixNanos: spans.unixNanos(finished), route: spans.route(of: exchange), host: exchange.traceHost, instance: exchange.target?.spanInstance,
+            path: exchange.path, status: exchange.status, outcome: exchange.outcome, retries: exchange.attempts - 1
         )
+        spans.appended()
     }
 }

@@ -321,7 +321,7 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
         case .proxy(let route):
             // A deferred decision builds the head once it knows the subject.
             let upgrade = head.connectionUpgrade && RequestHeadRewriter.upgradeTunnelled(head, headBytes)
-            let trace = tracing.map { loop.startTrace(request, sampler: $0.sampler) }
+            let (trace, traceHost) = tracing.map { loop.startTrace(request, headBytes: headBytes, sampler: $0.sampler) } ?? (nil, nil)
             let upstreamHead =
                 route.deferredAuth == nil
                 ? requestHeads.rewrite(
@@ -331,7 +331,8 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
                 : ByteBuffer()
             let exchange = Exchange(
                 requestHead: upstreamHead, clientMinorVersion: head.versionMinor, method: request.method, requestID: requestID, started: started,
-                path: String(request.path), route: route, retryBufferBytes: gateway.configuration.retryBufferBytes, upgrade: upgrade, trace: trace
+                path: String(request.path), route: route, retryBufferBytes: gateway.configuration.retryBufferBytes, upgrade: upgrade, trace: trace,
+                traceHost: traceHost
             )
             exchange.snapshotGeneration = loop.snapshotGeneration
             if route.deferredAuth != nil { exchange.deferred = Exchange.Deferred(head: head, headBytes: headBytes) }

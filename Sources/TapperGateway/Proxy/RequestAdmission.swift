@@ -32,14 +32,15 @@ struct RequestAdmission {
         var versionPin: String?
 
         /// With tracing on: the caller's valid `traceparent` (nil when absent, invalid or
-        /// repeated, as W3C Trace Context asks), and `Host`.
+        /// repeated, as W3C Trace Context asks), and where `Host`'s value is in the head's bytes
+        /// (nil: absent; the span reuses the loop's ``SpanHost`` while hosts repeat).
         var traceParent: TraceParent?
-        var host = ""
+        var host: Range<Int>?
 
         /// - Parameter versionHeader: the lower-cased name of the header that pins a version
         ///   (empty: none).
-        /// - Parameter tracing: read `traceparent` and `Host` too (a pass of its own, so that
-        ///   with tracing off the scan is what it was).
+        /// - Parameter tracing: read `traceparent` and `Host` too (tested only when on, so
+        ///   that with tracing off the scan is what it was).
         init(_ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, versionHeader: [UInt8], tracing: Bool = false) {
             headBytes.withUnsafeReadableBytes { raw in
                 method = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.method]), as: UTF8.self)
@@ -50,17 +51,25 @@ struct RequestAdmission {
                     queryOffset = base.distance(to: UnsafeRawPointer(q))
                 }
                 var requestIDSeen = false
+                var traceParents = 0
                 for h in head.headers {
-                    // One pass for both headers; a length test rules out nearly every other one.
+                    // One pass for all of them; a length test rules out nearly every other one.
                     let n = h.name.count
                     if n == 12, !requestIDSeen, raw.equalsIgnoringCase(h.name, "x-request-id") {
                         clientRequestID = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
                         requestIDSeen = true
                     } else if n == versionHeader.count, versionPin == nil, !h.value.isEmpty, raw.equalsLowercased(h.name, versionHeader) {
                         versionPin = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
+                    } else if tracing {
+                        if n == 11, raw.equalsIgnoringCase(h.name, "traceparent") {
+                            traceParents += 1
+                            traceParent = TraceParent(parsing: UnsafeRawBufferPointer(rebasing: raw[h.value]))
+                        } else if n == 4, host == nil, !h.value.isEmpty, raw.equalsIgnoringCase(h.name, "host") {
+                            host = h.value
+                        }
                     }
                 }
-                if tracing { readTraceHeaders(head, raw) }
+                if traceParents > 1 { traceParent = nil }
                 if raw.count > head.target.lowerBound + 8, raw[head.target.lowerBound + 1] == UInt8(ascii: "_") {
                     for h in head.headers where raw.equalsIgnoringCase(h.name, "authorization") {
                         authorization = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
@@ -68,20 +77,6 @@ struct RequestAdmission {
                     }
                 }
             }
-        }
-
-        private mutating func readTraceHeaders(_ head: HTTPHeadParser.Head, _ raw: UnsafeRawBufferPointer) {
-            var traceParents = 0
-            for h in head.headers {
-                let n = h.name.count
-                if n == 11, raw.equalsIgnoringCase(h.name, "traceparent") {
-                    traceParents += 1
-                    traceParent = TraceParent(parsing: UnsafeRawBufferPointer(rebasing: raw[h.value]))
-                } else if n == 4, host.isEmpty, raw.equalsIgnoringCase(h.name, "host") {
-                    host = String(decoding: UnsafeRawBufferPointer(rebasing: raw[h.value]), as: UTF8.self)
-                }
-            }
-            if traceParents > 1 { traceParent = nil }
         }
 
         /// The path: the target up to its query.

@@ -17,6 +17,8 @@ public struct UpstreamTarget: Sendable, Hashable {
         let address: String
         let upstreamProtocol: UpstreamProtocol
         let poolKey: String
+        /// The instance's span attributes, encoded once (tracing).
+        let spanInstance: SpanInstance
 
         init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String, upstreamProtocol: UpstreamProtocol) {
             self.service = service
@@ -30,6 +32,7 @@ public struct UpstreamTarget: Sendable, Hashable {
             self.address = address
             self.upstreamProtocol = upstreamProtocol
             self.poolKey = upstreamProtocol == .h2c ? "h2c/" + address : address
+            self.spanInstance = SpanInstance(id: instanceID, url: url.description)
         }
     }
 
@@ -61,6 +64,8 @@ public struct UpstreamTarget: Sendable, Hashable {
     /// The upstream pool's key: ``address``, prefixed `h2c/` for HTTP/2 instances (their
     /// connections are multiplexed sessions, never mixed with HTTP/1.1 ones).
     public var poolKey: String { storage.poolKey }
+    /// `tapper.instance` and `tapper.instance.url` for the spans of requests it serves.
+    public var spanInstance: SpanInstance { storage.spanInstance }
 
     public init(
         service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String,

@@ -8,8 +8,8 @@ struct ExchangeTrace {
     var context: TraceParent
     /// The caller's span id (0: the gateway started the trace).
     var parentSpanID: UInt64
-    /// The request's `Host`, for `server.address`.
-    var host: String
+    // (A plain value: the exchange keeps the span's `Host` apart, so that reading this copies
+    // no reference.)
 
     var sampled: Bool { context.sampled }
 }

@@ -8,12 +8,15 @@ import TapperClient
 import TapperCore
 
 /// Sends the gateway's spans to an OTLP/HTTP receiver (`--otlp-endpoint`) as a `Service`:
-/// batches of up to 512 spans, at least every second, `POST <endpoint>/v1/traces` as OTLP JSON.
+/// batches of up to 512 spans, at least every second, `POST <endpoint>/v1/traces` as OTLP
+/// protobuf (`application/x-protobuf`, OTLP/HTTP's default encoding).
 ///
 /// The I/O threads hand over spans in chunks (``SpanBuffer``) under a short lock and never wait:
 /// the queue is bounded (``SpanBatcher``) and what does not fit is dropped and counted. The
-/// exporter wakes when a batch is full or on its tick, so an idle gateway does not post, and a
-/// failed post is counted, not retried (telemetry must not pile up behind a dead collector).
+/// exporter wakes when a batch is full or when the oldest queued span has waited the delay (it
+/// sleeps until then, and not at all while the queue is empty), so an idle gateway neither
+/// posts nor wakes, and a failed post is counted, not retried (telemetry must not pile up behind
+/// a dead collector).
 public final class TraceExporter: Service, Sendable {
     public struct Settings: Sendable {
         /// The receiver's base URL (`http://collector:4318`); `/v1/traces` is appended unless
@@ -23,7 +26,7 @@ public final class TraceExporter: Service, Sendable {
         public var serviceName = "tapper-gateway"
         /// Share of new traces sampled (parent-based: a caller's decision wins).
         public var sampleRate = 1.0
-        public var batching = SpanBatcher<SpanRecord>.Settings()
+        public var batching = SpanBatcher<SpanChunk>.Settings()
         /// How long one export request may take.
         public var timeout: Duration = .seconds(10)
 
@@ -52,15 +55,23 @@ public final class TraceExporter: Service, Sendable {
     public let settings: Settings
     let sampler: TraceSampler
     private let url: String
-    private let encoder: OTLPJSONEncoder
+    private let encoder: OTLPProtobufEncoder
+    /// The request body, reused batch after batch (one export runs at a time; the lock is
+    /// taken once per batch).
+    private let body = Mutex(ByteBuffer())
     private let http: HTTPClient
+    /// Posts to a plain-http receiver (nil for https: AsyncHTTPClient does).
+    private let poster: SpanPoster?
     private let logger: Logger
-    private let batcher: Mutex<SpanBatcher<SpanRecord>>
+    private let batcher: Mutex<SpanBatcher<SpanChunk>>
     private let counts = Mutex((exported: 0, failed: 0))
     private let wake: AsyncStream<Void>
     private let wakeUp: AsyncStream<Void>.Continuation
-    /// How often the exporter looks for a batch whose delay ran out.
-    private let tick: Duration
+    /// Told when spans arrive in an empty queue: the delay timer has a deadline again.
+    private let armed: AsyncStream<Void>
+    private let arm: AsyncStream<Void>.Continuation
+    /// The shortest sleep of the delay timer (a batch due now waits at most this long for it).
+    private static let minimumSleepNanos: UInt64 = 10_000_000
 
     /// - Parameters:
     ///   - settings: where and how to export.
@@ -69,12 +80,13 @@ public final class TraceExporter: Service, Sendable {
         self.settings = settings
         sampler = TraceSampler(rate: settings.sampleRate)
         url = settings.tracesURL
-        encoder = OTLPJSONEncoder(serviceName: settings.serviceName, scopeVersion: version)
+        encoder = OTLPProtobufEncoder(serviceName: settings.serviceName, scopeVersion: version)
         self.http = http
+        poster = SpanPoster.Endpoint(url: url).map { SpanPoster(endpoint: $0, contentType: Self.contentType, userAgent: "tapper-gateway") }
         self.logger = logger
         batcher = Mutex(SpanBatcher(settings: settings.batching))
         (wake, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        tick = .nanoseconds(Int64(max(settings.batching.delayNanos / 4, 10_000_000)))
+        (armed, arm) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public var counters: Counters {
@@ -83,19 +95,32 @@ public final class TraceExporter: Service, Sendable {
     }
 
     /// Takes finished spans from an I/O thread (never blocks beyond a short lock).
-    func enqueue(_ spans: [SpanRecord]) {
+    func enqueue(_ spans: SpanChunk) {
         let now = NIODeadline.now().uptimeNanoseconds
-        let offered = batcher.withLock { $0.offer(spans, now: now) }
+        let (offered, wasEmpty) = batcher.withLock { b in
+            let empty = b.count == 0
+            return (b.offer(spans, now: now), empty)
+        }
         if offered.batchReady { wakeUp.yield() }
+        if wasEmpty && offered.accepted > 0 { arm.yield() }
     }
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             let wakeUp = self.wakeUp
-            let tick = self.tick
+            let armed = self.armed
             group.addTask {
+                // The delay timer: sleeps until the oldest queued span's batch is due, or
+                // (queue empty) until spans arrive.
+                var arrivals = armed.makeAsyncIterator()
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: tick)
+                    guard let deadline = self.batcher.withLock({ $0.nextDeadline }) else {
+                        guard await arrivals.next() != nil else { return }
+                        continue
+                    }
+                    let now = NIODeadline.now().uptimeNanoseconds
+                    let wait = deadline > now ? deadline - now : 0
+                    try? await Task.sleep(for: .nanoseconds(Int64(max(wait, Self.minimumSleepNanos))))
                     wakeUp.yield()
                 }
             }
@@ -107,6 +132,8 @@ public final class TraceExporter: Service, Sendable {
             // Shutting down: the server stopped first (the group stops services in reverse
             // order), so what its loops handed over is here; send it.
             await exportDue(flushing: true)
+            await poster?.stop()
+            arm.finish()
             group.cancelAll()
         }
     }
@@ -120,24 +147,59 @@ public final class TraceExporter: Service, Sendable {
         }
     }
 
-    private func post(_ batch: [SpanRecord]) async {
+    /// The request body of `batch`.
+    private func encode(_ batch: [SpanChunk]) -> ByteBuffer {
+        let encoder = self.encoder
+        return body.withLock { body in
+            // The last request let go of the body: clearing keeps its storage. The spans are
+            // written straight into it.
+            body.clear()
+            var message = 0..<0
+            body.writeWithUnsafeMutableBytes(minimumWritableBytes: encoder.bound(batch)) { region in
+                message = encoder.encode(batch, into: region)
+                return message.upperBound
+            }
+            body.moveReaderIndex(forwardBy: message.lowerBound)
+            return body
+        }
+    }
+
+    static let contentType = "application/x-protobuf"
+
+    private func post(_ chunks: [SpanChunk]) async {
+        let count = chunks.reduce(0) { $0 + $1.count }
+        if let poster {
+            switch await poster.post(encode(chunks), timeout: settings.timeout) {
+            case .success(let status):
+                posted(count, status: status)
+            case .failure(let error):
+                counts.withLock { $0.failed += count }
+                logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
+            }
+            return
+        }
         var request = HTTPClientRequest(url: url)
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Content-Type", value: Self.contentType)
         request.headers.add(name: "User-Agent", value: "tapper-gateway")
-        request.body = .bytes(ByteBuffer(bytes: encoder.encode(batch)))
+        request.body = .bytes(encode(chunks))
         do {
             let response = try await http.execute(request, timeout: .nanoseconds(settings.timeout.nanoseconds))
             _ = try? await response.body.collect(upTo: 64 * 1024)
-            if (200..<300).contains(Int(response.status.code)) {
-                counts.withLock { $0.exported += batch.count }
-            } else {
-                counts.withLock { $0.failed += batch.count }
-                logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(response.status.code)", "spans": "\(batch.count)"])
-            }
+            posted(count, status: Int(response.status.code))
         } catch {
-            counts.withLock { $0.failed += batch.count }
-            logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(batch.count)"])
+            counts.withLock { $0.failed += count }
+            logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
+        }
+    }
+
+    /// The receiver answered an export request of `count` spans with `status`.
+    private func posted(_ count: Int, status: Int) {
+        if (200..<300).contains(status) {
+            counts.withLock { $0.exported += count }
+        } else {
+            counts.withLock { $0.failed += count }
+            logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(status)", "spans": "\(count)"])
         }
     }
 }

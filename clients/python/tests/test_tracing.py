@@ -1,8 +1,9 @@
 """Tracing end to end: the gateway's span and a FastAPI app's span join one trace.
 
 A real OTLP/HTTP receiver (this file's, on 127.0.0.1) takes spans from both sides: the gateway
-(`--otlp-endpoint`, OTLP JSON) and a FastAPI app under uvicorn instrumented with
-opentelemetry-instrumentation-fastapi (opentelemetry-exporter-otlp-proto-http, OTLP protobuf).
+(`--otlp-endpoint`, OTLP protobuf encoded by the gateway itself) and a FastAPI app under uvicorn
+instrumented with opentelemetry-instrumentation-fastapi (opentelemetry-exporter-otlp-proto-http,
+OTLP protobuf); both are decoded with opentelemetry-proto.
 The test then checks what a tracing backend would show: one trace id, the app's server span a
 child of the gateway's span, the gateway span named after the route template.
 """
@@ -64,22 +65,45 @@ CLIENT_PARENT = "00f067aa0ba902b7"
 
 
 class Receiver:
-    """An OTLP/HTTP trace receiver: `POST /v1/traces`, JSON or protobuf; keeps every span."""
+    """An OTLP/HTTP trace receiver: `POST /v1/traces`, JSON or protobuf; keeps every span.
 
-    def __init__(self) -> None:
+    HTTP/1.1 with keep-alive, as collectors answer: the gateway posts its batches over one
+    connection. `status` is what it answers (spans are kept only on 200); `chunked` sends the
+    answer's body chunked (the gateway then closes the connection after the status)."""
+
+    def __init__(self, status: int = 200, chunked: bool = False) -> None:
         self.spans: List[Dict[str, Any]] = []
         self.content_types: List[str] = []
+        self.posts = 0
+        self.connections: set = set()
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self, code: int, kind: str = "application/json") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"2\r\n{}\r\n0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 kind = self.headers.get("Content-Type", "")
+                with receiver.lock:
+                    receiver.posts += 1
+                    receiver.connections.add(self.client_address)
                 if self.path != "/v1/traces":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
+                    return self.answer(404)
+                if status != 200:
+                    return self.answer(status)
                 if kind.startswith("application/json"):
                     doc = json.loads(body)
                 elif kind.startswith("application/x-protobuf"):
@@ -95,9 +119,7 @@ class Receiver:
                                     if key in s:
                                         s[key] = __import__("base64").b64decode(s[key]).hex()
                 else:
-                    self.send_response(415)
-                    self.end_headers()
-                    return
+                    return self.answer(415)
                 with receiver.lock:
                     receiver.content_types.append(kind)
                     for rs in doc.get("resourceSpans", []):
@@ -106,13 +128,10 @@ class Receiver:
                         for ss in rs.get("scopeSpans", []):
                             for s in ss.get("spans", []):
                                 s["service.name"] = service
+                                s["content_type"] = kind
                                 s["attrs"] = {a["key"]: next(iter(a["value"].values()), None) for a in s.get("attributes", [])}
                                 receiver.spans.append(s)
-                self.send_response(200)
-                self.send_header("Content-Type", kind or "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                self.answer(200, kind or "application/json")
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -172,7 +191,8 @@ def test_gateway_and_app_spans_join_one_trace(gateway_available: None, procs: Pr
     assert gateway_span["name"] == "GET /users/{user_id}"  # the route template, not the path
     assert gateway_span["spanId"] == gateway_span_id
     assert gateway_span["parentSpanId"] == CLIENT_PARENT
-    assert gateway_span["kind"] == 2
+    assert gateway_span["kind"] in (2, "SPAN_KIND_SERVER")
+    assert gateway_span["content_type"] == "application/x-protobuf"  # OTLP/HTTP's default encoding
     assert app_span["parentSpanId"] == gateway_span["spanId"]
     attrs = gateway_span["attrs"]
     assert attrs["http.request.method"] == "GET"
@@ -197,7 +217,7 @@ def test_gateway_and_app_spans_join_one_trace(gateway_available: None, procs: Pr
     assert root["spanId"] == gateway_span_id
     assert not root.get("parentSpanId")
     assert child["parentSpanId"] == root["spanId"]
-    assert {"application/json", "application/x-protobuf"} <= {t.split(";")[0] for t in receiver.content_types}
+    assert {t.split(";")[0] for t in receiver.content_types} == {"application/x-protobuf"}
 
     # 3. An invalid traceparent (all-zero trace id) is ignored: a new trace starts.
     with http() as c:
@@ -250,3 +270,44 @@ def test_tracing_off_passes_traceparent_unchanged(gateway_available: None, procs
     with http() as c:
         assert c.get(gateway.url + "/users/5").json()["traceparent"] is None  # none is invented
     assert "tracing" not in get_json(gateway.url + "/_tapper/status")["gateway"]
+
+
+@pytest.mark.parametrize("mode", ["refused", "chunked", "unreachable"])
+def test_export_outcomes_are_counted(gateway_available: None, procs: Procs, mode: str) -> None:
+    # What the exporter does with a receiver that refuses (503: failed), answers with a chunked
+    # body (exported; the connection is not reused), or is not there (failed); never retried.
+    receiver = Receiver(status=503 if mode == "refused" else 200, chunked=mode == "chunked")
+    url = receiver.url
+    if mode == "unreachable":
+        receiver.close()
+        url = f"http://127.0.0.1:{free_port()}"
+    try:
+        gw = start_gateway(procs, "--otlp-endpoint", url)
+        app = procs.uvicorn(PLAIN_APP, "users", env=gw.service_env())
+        gw.registry.wait_instance("users", f"127.0.0.1-{app.port}")
+        wait_routable(gw, "/users/0")
+        with http() as c:
+            for i in range(5):
+                assert c.get(gw.url + f"/users/{i}").status_code == 200
+
+        def settled() -> Optional[Dict[str, Any]]:
+            t = get_json(gw.url + "/_tapper/status")["gateway"].get("tracing")
+            return t if t and t["exported"] + t["failed"] >= 5 else None
+
+        tracing = wait_for(settled, 15, "the exporter to count the spans")
+        if mode == "chunked":
+            assert tracing["exported"] >= 5 and tracing["failed"] == 0
+            with receiver.lock:
+                # One connection per request: a chunked answer is not read to its end.
+                assert receiver.posts == len(receiver.connections)
+            assert len(receiver.spans) >= 5
+        else:
+            assert tracing["failed"] >= 5 and tracing["exported"] == 0
+        assert tracing["dropped"] == 0
+        if mode == "refused":
+            with receiver.lock:
+                posts = receiver.posts
+            assert posts >= 1 and not receiver.spans
+    finally:
+        if mode != "unreachable":
+            receiver.close()
