@@ -12,7 +12,7 @@ struct H2ResponseTranslator {
         case head(status: Int, list: H2HeaderList)
         case data(ByteBuffer)
         /// The trailer section of a chunked body (gRPC's `grpc-status` rides here), before the end.
-        case trailers([(name: [UInt8], value: [UInt8])])
+        case trailers(H2HeaderList)
     }
 
     private enum State {
@@ -104,7 +104,7 @@ struct H2ResponseTranslator {
                 if tracker.isComplete {
                     let fields = Self.trailerFields(trailerBytes)
                     trailerBytes = []
-                    if !fields.isEmpty { emit(.trailers(fields)) }
+                    if fields.count > 0 { emit(.trailers(fields)) }
                     state = .done
                 } else {
                     state = .chunked(tracker)
@@ -122,8 +122,8 @@ struct H2ResponseTranslator {
     /// ``ChunkedBodyTracker`` checked them) for HTTP/2: names lowercased, values without the
     /// surrounding whitespace, and the fields a trailer must not carry (framing, routing,
     /// connection-specific) left out.
-    static func trailerFields(_ bytes: [UInt8]) -> [(name: [UInt8], value: [UInt8])] {
-        var out: [(name: [UInt8], value: [UInt8])] = []
+    static func trailerFields(_ bytes: [UInt8]) -> H2HeaderList {
+        var out = H2HeaderList(fields: 4, bytes: bytes.count)
         var i = 0
         while i < bytes.count {
             var end = i
@@ -139,7 +139,7 @@ struct H2ResponseTranslator {
             if Self.forbiddenInTrailers.contains(name) { continue }
             let isHopByHop = name.withUnsafeBytes { raw in HeaderRules.isHopByHop(raw, 0..<raw.count) }
             if isHopByHop { continue }
-            out.append((name, Array(value)))
+            out.append(lowercasing: name, value)
         }
         return out
     }

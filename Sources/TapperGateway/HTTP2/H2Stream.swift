@@ -38,7 +38,7 @@ final class H2Stream: VirtualStream {
     private var responseHead: H2HeaderList?
     private var headSubmitted = false
     /// The response's trailer section (sent as trailing HEADERS after the last DATA).
-    private var responseTrailers: [(name: [UInt8], value: [UInt8])]?
+    private var responseTrailers: H2HeaderList?
     /// Response bytes waiting for the client's window or the connection.
     private var outbound = H2Outbound()
     var backlog: Int { outbound.count }
@@ -235,7 +235,7 @@ final class H2Stream: VirtualStream {
                     // The trailers end the stream (nghttp2 allows submitting them here).
                     responseTrailers = nil
                     flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
-                    H2Fields.withNameValues(trailers) { nva in _ = nghttp2_submit_trailer(ng, id, nva, nva.count) }
+                    trailers.withNameValues { nva in _ = nghttp2_submit_trailer(ng, id, nva.baseAddress, nva.count) }
                 }
                 return copied
             }

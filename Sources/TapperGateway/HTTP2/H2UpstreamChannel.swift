@@ -21,8 +21,6 @@ import NIOCore
 /// Every nghttp2 call for the stream happens in ``flush(_:)``, run by the session outside
 /// nghttp2's callbacks.
 final class H2UpstreamChannel: VirtualStream {
-    typealias Field = H2Fields.Field
-
     let session: H2UpstreamSession
     private(set) var connection: Connection!
 
@@ -43,7 +41,6 @@ final class H2UpstreamChannel: VirtualStream {
     private var writer = H2UpstreamResponseWriter()
     private var requestWasHEAD = false
     private var headDone = false
-    private var trailers: [Field] = []
     private var responseComplete = false
     private var inbound = H2Inbound()
     /// DATA payload the handler took (or that nobody will read) since the last accounting, and
@@ -84,7 +81,6 @@ final class H2UpstreamChannel: VirtualStream {
                 requestEnded = !hasBody
                 requestWasHEAD = isHEAD
                 headDone = false
-                trailers = []
                 responseComplete = false
             case .data(let data):
                 outbound.append(data)
@@ -123,7 +119,7 @@ final class H2UpstreamChannel: VirtualStream {
 
     func responseField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         if headDone {
-            trailers.append((Array(name), Array(value)))
+            writer.trailer(name: name, value: value)
             return
         }
         if name.first == UInt8(ascii: ":") {
@@ -169,8 +165,7 @@ final class H2UpstreamChannel: VirtualStream {
     func responseEnded() {
         guard !responseComplete else { return }
         responseComplete = true
-        if let end = writer.end(trailers: trailers) { push(end, payload: 0) }
-        trailers = []
+        if let end = writer.end() { push(end, payload: 0) }
     }
 
     /// nghttp2 closed the current stream (`errorCode` 0: both ends done).

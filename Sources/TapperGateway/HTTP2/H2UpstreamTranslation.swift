@@ -8,8 +8,6 @@ import TapperCore
 /// connection-specific ones, and the body payload without framing. Requests follow one another
 /// on the same bytes (the virtual connection is kept alive like an HTTP/1.1 one).
 struct H2UpstreamRequestTranslator {
-    typealias Field = H2Fields.Field
-
     enum Event {
         /// A request starts (`hasBody` false: it ends with its HEADERS).
         case head(list: H2HeaderList, hasBody: Bool, isHEAD: Bool)
@@ -131,18 +129,19 @@ struct H2UpstreamRequestTranslator {
 /// trailers (gRPC's `grpc-status`) ride in its trailer section; a response that ends with its
 /// HEADERS (gRPC's trailers-only answer) gets `content-length: 0`.
 struct H2UpstreamResponseWriter {
-    typealias Field = H2Fields.Field
-
     private(set) var chunked = false
     /// The head being written, field by field as nghttp2 reports them.
     private var out = ByteBuffer()
     private var hasLength = false
     private(set) var status = 0
+    /// The trailer section so far (fields of a trailing HEADERS frame).
+    private var trailerSection = ByteBuffer()
 
     /// A head starts (`:status` comes first in HTTP/2): its status line.
     mutating func start(status: Int) {
         self.status = status
         hasLength = false
+        trailerSection = ByteBuffer()
         out = ByteBuffer()
         out.reserveCapacity(512)
         out.writeStaticString("HTTP/1.1 ")
@@ -178,30 +177,28 @@ struct H2UpstreamResponseWriter {
         return out
     }
 
-    /// A whole head at once (``start(status:)``, ``field(name:value:)``, ``finish(endStream:requestWasHEAD:)``).
-    mutating func head(status: Int, fields: [Field], endStream: Bool, requestWasHEAD: Bool) -> ByteBuffer {
-        start(status: status)
-        for f in fields { field(name: f.name, value: f.value) }
-        return finish(endStream: endStream, requestWasHEAD: requestWasHEAD)
-    }
-
     /// DATA payload, framed.
     func data(_ payload: ByteBuffer) -> ByteBuffer {
         chunked ? ChunkFraming.chunk(payload) : payload
     }
 
+    /// A trailer field (nghttp2 checked it, as for the head).
+    mutating func trailer(name: some Collection<UInt8>, value: some Collection<UInt8>) {
+        trailerSection.writeBytes(name)
+        trailerSection.writeStaticString(": ")
+        trailerSection.writeBytes(value)
+        trailerSection.writeStaticString("\r\n")
+    }
+
     /// The end of the body, with the trailers (dropped unless chunked: a `content-length` body
     /// has nowhere to carry them). Nil: nothing to write.
-    func end(trailers: [Field]) -> ByteBuffer? {
+    mutating func end() -> ByteBuffer? {
+        defer { trailerSection = ByteBuffer() }
         guard chunked else { return nil }
         var out = ByteBuffer()
+        out.reserveCapacity(trailerSection.readableBytes + 5)
         out.writeStaticString("0\r\n")
-        for f in trailers {
-            out.writeBytes(f.name)
-            out.writeStaticString(": ")
-            out.writeBytes(f.value)
-            out.writeStaticString("\r\n")
-        }
+        out.writeImmutableBuffer(trailerSection)
         out.writeStaticString("\r\n")
         return out
     }

@@ -88,19 +88,21 @@ enum H2Probe {
         guard let ng = session else { return nil }
         defer { nghttp2_session_del(ng) }
         nghttp2_submit_settings(ng, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil, 0)
-        var fields: [H2Fields.Field] = [(Array("user-agent".utf8), Array("tapper-health-check".utf8))]
+        var list = H2HeaderList(fields: 7, bytes: 256)
+        list.append(":method", (grpc ? "POST" : "GET").utf8)
+        list.append(":scheme", "http".utf8)
+        list.append(":authority", authority.utf8)
+        list.append(":path", path.utf8)
+        list.append("user-agent", "tapper-health-check".utf8)
         if grpc {
-            fields += [(Array("content-type".utf8), Array("application/grpc".utf8)), (Array("te".utf8), Array("trailers".utf8))]
+            list.append("content-type", "application/grpc".utf8)
+            list.append("te", "trailers".utf8)
         }
-        let pseudo: [H2Fields.Field] = [
-            (Array(":method".utf8), Array((grpc ? "POST" : "GET").utf8)), (Array(":scheme".utf8), Array("http".utf8)),
-            (Array(":authority".utf8), Array(authority.utf8)), (Array(":path".utf8), Array(path.utf8)),
-        ]
-        let id: Int32 = H2Fields.withNameValues(pseudo: pseudo, fields) { nva in
-            guard grpc else { return nghttp2_submit_request(ng, nil, nva, nva.count, nil, nil) }
+        let id: Int32 = list.withNameValues { nva in
+            guard grpc else { return nghttp2_submit_request(ng, nil, nva.baseAddress, nva.count, nil, nil) }
             // HealthCheckRequest with no service name: an empty message, 5 bytes of framing.
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: probeEmptyMessage)
-            return nghttp2_submit_request(ng, nil, nva, nva.count, &provider, nil)
+            return nghttp2_submit_request(ng, nil, nva.baseAddress, nva.count, &provider, nil)
         }
         guard id > 0 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
