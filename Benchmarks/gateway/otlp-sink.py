@@ -17,6 +17,11 @@ stats = {"requests": 0, "bytes": 0}
 class Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def do_GET(self):  # noqa: N802 (readiness: the benchmark polls it before the load)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_POST(self):  # noqa: N802
         n = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(n)
