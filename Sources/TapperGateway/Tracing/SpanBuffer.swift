@@ -29,16 +29,24 @@ final class SpanBuffer {
     private var nextHostSlot = 0
     /// The one found last (most requests name the same host as the one before).
     private var lastHost: SpanHost?
-    /// Templates of recent route, `Host` and instance triples, and the one used last.
-    private var templates: [SpanTemplate] = []
-    private var nextTemplateSlot = 0
+    /// Templates by route, `Host` and instance (a template keeps the three alive, so their
+    /// identifiers cannot be reused while it is here), and the one used last.
+    private var templates: [TemplateKey: SpanTemplate] = [:]
     private var lastTemplate: SpanTemplate?
     /// The route-table entry and snapshot generation ``lastTemplate`` was found for.
     private var lastTemplateEntry = -1
     private var lastTemplateGeneration = -1
     static let hostsKept = 8
     static let methodsKept = 8
-    static let templatesKept = 16
+    /// Templates kept at most (past that the index starts again: routes, `Host`s and instances
+    /// that are gone let go of theirs).
+    static let templatesKept = 4096
+
+    private struct TemplateKey: Hashable {
+        var route: ObjectIdentifier
+        var host: ObjectIdentifier?
+        var instance: ObjectIdentifier?
+    }
 
     init(reactor: Reactor, exporter: TraceExporter) {
         self.reactor = reactor
@@ -111,22 +119,19 @@ final class SpanBuffer {
     @inline(never) private func findTemplate(of exchange: Exchange, instance: SpanInstance?) -> SpanTemplate {
         let route = route(of: exchange)
         let host = exchange.traceHost
-        let template = templates.first { $0.isFor(route: route, host: host, instance: instance) } ?? makeTemplate(route: route, host: host, instance: instance)
+        let key = TemplateKey(route: ObjectIdentifier(route), host: host.map(ObjectIdentifier.init), instance: instance.map(ObjectIdentifier.init))
+        let template: SpanTemplate
+        if let found = templates[key] {
+            template = found
+        } else {
+            if templates.count >= Self.templatesKept { templates.removeAll(keepingCapacity: true) }
+            template = SpanTemplate(route: route, host: host, instance: instance)
+            templates[key] = template
+        }
         lastTemplate = template
         lastTemplateEntry = exchange.route.entryIndex
         lastTemplateGeneration = exchange.snapshotGeneration
         return template
-    }
-
-    private func makeTemplate(route: SpanRoute, host: SpanHost?, instance: SpanInstance?) -> SpanTemplate {
-        let made = SpanTemplate(route: route, host: host, instance: instance)
-        if templates.count < Self.templatesKept {
-            templates.append(made)
-        } else {
-            templates[nextTemplateSlot] = made
-            nextTemplateSlot = (nextTemplateSlot + 1) % Self.templatesKept
-        }
-        return made
     }
 
     /// A span was appended to ``chunk``.
