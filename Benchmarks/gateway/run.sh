@@ -215,6 +215,7 @@ if ((TLS)); then TAPPER_PORT=$TAPPER_TLS_PORT; fi
 wait_http "$SCHEME://127.0.0.1:$TAPPER_PORT/users/1"
 if [ -n "$WITH" ]; then
   wait_http "http://127.0.0.1:$TAPPER2_PORT/users/1"
+  TAPPER2_PLAIN_PORT=$TAPPER2_PORT
   if ((TLS)); then TAPPER2_PORT=$TAPPER2_TLS_PORT; fi
   wait_http "$SCHEME://127.0.0.1:$TAPPER2_PORT/users/1"
 fi
@@ -321,6 +322,12 @@ if ((BARE)); then
 fi
 if [ -n "$WITH" ]; then
   echo "tapper+ = tapper $WITH"
+  # With tracing on: what the exporter did (a cost measured while spans were dropped would be
+  # no cost of tracing).
+  curl -fs "http://127.0.0.1:${TAPPER2_PLAIN_PORT}/_tapper/status" | python3 -c '
+import json, sys
+t = json.load(sys.stdin).get("gateway", {}).get("tracing")
+if t: print("tapper+ tracing: exported %d spans, dropped %d, failed %d" % (t["exported"], t["dropped"], t["failed"]))' || true
   for c in $CONNS; do
     read -ra tr <<<"${RPS[tapper,$c]}"; read -ra wr <<<"${RPS[tapper+,$c]}"
     reps=""
