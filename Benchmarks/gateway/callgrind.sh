@@ -15,7 +15,9 @@
 #        TAPPER_ARGS="--rate-limit 1000000000/s" adds gateway options (e.g. to cost a feature);
 #        TAPPER_BIN=path measures that binary instead of building the release one;
 #        CALLGRIND_OUT=file keeps the profile (callgrind_annotate file shows where they go);
-#        CALLGRIND_DIR=folder keeps every thread's profile there (the exporter's, with tracing on).
+#        CALLGRIND_DIR=folder keeps every thread's profile there (the exporter's, with tracing on);
+#        CALLGRIND_ARGS="--dump-instr=yes" adds valgrind options (that one: costs per instruction,
+#        for Benchmarks/gateway/annotate.py).
 # Prints one line: "<instructions per request>k instructions/request on the I/O thread (...)".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -62,7 +64,7 @@ nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' -e "$WORK/nginx/error.log" & 
 # Debian's valgrind cannot read the DWARF 5 the Swift toolchain writes: measure a copy without
 # debug info (same code, symbols kept).
 strip --strip-debug -o "$WORK/tapper" "$TAPPER"
-valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" \
+valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file="$WORK/callgrind.out" ${CALLGRIND_ARGS:-} \
   "$WORK/tapper" gateway serve --port $PORT --registry-port $REG --threads 1 --no-access-log --log-level warning ${TAPPER_ARGS:-} \
   >"$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
 

@@ -15,6 +15,7 @@
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
 # Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls|--h2] [--h2c-upstream]
+#                                   [--with "GATEWAY OPTIONS"] [--otlp-sink]
 #   --tls    the proxies' client side is HTTPS (keep-alive, TLS 1.3, one ECDSA P-256 certificate
 #            for all): nginx `listen ssl`, HAProxy `bind ssl crt`, tapper --tls-port; the
 #            backends stay plain HTTP. nginx, HAProxy and tapper all use the system's OpenSSL.
@@ -28,6 +29,12 @@
 #            upstream, so its rows keep HTTP/1.1 backends: compare tapper with HAProxy here.
 #   --floor  also measures Benchmarks/gateway/floor (an experiment, not product code: the same
 #            parser and route table on a bare epoll loop without SwiftNIO; see its main.swift)
+#   --with "OPTIONS"  what a feature costs: a second tapper (row tapper+) runs with these gateway
+#            options, each repetition right after the plain one, and the tapper+/tapper ratios of
+#            req/s, p99 and CPU per request are printed (e.g. --with "--rate-limit 1000000000/s").
+#   --otlp-sink  starts Benchmarks/gateway/otlp-sink.py (a receiver that answers every export at
+#            once) on the load's CPU, at http://127.0.0.1:19098, for --with "--otlp-endpoint
+#            http://127.0.0.1:19098" (what tracing at 100% sampling costs).
 #        (TAPPER_BIN=path measures that tapper binary instead of building the release one)
 #        (TAPPER_ARGS="..." adds gateway options to the tapper row, e.g. to cost a feature)
 # Prints req/s, p50, p99 per target and connection count, CPU µs per request of each proxy
@@ -44,6 +51,8 @@ FLOOR=0
 TLS=0
 H2=0
 H2C_UP=0
+WITH=""
+SINK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -54,6 +63,8 @@ while [ $# -gt 0 ]; do
     --tls) TLS=1; BARE=0; shift ;;
     --h2) TLS=1; H2=1; BARE=0; shift ;;
     --h2c-upstream) H2C_UP=1; BARE=0; shift ;;
+    --with) WITH=$2; shift 2 ;;
+    --otlp-sink) SINK=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +77,10 @@ bench_workdir tapper-bench
 
 B1=19081; B2=19082; NGINX=19090; HAPROXY=19091; TAPPER_PORT=19092; REG=19093; NGINX_BARE=19094; HAPROXY_BARE=19095; FLOOR_PORT=19096
 require_free_ports $B1 $B2 $NGINX $HAPROXY $TAPPER_PORT $REG $NGINX_BARE $HAPROXY_BARE $FLOOR_PORT
+# --with: the second tapper's ports; --otlp-sink: the receiver's.
+TAPPER2_PORT=19099; REG2=19100; TAPPER2_TLS_PORT=19101; SINK_PORT=19098
+if [ -n "$WITH" ]; then require_free_ports $TAPPER2_PORT $REG2 $TAPPER2_TLS_PORT; fi
+if ((SINK)); then require_free_ports $SINK_PORT; fi
 # --h2c-upstream: the same backends answer h2c (prior knowledge) on these ports too.
 B1H=19083; B2H=19084
 UP1=$B1; UP2=$B2; HAPROXY_PROTO=""; REGISTER_ARGS=()
@@ -76,7 +91,7 @@ fi
 
 mkdir -p "$WORK/nginx-backend" "$WORK/nginx-proxy"
 # --tls: the proxies' listeners speak HTTPS; tapper keeps its plain port (for set-up) and adds one.
-SCHEME=http; NGINX_SSL=""; HAPROXY_SSL=""; TAPPER_TLS_ARGS=(); TAPPER_TLS_PORT=19097; WGET_K=""
+SCHEME=http; NGINX_SSL=""; HAPROXY_SSL=""; TAPPER_TLS_ARGS=(); TAPPER2_TLS_ARGS=(); TAPPER_TLS_PORT=19097; WGET_K=""
 if ((TLS)); then
   require_free_ports $TAPPER_TLS_PORT
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
@@ -87,6 +102,7 @@ if ((TLS)); then
   HAPROXY_SSL="ssl crt $WORK/haproxy.pem alpn http/1.1"
   if ((H2)); then NGINX_SSL="ssl http2; ${NGINX_SSL#ssl; }"; HAPROXY_SSL="ssl crt $WORK/haproxy.pem alpn h2,http/1.1"; fi
   TAPPER_TLS_ARGS=(--tls-port $TAPPER_TLS_PORT --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+  TAPPER2_TLS_ARGS=(--tls-port $TAPPER2_TLS_PORT --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
   WGET_K="-k"
 fi
 cat > "$WORK/nginx-backend/nginx.conf" <<CONF
@@ -168,6 +184,13 @@ taskset -c $SERVERCPU nginx -c "$WORK/nginx-backend/nginx.conf" -g 'daemon off;'
 taskset -c $SERVERCPU nginx -c "$WORK/nginx-proxy/nginx.conf" -g 'daemon off;' -e "$WORK/nginx-proxy/error.log" & PIDS+=($!); NGINX_PID=$!
 taskset -c $SERVERCPU haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
 taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER_PORT --registry-port $REG --threads 1 --no-access-log --log-level warning "${TAPPER_TLS_ARGS[@]}" ${TAPPER_ARGS:-} > "$WORK/tapper.log" 2>&1 & PIDS+=($!); TAPPER_PID=$!
+if ((SINK)); then
+  taskset -c $LOADCPU python3 Benchmarks/gateway/otlp-sink.py $SINK_PORT > "$WORK/otlp-sink.log" 2>&1 & PIDS+=($!)
+fi
+if [ -n "$WITH" ]; then
+  # shellcheck disable=SC2086 # the options are words
+  taskset -c $SERVERCPU "$TAPPER" gateway serve --port $TAPPER2_PORT --registry-port $REG2 --threads 1 --no-access-log --log-level warning "${TAPPER2_TLS_ARGS[@]}" ${TAPPER_ARGS:-} $WITH > "$WORK/tapper2.log" 2>&1 & PIDS+=($!); TAPPER2_PID=$!
+fi
 
 if ((FLOOR)); then
   echo "building the floor experiment" >&2
@@ -180,12 +203,23 @@ if ((FLOOR)); then
 fi
 wait_http "http://127.0.0.1:$B1/"
 wait_http "http://127.0.0.1:$REG/v1/health"
-for b in $UP1 $UP2; do
-  "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 --registry "http://127.0.0.1:$REG" "${REGISTER_ARGS[@]}" >/dev/null
+REGS=$REG
+if [ -n "$WITH" ]; then wait_http "http://127.0.0.1:$REG2/v1/health"; REGS="$REG $REG2"; fi
+for r in $REGS; do
+  for b in $UP1 $UP2; do
+    "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 --registry "http://127.0.0.1:$r" "${REGISTER_ARGS[@]}" >/dev/null
+  done
 done
 wait_http "http://127.0.0.1:$TAPPER_PORT/users/1"
 if ((TLS)); then TAPPER_PORT=$TAPPER_TLS_PORT; fi
 wait_http "$SCHEME://127.0.0.1:$TAPPER_PORT/users/1"
+if [ -n "$WITH" ]; then
+  wait_http "http://127.0.0.1:$TAPPER2_PORT/users/1"
+  TAPPER2_PLAIN_PORT=$TAPPER2_PORT
+  if ((TLS)); then TAPPER2_PORT=$TAPPER2_TLS_PORT; fi
+  wait_http "$SCHEME://127.0.0.1:$TAPPER2_PORT/users/1"
+fi
+if ((SINK)); then wait_http "http://127.0.0.1:$SINK_PORT/"; fi
 wait_http "$SCHEME://127.0.0.1:$NGINX/users/1"
 wait_http "$SCHEME://127.0.0.1:$HAPROXY/users/1"
 wait_http "http://127.0.0.1:$NGINX_BARE/users/1"
@@ -236,7 +270,7 @@ run_one() { # name port pid conns
 
 # Warm-up.
 if ((FLOOR)); then wait_http "http://127.0.0.1:$FLOOR_PORT/users/1"; fi
-for p in $TAPPER_PORT $NGINX $HAPROXY $( ((BARE)) && echo $NGINX_BARE $HAPROXY_BARE) $( ((FLOOR)) && echo $FLOOR_PORT); do taskset -c $LOADCPU wrk -t1 -c64 -d2s "$SCHEME://127.0.0.1:$p/users/1" >/dev/null; done
+for p in $TAPPER_PORT $( [ -n "$WITH" ] && echo $TAPPER2_PORT) $NGINX $HAPROXY $( ((BARE)) && echo $NGINX_BARE $HAPROXY_BARE) $( ((FLOOR)) && echo $FLOOR_PORT); do taskset -c $LOADCPU wrk -t1 -c64 -d2s "$SCHEME://127.0.0.1:$p/users/1" >/dev/null; done
 
 for c in $CONNS; do
   for r in $(seq "$REPS"); do
@@ -249,6 +283,7 @@ for c in $CONNS; do
       run_one haproxy-bare $HAPROXY_BARE "$HAPROXY_PID" "$c"
     fi
     run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
+    if [ -n "$WITH" ]; then run_one tapper+ $TAPPER2_PORT "$TAPPER2_PID" "$c"; fi
     if ((FLOOR)); then run_one floor $FLOOR_PORT "$FLOOR_PID" "$c"; fi
   done
 done
@@ -257,6 +292,7 @@ echo
 echo "Gateway benchmark$( ((TLS)) && echo " over HTTPS (client side)")$( ((H2)) && echo ", HTTP/2 by h2load -c4 -m(conns/4) (latency columns: mean and max)"): $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
 TARGETS="direct nginx haproxy tapper"
 if ((BARE)); then TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"; fi
+if [ -n "$WITH" ]; then TARGETS="$TARGETS tapper+"; fi
 if ((FLOOR)); then TARGETS="$TARGETS floor"; fi
 printf "%-12s %6s %12s %10s %10s %12s\n" target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
 for c in $CONNS; do
@@ -282,6 +318,24 @@ if ((BARE)); then
     tc=$(echo "${CPU[tapper,$c]}" | median); nc=$(echo "${CPU[nginx-bare,$c]}" | median); hc=$(echo "${CPU[haproxy-bare,$c]}" | median)
     awk -v c="$c" -v t="$t" -v n="$n" -v h="$h" -v tc="$tc" -v nc="$nc" -v hc="$hc" 'BEGIN {
       printf "c=%s  (bare configs) req/s tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f | CPU/req tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f\n", c, t/n, t/h, tc/nc, tc/hc }'
+  done
+fi
+if [ -n "$WITH" ]; then
+  echo "tapper+ = tapper $WITH"
+  # With tracing on: what the exporter did (a cost measured while spans were dropped would be
+  # no cost of tracing).
+  curl -fs "http://127.0.0.1:${TAPPER2_PLAIN_PORT}/_tapper/status" | python3 -c '
+import json, sys
+t = json.load(sys.stdin).get("gateway", {}).get("tracing")
+if t: print("tapper+ tracing: exported %d spans, dropped %d, failed %d" % (t["exported"], t["dropped"], t["failed"]))' || true
+  for c in $CONNS; do
+    read -ra tr <<<"${RPS[tapper,$c]}"; read -ra wr <<<"${RPS[tapper+,$c]}"
+    reps=""
+    for i in "${!tr[@]}"; do reps+=$(awk -v a="${wr[$i]}" -v b="${tr[$i]}" 'BEGIN { printf " %.3f", a/b }'); done
+    awk -v c="$c" -v t="$(echo "${RPS[tapper,$c]}" | median)" -v w="$(echo "${RPS[tapper+,$c]}" | median)" \
+        -v tp="$(echo "${P99[tapper,$c]}" | median)" -v wp="$(echo "${P99[tapper+,$c]}" | median)" \
+        -v tc="$(echo "${CPU[tapper,$c]}" | median)" -v wc="$(echo "${CPU[tapper+,$c]}" | median)" -v reps="$reps" 'BEGIN {
+      printf "c=%s  tapper+/tapper req/s %.3f (%+.1f%%; per repetition%s) | p99 %.2f | CPU/req %.3f\n", c, w/t, (w/t - 1) * 100, reps, wp/tp, wc/tc }'
   done
 fi
 # Each repetition on its own (tapper and nginx ran back to back in it): how the medians came to be.

@@ -8,7 +8,8 @@ import Darwin
 
 /// Encodes spans as an OTLP/HTTP protobuf `ExportTraceServiceRequest` (the body of
 /// `POST /v1/traces` with `Content-Type: application/x-protobuf`, OTLP/HTTP's default encoding),
-/// by hand, into one reused buffer.
+/// by hand: each span as the I/O thread records it (``SpanWriter``, into its loop's chunk of
+/// spans), and the request's header around the spans (``requestPrefix(spansByteCount:)``).
 ///
 /// The messages written (opentelemetry-proto `collector/trace/v1`, `trace/v1`, `common/v1`,
 /// `resource/v1`): one `ResourceSpans` (resource attribute `service.name`), one `ScopeSpans`
@@ -18,43 +19,44 @@ import Darwin
 /// pre-encoded (``SpanRoute``, ``SpanInstance``, ``SpanHost``) and is copied in as it is;
 /// protobuf lets a message's fields, and a repeated field's elements, come in any order.
 public struct OTLPProtobufEncoder: Sendable {
-    /// Field tags (field number << 3 | wire type) of the messages written.
-    enum Tag {
+    /// Field tags (field number << 3 | wire type) of the messages written (computed, so that
+    /// the I/O thread's inlined span writing has them as constants).
+    @usableFromInline enum Tag {
         // ExportTraceServiceRequest.resource_spans = 1; ResourceSpans.resource = 1, .scope_spans = 2.
-        static let resourceSpans: UInt8 = 0x0A
-        static let resource: UInt8 = 0x0A
-        static let scopeSpans: UInt8 = 0x12
+        @inlinable static var resourceSpans: UInt8 { 0x0A }
+        @inlinable static var resource: UInt8 { 0x0A }
+        @inlinable static var scopeSpans: UInt8 { 0x12 }
         // Resource.attributes = 1; ScopeSpans.scope = 1, .spans = 2; InstrumentationScope.name = 1, .version = 2.
-        static let resourceAttribute: UInt8 = 0x0A
-        static let scope: UInt8 = 0x0A
-        static let span: UInt8 = 0x12
-        static let scopeName: UInt8 = 0x0A
-        static let scopeVersion: UInt8 = 0x12
+        @inlinable static var resourceAttribute: UInt8 { 0x0A }
+        @inlinable static var scope: UInt8 { 0x0A }
+        @inlinable static var span: UInt8 { 0x12 }
+        @inlinable static var scopeName: UInt8 { 0x0A }
+        @inlinable static var scopeVersion: UInt8 { 0x12 }
         // Span: trace_id = 1, span_id = 2, parent_span_id = 4, name = 5, kind = 6 (varint),
         // start_time_unix_nano = 7, end_time_unix_nano = 8 (fixed64), attributes = 9, status = 15.
-        static let traceID: UInt8 = 0x0A
-        static let spanID: UInt8 = 0x12
-        static let parentSpanID: UInt8 = 0x22
-        static let spanName: UInt8 = 0x2A
-        static let kind: UInt8 = 0x30
-        static let startTime: UInt8 = 0x39
-        static let endTime: UInt8 = 0x41
-        static let spanAttribute: UInt8 = 0x4A
-        static let status: UInt8 = 0x7A
+        @inlinable static var traceID: UInt8 { 0x0A }
+        @inlinable static var spanID: UInt8 { 0x12 }
+        @inlinable static var parentSpanID: UInt8 { 0x22 }
+        @inlinable static var spanName: UInt8 { 0x2A }
+        @inlinable static var kind: UInt8 { 0x30 }
+        @inlinable static var startTime: UInt8 { 0x39 }
+        @inlinable static var endTime: UInt8 { 0x41 }
+        @inlinable static var spanAttribute: UInt8 { 0x4A }
+        @inlinable static var status: UInt8 { 0x7A }
         // Status.message = 2, .code = 3 (varint).
-        static let statusMessage: UInt8 = 0x12
-        static let statusCode: UInt8 = 0x18
+        @inlinable static var statusMessage: UInt8 { 0x12 }
+        @inlinable static var statusCode: UInt8 { 0x18 }
         // KeyValue.key = 1, .value = 2; AnyValue.string_value = 1, .int_value = 3 (varint).
-        static let key: UInt8 = 0x0A
-        static let value: UInt8 = 0x12
-        static let stringValue: UInt8 = 0x0A
-        static let intValue: UInt8 = 0x18
+        @inlinable static var key: UInt8 { 0x0A }
+        @inlinable static var value: UInt8 { 0x12 }
+        @inlinable static var stringValue: UInt8 { 0x0A }
+        @inlinable static var intValue: UInt8 { 0x18 }
     }
 
     /// SPAN_KIND_SERVER.
-    static let serverKind: UInt8 = 2
+    @inlinable static var serverKind: UInt8 { 2 }
     /// STATUS_CODE_ERROR.
-    static let errorCode: UInt8 = 2
+    @inlinable static var errorCode: UInt8 { 2 }
 
     /// `ResourceSpans.resource` as a whole field (tag, length, message).
     private let resource: [UInt8]
@@ -84,76 +86,53 @@ public struct OTLPProtobufEncoder: Sendable {
         }
     }
 
-    /// The request body for the spans of `chunks` (tests, tools; the exporter writes into its
-    /// own buffer).
-    public func encode(_ chunks: [SpanChunk]) -> [UInt8] {
-        let bound = bound(chunks)
-        var message = 0..<0
-        let out = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-            message = encode(chunks, into: UnsafeMutableRawBufferPointer(buffer))
-            count = message.upperBound
-        }
-        return Array(out[message])
-    }
-
-    /// At least the bytes ``encode(_:into:)`` writes for `chunks`.
-    public func bound(_ chunks: [SpanChunk]) -> Int {
-        var n = headroom
-        for chunk in chunks {
-            // Ids, times and small fields (~70), url.path's key and headers, status code,
-            // retries, error.type and the status message (the outcome twice: its bytes are
-            // counted once here, once below), a longer length prefix.
-            n += chunk.count * 320
-            n += 2 * chunk.bytes.count
-            chunk.records.withUnsafeBufferPointer { records in
-                for r in records {
-                    n += r.route._withUnsafeGuaranteedRef { $0.encoded.count }
-                    if let host = r.host { n += host._withUnsafeGuaranteedRef { $0.encoded.count } }
-                    if let instance = r.instance { n += instance._withUnsafeGuaranteedRef { $0.encoded.count } }
-                }
-            }
-        }
-        return n
-    }
-
-    /// Room before the spans for the outer headers, whose lengths are known only once the spans
-    /// are written: the headers then end where the spans begin.
-    private var headroom: Int { 2 * ProtobufWriter.maxVarint + 2 + resource.count + scope.count }
-
-    /// Writes the request body for the spans of `chunks`, in order, into `region` (of at least
-    /// ``bound(_:)`` bytes), and returns where in `region` it is.
-    public func encode(_ chunks: [SpanChunk], into region: UnsafeMutableRawBufferPointer) -> Range<Int> {
-        let base = region.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        let headroom = headroom
-        precondition(region.count >= headroom)
-        var end = base + headroom
-        for chunk in chunks {
-            let strings = UnsafePointer(chunk.bytes.base)
-            chunk.records.withUnsafeBufferPointer { records in
-                for r in records { end = Self.append(r, strings: strings, at: end) }
-            }
-            withExtendedLifetime(chunk) {}
-        }
-        precondition(base.distance(to: end) <= region.count, "spans overran their bound")
-        let scopeSpans = UInt64(scope.count + (base + headroom).distance(to: end))
+    /// The request's bytes before its spans (`ResourceSpans` and `ScopeSpans` headers, the
+    /// resource and the scope) when the spans' fields take `spansByteCount` bytes: the request
+    /// is this and the spans' fields, one after another.
+    public func requestPrefix(spansByteCount: Int) -> [UInt8] {
+        let scopeSpans = UInt64(scope.count + spansByteCount)
         let resourceSpans = UInt64(resource.count + 1 + ProtobufWriter.varintSize(scopeSpans)) + scopeSpans
-        let prefix = 1 + ProtobufWriter.varintSize(resourceSpans) + resource.count + 1 + ProtobufWriter.varintSize(scopeSpans) + scope.count
-        let start = headroom - prefix
-        var w = ProtobufWriter(base + start)
-        w.byte(Tag.resourceSpans)
-        w.varint(resourceSpans)
-        w.bytes(resource)
-        w.byte(Tag.scopeSpans)
-        w.varint(scopeSpans)
-        w.bytes(scope)
-        assert(w.p == base + headroom)
-        return start..<base.distance(to: end)
+        let count = 1 + ProtobufWriter.varintSize(resourceSpans) + resource.count + 1 + ProtobufWriter.varintSize(scopeSpans) + scope.count
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, written in
+            var w = ProtobufWriter(buffer.baseAddress!)
+            w.byte(Tag.resourceSpans)
+            w.varint(resourceSpans)
+            w.bytes(resource)
+            w.byte(Tag.scopeSpans)
+            w.varint(scopeSpans)
+            w.bytes(scope)
+            written = buffer.baseAddress!.distance(to: w.p)
+            precondition(written == count)
+        }
     }
 
-    /// Writes `span` (a `ScopeSpans.spans` field) at `start`; returns where it ends.
-    /// - Parameter strings: the bytes of the span's chunk.
-    @inline(__always)
-    static func append(_ span: SpanRecord, strings: UnsafePointer<UInt8>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    /// A whole request: the prefix and `spans`, the spans' fields (tests, tools).
+    public func encode(spans: [UInt8]) -> [UInt8] {
+        requestPrefix(spansByteCount: spans.count) + spans
+    }
+}
+
+/// Writes gateway spans as OTLP protobuf `ScopeSpans.spans` fields (a `Span` message each,
+/// SERVER kind), into memory the caller has made room in. Inlined into the I/O thread's code.
+///
+/// Most spans take the short way: a ``SpanTemplate`` (what the spans of one route, `Host` and
+/// instance share, with places for the ids, times and status) is copied and patched, and the
+/// path, parent and retries appended. Error spans, a status below 128 (101 for WebSocket, 0
+/// for none) and spans without a template take the long way, field by field.
+public enum SpanWriter {
+    /// Bytes a span takes at most beyond its route's, instance's and `Host`'s pre-encoded fields,
+    /// its path and (twice) its outcome: tag and length, ids, kind, times, the `url.path`,
+    /// status code, retries and `error.type` attributes' keys and headers, and the status.
+    @inlinable public static var spanOverhead: Int { 256 }
+
+    /// Writes a span (a `ScopeSpans.spans` field) at `start`, which has room for
+    /// ``spanOverhead`` bytes and the variable parts; returns where it ends.
+    /// The long way (see the type's summary): not inlined, as it is seldom taken.
+    public static func writeSpan(
+        context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, route: SpanRoute, host: SpanHost?,
+        instance: SpanInstance?, path: String, status: Int, failed: Bool, outcome: String, retries: Int, at start: UnsafeMutablePointer<UInt8>
+    ) -> UnsafeMutablePointer<UInt8> {
+        typealias Tag = OTLPProtobufEncoder.Tag
         // Tag, then two bytes for the length (a span of 128 to 16383 bytes, nearly all); the
         // body moves when it needs one byte or more than two.
         start.pointee = Tag.span
@@ -161,49 +140,40 @@ public struct OTLPProtobufEncoder: Sendable {
         var w = ProtobufWriter(body)
         w.byte(Tag.traceID)
         w.byte(16)
-        w.bigEndian(span.context.traceIDHigh)
-        w.bigEndian(span.context.traceIDLow)
+        w.bigEndian(context.traceIDHigh)
+        w.bigEndian(context.traceIDLow)
         w.byte(Tag.spanID)
         w.byte(8)
-        w.bigEndian(span.context.spanID)
-        if span.parentSpanID != 0 {
+        w.bigEndian(context.spanID)
+        if parentSpanID != 0 {
             w.byte(Tag.parentSpanID)
             w.byte(8)
-            w.bigEndian(span.parentSpanID)
+            w.bigEndian(parentSpanID)
         }
-        span.route._withUnsafeGuaranteedRef { w.bytes($0.encoded) }
+        w.bytes(route.encoded)
         w.byte(Tag.kind)
-        w.byte(serverKind)
+        w.byte(OTLPProtobufEncoder.serverKind)
         w.byte(Tag.startTime)
-        w.littleEndian(span.startUnixNanos)
+        w.littleEndian(startUnixNanos)
         w.byte(Tag.endTime)
-        w.littleEndian(span.endUnixNanos)
-        w.attribute(Tag.spanAttribute, key: "url.path", string: UnsafeRawBufferPointer(start: strings + Int(span.path.offset), count: Int(span.path.count)))
-        if let host = span.host { host._withUnsafeGuaranteedRef { w.bytes($0.encoded) } }
-        if span.status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(span.status)) }
-        if let instance = span.instance { instance._withUnsafeGuaranteedRef { w.bytes($0.encoded) } }
-        if span.retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(span.retries)) }
-        if span.isError {
-            let outcome = UnsafeRawBufferPointer(start: strings + Int(span.outcome.offset), count: Int(span.outcome.count))
-            if span.failed {
-                w.attribute(Tag.spanAttribute, key: "error.type", string: outcome)
-            } else {
-                w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, span.status)))
-            }
-            // Status { message (the outcome, when there is one), code ERROR }.
-            let message = outcome.count
-            let status = (span.failed ? 1 + ProtobufWriter.varintSize(UInt64(message)) + message : 0) + 2
-            w.byte(Tag.status)
-            w.varint(UInt64(status))
-            if span.failed {
-                w.byte(Tag.statusMessage)
-                w.varint(UInt64(message))
-                w.bytes(outcome)
-            }
-            w.byte(Tag.statusCode)
-            w.byte(errorCode)
-        }
-        let length = body.distance(to: w.p)
+        w.littleEndian(endUnixNanos)
+        w.attribute(Tag.spanAttribute, key: "url.path", string: path)
+        if let host { w.bytes(host.encoded) }
+        if status > 0 { w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: Int64(status)) }
+        if let instance { w.bytes(instance.encoded) }
+        if retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(retries)) }
+        // A server span is an error when the gateway answered 5xx or the exchange did not end
+        // well (OpenTelemetry HTTP semantic conventions: 4xx is the client's error, not the
+        // server span's).
+        if status >= 500 || status == 0 || failed { writeError(&w, status: status, failed: failed, outcome: outcome) }
+        return finish(start, body: body, end: w.p)
+    }
+
+    /// Puts the length of the span whose body was written from `body` (`start` + 3) to `end`
+    /// in front of it; returns where the span ends.
+    @inlinable @inline(__always)
+    public static func finish(_ start: UnsafeMutablePointer<UInt8>, body: UnsafeMutablePointer<UInt8>, end: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        let length = body.distance(to: end)
         if length < 0x80 {
             start[1] = UInt8(length)
             memmove(start + 2, body, length)
@@ -211,7 +181,7 @@ public struct OTLPProtobufEncoder: Sendable {
         } else if length < 0x4000 {
             start[1] = UInt8(truncatingIfNeeded: length) | 0x80
             start[2] = UInt8(truncatingIfNeeded: length >> 7)
-            return w.p
+            return end
         } else {
             let n = ProtobufWriter.varintSize(UInt64(length))
             memmove(start + 1 + n, body, length)
@@ -220,15 +190,137 @@ public struct OTLPProtobufEncoder: Sendable {
             return start + 1 + n + length
         }
     }
+
+    /// An error span's `error.type` (the outcome, or the status code of a 5xx that went
+    /// through) and `Status { message (the outcome, when there is one), code ERROR }`.
+    static func writeError(_ w: inout ProtobufWriter, status: Int, failed: Bool, outcome: String) {
+        typealias Tag = OTLPProtobufEncoder.Tag
+        if failed {
+            w.attribute(Tag.spanAttribute, key: "error.type", string: outcome)
+        } else {
+            w.attribute(Tag.spanAttribute, key: "error.type", decimal: UInt64(max(0, status)))
+        }
+        let message = outcome.utf8.count
+        let length = (failed ? 1 + ProtobufWriter.varintSize(UInt64(message)) + message : 0) + 2
+        w.byte(Tag.status)
+        w.varint(UInt64(length))
+        if failed {
+            w.byte(Tag.statusMessage)
+            w.varint(UInt64(message))
+            w.bytes(of: outcome)
+        }
+        w.byte(Tag.statusCode)
+        w.byte(OTLPProtobufEncoder.errorCode)
+    }
+
+    /// Whether a span of `status` that ended well (`failed` false) takes the short way.
+    @inlinable @inline(__always)
+    public static func fits(status: Int, failed: Bool) -> Bool {
+        !failed && status >= 0x80 && status < 500
+    }
+
+    /// Bytes a span written the short way takes at most beyond its template and path.
+    @inlinable public static var shortOverhead: Int { 128 }
+
+    /// The short way: writes a span of `template` at `start` (room for the template, the path
+    /// and ``shortOverhead``); returns where it ends. Only for a span that ``fits(status:failed:)``.
+    @inlinable @inline(__always)
+    public static func writeSpan(
+        _ template: SpanTemplate, context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, status: Int,
+        path: UnsafeRawBufferPointer, retries: Int, at start: UnsafeMutablePointer<UInt8>
+    ) -> UnsafeMutablePointer<UInt8> {
+        typealias Tag = OTLPProtobufEncoder.Tag
+        start.pointee = Tag.span
+        let body = start + 3
+        var w = ProtobufWriter(body)
+        w.bytes(template.body)
+        let raw = UnsafeMutableRawPointer(body)
+        raw.storeBytes(of: context.traceIDHigh.bigEndian, toByteOffset: SpanTemplate.traceIDOffset, as: UInt64.self)
+        raw.storeBytes(of: context.traceIDLow.bigEndian, toByteOffset: SpanTemplate.traceIDOffset + 8, as: UInt64.self)
+        raw.storeBytes(of: context.spanID.bigEndian, toByteOffset: SpanTemplate.spanIDOffset, as: UInt64.self)
+        raw.storeBytes(of: startUnixNanos.littleEndian, toByteOffset: SpanTemplate.startOffset, as: UInt64.self)
+        raw.storeBytes(of: endUnixNanos.littleEndian, toByteOffset: SpanTemplate.endOffset, as: UInt64.self)
+        raw.storeBytes(of: UInt8(truncatingIfNeeded: status) | 0x80, toByteOffset: SpanTemplate.statusOffset, as: UInt8.self)
+        raw.storeBytes(of: UInt8(truncatingIfNeeded: status >> 7), toByteOffset: SpanTemplate.statusOffset + 1, as: UInt8.self)
+        if parentSpanID != 0 {
+            w.byte(Tag.parentSpanID)
+            w.byte(8)
+            w.bigEndian(parentSpanID)
+        }
+        w.attribute(Tag.spanAttribute, key: "url.path", string: path)
+        if retries > 0 { w.attribute(Tag.spanAttribute, key: "tapper.retries", int: Int64(retries)) }
+        return finish(start, body: body, end: w.p)
+    }
+}
+
+/// The start of the `Span` message of every span of one route, `Host` and instance, encoded
+/// once: the trace and span id fields (zeros), kind, start and end times (zeros), the
+/// `http.response.status_code` attribute (a two-byte value, zero), and the route's, `Host`'s and
+/// instance's pre-encoded fields. ``SpanWriter`` copies it and writes the ids, times and
+/// status in place. (Protobuf lets a message's fields come in any order.)
+public final class SpanTemplate: Sendable {
+    public let route: SpanRoute
+    public let host: SpanHost?
+    public let instance: SpanInstance?
+    @usableFromInline let body: [UInt8]
+
+    /// Where the values go in ``body``.
+    @inlinable static var traceIDOffset: Int { 2 }
+    @inlinable static var spanIDOffset: Int { 20 }
+    @inlinable static var startOffset: Int { 31 }
+    @inlinable static var endOffset: Int { 40 }
+    @inlinable static var statusOffset: Int { 80 }
+
+    /// The bytes it copies.
+    @inlinable public var count: Int { body.count }
+
+    public init(route: SpanRoute, host: SpanHost?, instance: SpanInstance?) {
+        typealias Tag = OTLPProtobufEncoder.Tag
+        self.route = route
+        self.host = host
+        self.instance = instance
+        let shared = route.encoded.count + (host?.encoded.count ?? 0) + (instance?.encoded.count ?? 0)
+        body = ProtobufWriter.encode(bound: 128 + shared) { w in
+            let base = w.p
+            w.byte(Tag.traceID)
+            w.byte(16)
+            w.bigEndian(0)
+            w.bigEndian(0)
+            w.byte(Tag.spanID)
+            w.byte(8)
+            w.bigEndian(0)
+            w.byte(Tag.kind)
+            w.byte(OTLPProtobufEncoder.serverKind)
+            precondition(base.distance(to: w.p) == Self.startOffset - 1)
+            w.byte(Tag.startTime)
+            w.littleEndian(0)
+            w.byte(Tag.endTime)
+            w.littleEndian(0)
+            // KeyValue { key "http.response.status_code", value AnyValue { int_value: two bytes } }.
+            w.attribute(Tag.spanAttribute, key: "http.response.status_code", int: 0x80)
+            precondition(base.distance(to: w.p) == Self.statusOffset + 2)
+            w.bytes(route.encoded)
+            if let host { w.bytes(host.encoded) }
+            if let instance { w.bytes(instance.encoded) }
+        }
+    }
+
+    /// Whether this is the template of these (identity, not equality: the loop's caches hand
+    /// out one object per route, `Host` and instance).
+    @inlinable @inline(__always)
+    public func isFor(route: SpanRoute, host: SpanHost?, instance: SpanInstance?) -> Bool {
+        self.route === route && self.host === host && self.instance === instance
+    }
 }
 
 /// Writes protobuf wire format at a pointer; the caller has made room.
+@usableFromInline
 struct ProtobufWriter {
-    var p: UnsafeMutablePointer<UInt8>
+    @usableFromInline var p: UnsafeMutablePointer<UInt8>
 
     static let maxVarint = 10
 
-    init(_ p: UnsafeMutablePointer<UInt8>) {
+    @inlinable init(_ p: UnsafeMutablePointer<UInt8>) {
         self.p = p
     }
 
@@ -242,16 +334,16 @@ struct ProtobufWriter {
         }
     }
 
-    @inline(__always) static func varintSize(_ v: UInt64) -> Int {
+    @inlinable @inline(__always) static func varintSize(_ v: UInt64) -> Int {
         (64 - (v | 1).leadingZeroBitCount + 6) / 7
     }
 
-    @inline(__always) mutating func byte(_ b: UInt8) {
+    @inlinable @inline(__always) mutating func byte(_ b: UInt8) {
         p.pointee = b
         p += 1
     }
 
-    @inline(__always) mutating func varint(_ value: UInt64) {
+    @inlinable @inline(__always) mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
             p.pointee = UInt8(truncatingIfNeeded: v) | 0x80
@@ -262,33 +354,33 @@ struct ProtobufWriter {
         p += 1
     }
 
-    @inline(__always) mutating func bigEndian(_ v: UInt64) {
+    @inlinable @inline(__always) mutating func bigEndian(_ v: UInt64) {
         UnsafeMutableRawPointer(p).storeBytes(of: v.bigEndian, as: UInt64.self)
         p += 8
     }
 
-    @inline(__always) mutating func littleEndian(_ v: UInt64) {
+    @inlinable @inline(__always) mutating func littleEndian(_ v: UInt64) {
         UnsafeMutableRawPointer(p).storeBytes(of: v.littleEndian, as: UInt64.self)
         p += 8
     }
 
-    @inline(__always) mutating func bytes(_ raw: UnsafeRawBufferPointer) {
+    @inlinable @inline(__always) mutating func bytes(_ raw: UnsafeRawBufferPointer) {
         guard let base = raw.baseAddress, raw.count > 0 else { return }
         UnsafeMutableRawPointer(p).copyMemory(from: base, byteCount: raw.count)
         p += raw.count
     }
 
-    @inline(__always) mutating func bytes(_ a: [UInt8]) {
+    @inlinable @inline(__always) mutating func bytes(_ a: [UInt8]) {
         a.withUnsafeBytes { bytes($0) }
     }
 
-    @inline(__always) mutating func bytes(_ s: StaticString) {
+    @inlinable @inline(__always) mutating func bytes(_ s: StaticString) {
         bytes(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     /// The UTF-8 of `s`, copied straight to the pointer (a small string's bytes are not
     /// spilled to the stack first, as they are for a closure over contiguous storage).
-    @inline(__always) mutating func bytes(of s: String) {
+    @inlinable @inline(__always) mutating func bytes(of s: String) {
         let (_, written) = s.utf8._copyContents(initializing: UnsafeMutableBufferPointer(start: p, count: s.utf8.count))
         p += written
     }
@@ -302,7 +394,7 @@ struct ProtobufWriter {
 
     /// A `KeyValue` field: `key` and the `AnyValue` header of a value of `valueLength` bytes
     /// whose own header (`valueTag`, and its length for strings) comes next.
-    @inline(__always) private mutating func keyValueHeader(_ tag: UInt8, key: StaticString, anyValue: Int) {
+    @inlinable @inline(__always) mutating func keyValueHeader(_ tag: UInt8, key: StaticString, anyValue: Int) {
         let keyLength = key.utf8CodeUnitCount
         byte(tag)
         varint(UInt64(1 + Self.varintSize(UInt64(keyLength)) + keyLength + 1 + Self.varintSize(UInt64(anyValue)) + anyValue))
@@ -314,7 +406,7 @@ struct ProtobufWriter {
     }
 
     /// An attribute with a string value.
-    @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, string value: String) {
+    @inlinable @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, string value: String) {
         let n = value.utf8.count
         keyValueHeader(tag, key: key, anyValue: 1 + Self.varintSize(UInt64(n)) + n)
         byte(OTLPProtobufEncoder.Tag.stringValue)
@@ -323,7 +415,7 @@ struct ProtobufWriter {
     }
 
     /// An attribute with a string value given as its UTF-8 bytes.
-    @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, string value: UnsafeRawBufferPointer) {
+    @inlinable @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, string value: UnsafeRawBufferPointer) {
         let n = value.count
         keyValueHeader(tag, key: key, anyValue: 1 + Self.varintSize(UInt64(n)) + n)
         byte(OTLPProtobufEncoder.Tag.stringValue)
@@ -332,7 +424,7 @@ struct ProtobufWriter {
     }
 
     /// An attribute with an integer value.
-    @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, int value: Int64) {
+    @inlinable @inline(__always) mutating func attribute(_ tag: UInt8, key: StaticString, int value: Int64) {
         let v = UInt64(bitPattern: value)
         keyValueHeader(tag, key: key, anyValue: 1 + Self.varintSize(v))
         byte(OTLPProtobufEncoder.Tag.intValue)
@@ -340,7 +432,7 @@ struct ProtobufWriter {
     }
 
     /// An attribute whose string value is `value` in decimal.
-    mutating func attribute(_ tag: UInt8, key: StaticString, decimal value: UInt64) {
+    @usableFromInline mutating func attribute(_ tag: UInt8, key: StaticString, decimal value: UInt64) {
         var digits = 1
         var rest = value / 10
         while rest > 0 {

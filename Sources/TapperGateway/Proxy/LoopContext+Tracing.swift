@@ -40,7 +40,7 @@ extension LoopContext {
         guard let spans, let trace = exchange.trace, trace.sampled else { return }
         spans.chunk.append(
             context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: spans.unixNanos(exchange.started),
-            endUnixNanos: spans.unixNanos(finished), route: spans.route(of: exchange), host: exchange.traceHost, instance: exchange.target?.spanInstance,
+            endUnixNanos: spans.unixNanos(finished), template: spans.template(of: exchange, instance: exchange.target?.spanInstance),
             path: exchange.path, status: exchange.status, outcome: exchange.outcome, retries: exchange.attempts - 1
         )
         spans.appended()

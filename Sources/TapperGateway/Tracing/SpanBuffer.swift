@@ -7,7 +7,8 @@ import TapperCore
 ///
 /// It also keeps what this loop's spans share, so that recording one makes no string: a
 /// ``SpanRoute`` per route-table entry and method, the ``SpanHost``s of recent `Host` values,
-/// and the wall clock's offset from the uptime clock the exchange already read.
+/// the ``SpanTemplate``s of recent route, `Host` and instance triples, and the wall clock's
+/// offset from the uptime clock the exchange already read.
 final class SpanBuffer {
     /// The spans recorded since the last flush.
     var chunk = SpanChunk(capacity: SpanBuffer.chunkSize)
@@ -28,8 +29,24 @@ final class SpanBuffer {
     private var nextHostSlot = 0
     /// The one found last (most requests name the same host as the one before).
     private var lastHost: SpanHost?
+    /// Templates by route, `Host` and instance (a template keeps the three alive, so their
+    /// identifiers cannot be reused while it is here), and the one used last.
+    private var templates: [TemplateKey: SpanTemplate] = [:]
+    private var lastTemplate: SpanTemplate?
+    /// The route-table entry and snapshot generation ``lastTemplate`` was found for.
+    private var lastTemplateEntry = -1
+    private var lastTemplateGeneration = -1
     static let hostsKept = 8
     static let methodsKept = 8
+    /// Templates kept at most (past that the index starts again: routes, `Host`s and instances
+    /// that are gone let go of theirs).
+    static let templatesKept = 4096
+
+    private struct TemplateKey: Hashable {
+        var route: ObjectIdentifier
+        var host: ObjectIdentifier?
+        var instance: ObjectIdentifier?
+    }
 
     init(reactor: Reactor, exporter: TraceExporter) {
         self.reactor = reactor
@@ -88,6 +105,35 @@ final class SpanBuffer {
         return made
     }
 
+    /// The span template of `exchange`'s route, method, `Host` and instance.
+    @inline(__always)
+    func template(of exchange: Exchange, instance: SpanInstance?) -> SpanTemplate {
+        if let last = lastTemplate, lastTemplateEntry == exchange.route.entryIndex, lastTemplateGeneration == exchange.snapshotGeneration,
+            last.host === exchange.traceHost, last.instance === instance, last.route.method == exchange.method
+        {
+            return last
+        }
+        return findTemplate(of: exchange, instance: instance)
+    }
+
+    @inline(never) private func findTemplate(of exchange: Exchange, instance: SpanInstance?) -> SpanTemplate {
+        let route = route(of: exchange)
+        let host = exchange.traceHost
+        let key = TemplateKey(route: ObjectIdentifier(route), host: host.map(ObjectIdentifier.init), instance: instance.map(ObjectIdentifier.init))
+        let template: SpanTemplate
+        if let found = templates[key] {
+            template = found
+        } else {
+            if templates.count >= Self.templatesKept { templates.removeAll(keepingCapacity: true) }
+            template = SpanTemplate(route: route, host: host, instance: instance)
+            templates[key] = template
+        }
+        lastTemplate = template
+        lastTemplateEntry = exchange.route.entryIndex
+        lastTemplateGeneration = exchange.snapshotGeneration
+        return template
+    }
+
     /// A span was appended to ``chunk``.
     @inline(__always) func appended() {
         if chunk.count >= Self.chunkSize {
@@ -106,6 +152,7 @@ final class SpanBuffer {
         wallOffset = Self.readWallOffset()
         guard !chunk.isEmpty else { return }
         let full = chunk
+        full.seal()
         chunk = SpanChunk(capacity: Self.chunkSize)
         exporter.enqueue(full)
     }

@@ -80,7 +80,7 @@ final class SpanPoster: @unchecked Sendable {
     static let maxResponseBody: Int64 = 64 * 1024
     /// The request head up to the `Content-Length` value.
     private let headPrefix: [UInt8]
-    private let started = NIOLockedValueBox<Reactor?>(nil)
+    private let started = NIOLockedValueBox<(reactor: Reactor?, stopped: Bool)>((nil, false))
 
     // On the reactor only:
     private var connection: Connection?
@@ -91,11 +91,11 @@ final class SpanPoster: @unchecked Sendable {
         let id: Int
         /// Until sent.
         var head: ByteBuffer?
-        var body: ByteBuffer?
+        var body: [ByteBuffer]?
         /// The connection it went out on.
         var sentOn: ObjectIdentifier?
         var inbound: ByteBuffer?
-        let done: CheckedContinuation<Result<Int, Failure>, Never>
+        let done: (Result<Int, Failure>) -> Void
     }
 
     /// The connection's events, with the connection they are about (a closed connection's
@@ -122,36 +122,54 @@ final class SpanPoster: @unchecked Sendable {
             "POST \(endpoint.path) HTTP/1.1\r\nHost: \(endpoint.authority)\r\nUser-Agent: \(userAgent)\r\nContent-Type: \(contentType)\r\nContent-Length: ".utf8)
     }
 
-    /// Sends `body` and returns the response's status (any status: the caller judges it).
-    func post(_ body: ByteBuffer, timeout: Duration) async -> Result<Int, Failure> {
-        let reactor = started.withLockedValue { r in
-            if let r { return r }
+    /// The poster's reactor (started the first time it is asked for), nil once stopped.
+    var reactor: Reactor? {
+        started.withLockedValue { state in
+            if state.stopped { return nil }
+            if let r = state.reactor { return r }
             let new = Reactor.start(count: 1)[0]
-            r = new
+            state.reactor = new
             return new
         }
+    }
+
+    /// The poster's reactor if it runs (not started by asking).
+    var runningReactor: Reactor? { started.withLockedValue { $0.reactor } }
+
+    /// Sends a body, the bytes of `body`'s buffers one after another (written as they are), and
+    /// returns the response's status (any status: the caller judges it).
+    func post(_ body: [ByteBuffer], timeout: Duration) async -> Result<Int, Failure> {
+        guard let reactor else { return .failure(.closed(nil)) }
         return await withCheckedContinuation { done in
-            reactor.execute { self.start(body, timeout: timeout, on: reactor, done: done) }
+            reactor.execute { self.send(body, timeout: timeout) { done.resume(returning: $0) } }
         }
     }
 
     /// Closes the connection and stops the reactor (if one was started).
     func stop() async {
-        guard let reactor = started.withLockedValue({ r in defer { r = nil }; return r }) else { return }
+        let reactor = started.withLockedValue { state in
+            defer { state = (nil, true) }
+            return state.reactor
+        }
+        guard let reactor else { return }
         await reactor.submit { self.connection?.close() }
         await reactor.stop()
     }
 
     // MARK: on the reactor
 
-    private func start(_ body: ByteBuffer, timeout: Duration, on reactor: Reactor, done: CheckedContinuation<Result<Int, Failure>, Never>) {
-        guard pending == nil else { return done.resume(returning: .failure(.malformed("a request is already in flight"))) }
+    /// Sends a body (its buffers one after another) and calls `done` with the response's status
+    /// (on the reactor, which this is called on; one request at a time).
+    func send(_ body: [ByteBuffer], timeout: Duration, done: @escaping (Result<Int, Failure>) -> Void) {
+        guard let reactor = started.withLockedValue({ $0.reactor }) else { return done(.failure(.closed(nil))) }
+        assert(reactor.inReactor, "SpanPoster.send off its reactor")
+        guard pending == nil else { return done(.failure(.malformed("a request is already in flight"))) }
         nextID += 1
         let id = nextID
         var head = ByteBuffer()
         head.reserveCapacity(headPrefix.count + 24)
         head.writeBytes(headPrefix)
-        head.writeString(String(body.readableBytes))
+        head.writeString(String(body.reduce(0) { $0 + $1.readableBytes }))
         head.writeStaticString("\r\n\r\n")
         pending = Pending(id: id, head: head, body: body, done: done)
         reactor.schedule(at: .now() + .nanoseconds(timeout.nanoseconds)) { [weak self] in
@@ -216,14 +234,13 @@ final class SpanPoster: @unchecked Sendable {
 
     private func send(on c: Connection) {
         guard var p = pending, let head = p.head, let body = p.body else { return }
-        // The body is the connection's from now on (the exporter reuses its storage once the
-        // connection has written and let go of it).
+        // The body is the connection's from now on.
         p.head = nil
         p.body = nil
         p.sentOn = ObjectIdentifier(c)
         pending = p
         c.write(head)
-        c.write(body)
+        for part in body where part.readableBytes > 0 { c.write(part) }
         c.flush()
     }
 
@@ -303,6 +320,6 @@ final class SpanPoster: @unchecked Sendable {
     private func finish(_ result: Result<Int, Failure>) {
         guard let p = pending else { return }
         pending = nil
-        p.done.resume(returning: result)
+        p.done(result)
     }
 }

@@ -9,7 +9,8 @@ import TapperCore
 
 /// Sends the gateway's spans to an OTLP/HTTP receiver (`--otlp-endpoint`) as a `Service`:
 /// batches of up to 512 spans, at least every second, `POST <endpoint>/v1/traces` as OTLP
-/// protobuf (`application/x-protobuf`, OTLP/HTTP's default encoding).
+/// protobuf (`application/x-protobuf`, OTLP/HTTP's default encoding). The spans come encoded
+/// (``SpanChunk``): a request is a prefix and the chunks' bytes.
 ///
 /// The I/O threads hand over spans in chunks (``SpanBuffer``) under a short lock and never wait:
 /// the queue is bounded (``SpanBatcher``) and what does not fit is dropped and counted. The
@@ -56,15 +57,42 @@ public final class TraceExporter: Service, Sendable {
     let sampler: TraceSampler
     private let url: String
     private let encoder: OTLPProtobufEncoder
-    /// The request body, reused batch after batch (one export runs at a time; the lock is
-    /// taken once per batch).
-    private let body = Mutex(ByteBuffer())
     private let http: HTTPClient
     /// Posts to a plain-http receiver (nil for https: AsyncHTTPClient does).
     private let poster: SpanPoster?
+    /// Exports through ``poster`` from its loop (nil for https).
+    private let driver: Driver?
     private let logger: Logger
-    private let batcher: Mutex<SpanBatcher<SpanChunk>>
-    private let counts = Mutex((exported: 0, failed: 0))
+    /// The queue and the counts, shared with the ``Driver``.
+    private let state: State
+
+    final class State: Sendable {
+        let batcher: Mutex<SpanBatcher<SpanChunk>>
+        let counts = Mutex((exported: 0, failed: 0))
+        let logger: Logger
+        let url: String
+
+        init(batching: SpanBatcher<SpanChunk>.Settings, logger: Logger, url: String) {
+            batcher = Mutex(SpanBatcher(settings: batching))
+            self.logger = logger
+            self.url = url
+        }
+
+        /// Counts (and logs) the outcome of an export request of `count` spans: a status
+        /// (2xx: exported) or the error it failed with.
+        func record(_ count: Int, _ result: Result<Int, any Error>) {
+            switch result {
+            case .success(let status) where (200..<300).contains(status):
+                counts.withLock { $0.exported += count }
+            case .success(let status):
+                counts.withLock { $0.failed += count }
+                logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(status)", "spans": "\(count)"])
+            case .failure(let error):
+                counts.withLock { $0.failed += count }
+                logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
+            }
+        }
+    }
     private let wake: AsyncStream<Void>
     private let wakeUp: AsyncStream<Void>.Continuation
     /// Told when spans arrive in an empty queue: the delay timer has a deadline again.
@@ -82,30 +110,52 @@ public final class TraceExporter: Service, Sendable {
         url = settings.tracesURL
         encoder = OTLPProtobufEncoder(serviceName: settings.serviceName, scopeVersion: version)
         self.http = http
-        poster = SpanPoster.Endpoint(url: url).map { SpanPoster(endpoint: $0, contentType: Self.contentType, userAgent: "tapper-gateway") }
+        let poster = SpanPoster.Endpoint(url: url).map { SpanPoster(endpoint: $0, contentType: Self.contentType, userAgent: "tapper-gateway") }
+        self.poster = poster
         self.logger = logger
-        batcher = Mutex(SpanBatcher(settings: settings.batching))
+        let state = State(batching: settings.batching, logger: logger, url: url)
+        self.state = state
+        if let poster {
+            driver = Driver(poster: poster, state: state, encoder: encoder, timeout: settings.timeout)
+        } else {
+            driver = nil
+        }
         (wake, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (armed, arm) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public var counters: Counters {
-        let c = counts.withLock { $0 }
-        return Counters(exported: c.exported, dropped: Int(batcher.withLock { $0.dropped }), failed: c.failed)
+        let c = state.counts.withLock { $0 }
+        return Counters(exported: c.exported, dropped: Int(state.batcher.withLock { $0.dropped }), failed: c.failed)
     }
 
     /// Takes finished spans from an I/O thread (never blocks beyond a short lock).
     func enqueue(_ spans: SpanChunk) {
         let now = NIODeadline.now().uptimeNanoseconds
-        let (offered, wasEmpty) = batcher.withLock { b in
+        let (offered, wasEmpty) = state.batcher.withLock { b in
             let empty = b.count == 0
             return (b.offer(spans, now: now), empty)
+        }
+        if let driver {
+            // A full batch, or a delay to start: the poster's loop sees to it.
+            if offered.batchReady || (wasEmpty && offered.accepted > 0) { driver.wake() }
+            return
         }
         if offered.batchReady { wakeUp.yield() }
         if wasEmpty && offered.accepted > 0 { arm.yield() }
     }
 
     public func run() async throws {
+        if let driver {
+            // Batches, delays and posts all happen on the poster's loop; this task only waits
+            // for the shutdown, then has the rest sent.
+            await cancelWhenGracefulShutdown {
+                for await _ in self.wake {}
+            }
+            await driver.flush()
+            await poster?.stop()
+            return
+        }
         await withDiscardingTaskGroup { group in
             let wakeUp = self.wakeUp
             let armed = self.armed
@@ -114,7 +164,7 @@ public final class TraceExporter: Service, Sendable {
                 // (queue empty) until spans arrive.
                 var arrivals = armed.makeAsyncIterator()
                 while !Task.isCancelled {
-                    guard let deadline = self.batcher.withLock({ $0.nextDeadline }) else {
+                    guard let deadline = self.state.batcher.withLock({ $0.nextDeadline }) else {
                         guard await arrivals.next() != nil else { return }
                         continue
                     }
@@ -142,25 +192,8 @@ public final class TraceExporter: Service, Sendable {
     func exportDue(flushing: Bool) async {
         while true {
             let now = NIODeadline.now().uptimeNanoseconds
-            guard let batch = batcher.withLock({ $0.takeBatch(now: now, flushing: flushing) }) else { return }
+            guard let batch = state.batcher.withLock({ $0.takeBatch(now: now, flushing: flushing) }) else { return }
             await post(batch)
-        }
-    }
-
-    /// The request body of `batch`.
-    private func encode(_ batch: [SpanChunk]) -> ByteBuffer {
-        let encoder = self.encoder
-        return body.withLock { body in
-            // The last request let go of the body: clearing keeps its storage. The spans are
-            // written straight into it.
-            body.clear()
-            var message = 0..<0
-            body.writeWithUnsafeMutableBytes(minimumWritableBytes: encoder.bound(batch)) { region in
-                message = encoder.encode(batch, into: region)
-                return message.upperBound
-            }
-            body.moveReaderIndex(forwardBy: message.lowerBound)
-            return body
         }
     }
 
@@ -168,38 +201,87 @@ public final class TraceExporter: Service, Sendable {
 
     private func post(_ chunks: [SpanChunk]) async {
         let count = chunks.reduce(0) { $0 + $1.count }
-        if let poster {
-            switch await poster.post(encode(chunks), timeout: settings.timeout) {
-            case .success(let status):
-                posted(count, status: status)
-            case .failure(let error):
-                counts.withLock { $0.failed += count }
-                logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
-            }
-            return
-        }
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: Self.contentType)
         request.headers.add(name: "User-Agent", value: "tapper-gateway")
-        request.body = .bytes(encode(chunks))
+        request.body = .bytes(encoder.encode(chunks))
         do {
             let response = try await http.execute(request, timeout: .nanoseconds(settings.timeout.nanoseconds))
             _ = try? await response.body.collect(upTo: 64 * 1024)
-            posted(count, status: Int(response.status.code))
+            state.record(count, .success(Int(response.status.code)))
         } catch {
-            counts.withLock { $0.failed += count }
-            logger.warning("cannot export spans", metadata: ["url": "\(url)", "error": "\(error)", "spans": "\(count)"])
+            state.record(count, .failure(error))
         }
     }
 
-    /// The receiver answered an export request of `count` spans with `status`.
-    private func posted(_ count: Int, status: Int) {
-        if (200..<300).contains(status) {
-            counts.withLock { $0.exported += count }
-        } else {
-            counts.withLock { $0.failed += count }
-            logger.warning("OTLP receiver refused spans", metadata: ["url": "\(url)", "status": "\(status)", "spans": "\(count)"])
+    /// Exports through a ``SpanPoster`` from its loop, without Swift concurrency: woken there
+    /// by the I/O threads (a full batch, or spans in an empty queue), it takes what is due,
+    /// posts it, and when nothing is due arms a timer for when the oldest span's batch will be
+    /// (through Swift concurrency every batch cost about a hundred instructions per span in
+    /// task switches, continuations and sleeps).
+    final class Driver: @unchecked Sendable {
+        private let poster: SpanPoster
+        private let state: State
+        private let encoder: OTLPProtobufEncoder
+        private let timeout: Duration
+        // On the poster's loop only:
+        private var inFlight = false
+        /// When the armed timer fires (nil: none armed).
+        private var armedFor: UInt64?
+        private var flushing = false
+        private var flushed: CheckedContinuation<Void, Never>?
+
+        init(poster: SpanPoster, state: State, encoder: OTLPProtobufEncoder, timeout: Duration) {
+            self.poster = poster
+            self.state = state
+            self.encoder = encoder
+            self.timeout = timeout
+        }
+
+        /// From any thread.
+        func wake() {
+            poster.reactor?.execute { self.pump() }
+        }
+
+        /// Sends everything queued, then returns (shutdown).
+        func flush() async {
+            guard let reactor = poster.runningReactor else { return }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                reactor.execute {
+                    self.flushing = true
+                    self.flushed = c
+                    self.pump()
+                }
+            }
+        }
+
+        private func pump() {
+            guard !inFlight, let reactor = poster.runningReactor else { return }
+            let now = NIODeadline.now().uptimeNanoseconds
+            let flushing = self.flushing
+            if let batch = state.batcher.withLock({ $0.takeBatch(now: now, flushing: flushing) }) {
+                inFlight = true
+                let count = batch.reduce(0) { $0 + $1.count }
+                poster.send(encoder.request(batch), timeout: timeout) { result in
+                    self.inFlight = false
+                    self.state.record(count, result.mapError { $0 })
+                    self.pump()
+                }
+                return
+            }
+            if flushing {
+                flushed?.resume()
+                flushed = nil
+                return
+            }
+            guard let deadline = state.batcher.withLock({ $0.nextDeadline }) else { return }
+            if let armed = armedFor, armed <= deadline { return }
+            armedFor = deadline
+            reactor.schedule(at: .uptimeNanoseconds(deadline)) {
+                if self.armedFor == deadline { self.armedFor = nil }
+                self.pump()
+            }
         }
     }
 }
