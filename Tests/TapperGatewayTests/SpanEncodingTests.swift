@@ -301,3 +301,19 @@ struct ProtoMessage {
         #expect(SpanTemplate(route: Self.route, host: nil, instance: nil).isFor(route: Self.route, host: nil, instance: nil))
     }
 }
+
+@Suite struct RequestIDGeneratorTests {
+    @Test func makesThirtyTwoLowerCaseHexDigitsOfTwoRandomWords() {
+        var g = RequestIDGenerator()
+        var copy = g
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let id = g.make()
+            let (a, b) = (copy.next(), copy.next())
+            #expect(id == TraceParent.hex(a) + TraceParent.hex(b))
+            #expect(id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) })
+            seen.insert(id)
+        }
+        #expect(seen.count == 1000)
+    }
+}

@@ -95,8 +95,8 @@ public struct TraceParent: Sendable, Hashable, BitwiseCopyable {
     }
 
     /// Writes the 16 lower-case hex digits of `value` at `out`, eight at a time.
-    @inline(__always)
-    static func writeHex(_ value: UInt64, to out: UnsafeMutableRawPointer) {
+    @inlinable @inline(__always)
+    public static func writeHex(_ value: UInt64, to out: UnsafeMutableRawPointer) {
         out.storeBytes(of: hex8(value >> 32).bigEndian, as: UInt64.self)
         out.storeBytes(of: hex8(value & 0xFFFF_FFFF).bigEndian, toByteOffset: 8, as: UInt64.self)
     }
@@ -104,7 +104,7 @@ public struct TraceParent: Sendable, Hashable, BitwiseCopyable {
     /// The 8 lower-case hex digits of `x` (below 2³²) as the bytes of a word, the last digit in
     /// the lowest byte: each nibble spread into a byte of its own, then `0`-`9` or `a`-`f` added
     /// to all of them at once.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func hex8(_ x: UInt64) -> UInt64 {
         var n = (x | x << 16) & 0x0000_FFFF_0000_FFFF
         n = (n | n << 8) & 0x00FF_00FF_00FF_00FF

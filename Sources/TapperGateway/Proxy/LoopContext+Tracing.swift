@@ -38,11 +38,14 @@ extension LoopContext {
     /// - Parameter finished: when the exchange ended (uptime clock, as `exchange.started`).
     func recordSpan(_ exchange: Exchange, finished: NIODeadline) {
         guard let spans, let trace = exchange.trace, trace.sampled else { return }
-        spans.chunk.append(
-            context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: spans.unixNanos(exchange.started),
-            endUnixNanos: spans.unixNanos(finished), template: spans.template(of: exchange, instance: exchange.target?.spanInstance),
-            path: exchange.path, status: exchange.status, outcome: exchange.outcome, retries: exchange.attempts - 1
-        )
+        let start = spans.unixNanos(exchange.started)
+        let end = spans.unixNanos(finished)
+        spans.template(of: exchange, instance: exchange.target?.spanInstance)._withUnsafeGuaranteedRef { template in
+            spans.chunk.append(
+                context: trace.context, parentSpanID: trace.parentSpanID, startUnixNanos: start, endUnixNanos: end, template: template,
+                path: exchange.path, status: exchange.status, outcome: exchange.outcome, retries: exchange.attempts - 1
+            )
+        }
         spans.appended()
     }
 }

@@ -30,8 +30,9 @@ final class LoopContext {
     var versionPickers: [String: VersionPicker] = [:]
     var requestIDs = RequestIDGenerator()
     var accessLog: AccessLogBuffer?
-    /// Finished spans on their way to the exporter (nil: tracing is off).
-    var spans: SpanBuffer?
+    /// Finished spans on their way to the exporter (nil: tracing is off). A `let`, so that the
+    /// I/O thread reads it without retaining it.
+    let spans: SpanBuffer?
     /// Metric handles already looked up on this loop.
     var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
     var latencyShards: [String: LatencyHistograms.Shard] = [:]
@@ -75,7 +76,7 @@ final class LoopContext {
             h2Counters: gateway.h2
         )
         if configuration.accessLog { accessLog = AccessLogBuffer(reactor: reactor) }
-        if let exporter = configuration.tracing { spans = SpanBuffer(reactor: reactor, exporter: exporter) }
+        spans = configuration.tracing.map { SpanBuffer(reactor: reactor, exporter: $0) }
     }
 
     // MARK: client connections and graceful shutdown

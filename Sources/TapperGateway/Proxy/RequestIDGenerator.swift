@@ -1,3 +1,5 @@
+import TapperCore
+
 /// Fast, unique-enough request ids: a per-event-loop xorshift generator seeded from the
 /// system's random source (no syscall per request).
 struct RequestIDGenerator {
@@ -17,16 +19,15 @@ struct RequestIDGenerator {
         return state.1 &+ s0
     }
 
-    /// 32 lowercase hex digits.
+    /// 32 lowercase hex digits (eight at a time, as `traceparent`'s ids are written; a digit at
+    /// a time from a table was ~160 instructions per request).
     mutating func make() -> String {
         let a = next()
         let b = next()
         return String(unsafeUninitializedCapacity: 32) { buf in
-            let digits: StaticString = "0123456789abcdef"
-            digits.withUTF8Buffer { d in
-                for i in 0..<16 { buf[i] = d[Int((a >> (60 - UInt64(i) * 4)) & 0xF)] }
-                for i in 0..<16 { buf[16 + i] = d[Int((b >> (60 - UInt64(i) * 4)) & 0xF)] }
-            }
+            let out = UnsafeMutableRawPointer(buf.baseAddress!)
+            TraceParent.writeHex(a, to: out)
+            TraceParent.writeHex(b, to: out + 16)
             return 32
         }
     }

@@ -32,7 +32,11 @@ final class SpanBuffer {
     /// Templates by route, `Host` and instance (a template keeps the three alive, so their
     /// identifiers cannot be reused while it is here), and the one used last.
     private var templates: [TemplateKey: SpanTemplate] = [:]
-    private var lastTemplate: SpanTemplate?
+    private var lastTemplate: SpanTemplate? {
+        didSet { lastTemplateRef = lastTemplate.map { .passUnretained($0) } }
+    }
+    /// ``lastTemplate``, to be read without a retain.
+    private var lastTemplateRef: Unmanaged<SpanTemplate>?
     /// The route-table entry and snapshot generation ``lastTemplate`` was found for.
     private var lastTemplateEntry = -1
     private var lastTemplateGeneration = -1
@@ -105,15 +109,17 @@ final class SpanBuffer {
         return made
     }
 
-    /// The span template of `exchange`'s route, method, `Host` and instance.
+    /// The span template of `exchange`'s route, method, `Host` and instance, unretained: it
+    /// stays valid until the next call (this buffer holds it), so recording a span retains and
+    /// releases nothing for it.
     @inline(__always)
-    func template(of exchange: Exchange, instance: SpanInstance?) -> SpanTemplate {
-        if let last = lastTemplate, lastTemplateEntry == exchange.route.entryIndex, lastTemplateGeneration == exchange.snapshotGeneration,
-            last.host === exchange.traceHost, last.instance === instance, last.route.method == exchange.method
+    func template(of exchange: Exchange, instance: SpanInstance?) -> Unmanaged<SpanTemplate> {
+        if let last = lastTemplateRef, lastTemplateEntry == exchange.route.entryIndex, lastTemplateGeneration == exchange.snapshotGeneration,
+            last._withUnsafeGuaranteedRef({ $0.host === exchange.traceHost && $0.instance === instance && $0.route.method == exchange.method })
         {
             return last
         }
-        return findTemplate(of: exchange, instance: instance)
+        return .passUnretained(findTemplate(of: exchange, instance: instance))
     }
 
     @inline(never) private func findTemplate(of exchange: Exchange, instance: SpanInstance?) -> SpanTemplate {
