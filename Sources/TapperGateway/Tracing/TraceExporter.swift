@@ -149,6 +149,7 @@ public final class TraceExporter: Service, Sendable {
         if let driver {
             // Batches, delays and posts all happen on the poster's loop; this task only waits
             // for the shutdown, then has the rest sent.
+            driver.start()
             await cancelWhenGracefulShutdown {
                 for await _ in self.wake {}
             }
@@ -239,9 +240,20 @@ public final class TraceExporter: Service, Sendable {
             self.timeout = timeout
         }
 
+        /// Set once the exporter runs as a service: before that spans only queue (nothing is
+        /// posted by an exporter that was never started).
+        private let running = Atomic<Bool>(false)
+
         /// From any thread.
         func wake() {
+            guard running.load(ordering: .acquiring) else { return }
             poster.reactor?.execute { self.pump() }
+        }
+
+        /// The exporter's service started: what queued before is due as usual.
+        func start() {
+            running.store(true, ordering: .releasing)
+            wake()
         }
 
         /// Sends everything queued, then returns (shutdown).

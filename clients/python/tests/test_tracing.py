@@ -11,6 +11,7 @@ child of the gateway's span, the gateway span named after the route template.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional
@@ -272,12 +273,51 @@ def test_tracing_off_passes_traceparent_unchanged(gateway_available: None, procs
     assert "tracing" not in get_json(gateway.url + "/_tapper/status")["gateway"]
 
 
-@pytest.mark.parametrize("mode", ["refused", "chunked", "unreachable"])
+class SilentReceiver:
+    """Accepts connections and reads what comes, but never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        self.conns: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(conn)
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _drain(conn: socket.socket) -> None:
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("mode", ["refused", "chunked", "unreachable", "silent"])
 def test_export_outcomes_are_counted(gateway_available: None, procs: Procs, mode: str) -> None:
     # What the exporter does with a receiver that refuses (503: failed), answers with a chunked
-    # body (exported; the connection is not reused), or is not there (failed); never retried.
+    # body (exported; the connection is not reused), is not there (failed), or takes the
+    # request and never answers (failed when the export's 10 s timeout passes, the connection
+    # dropped; the gateway serves on meanwhile); never retried.
+    silent = SilentReceiver() if mode == "silent" else None
     receiver = Receiver(status=503 if mode == "refused" else 200, chunked=mode == "chunked")
-    url = receiver.url
+    url = silent.url if silent else receiver.url
     if mode == "unreachable":
         receiver.close()
         url = f"http://127.0.0.1:{free_port()}"
@@ -294,14 +334,22 @@ def test_export_outcomes_are_counted(gateway_available: None, procs: Procs, mode
             t = get_json(gw.url + "/_tapper/status")["gateway"].get("tracing")
             return t if t and t["exported"] + t["failed"] >= 5 else None
 
-        tracing = wait_for(settled, 15, "the exporter to count the spans")
+        tracing = wait_for(settled, 30 if silent else 15, "the exporter to count the spans")
+        if silent:
+            # The first export timed out; the gateway answered all along, and the next export
+            # goes out on a new connection (the silent one was dropped).
+            assert tracing["failed"] >= 5 and tracing["exported"] == 0
+            with http() as c:
+                for i in range(5, 10):
+                    assert c.get(gw.url + f"/users/{i}").status_code == 200
+            wait_for(lambda: silent.accepted >= 2 or None, 30, "a second connection after the timeout")
         if mode == "chunked":
             assert tracing["exported"] >= 5 and tracing["failed"] == 0
             with receiver.lock:
                 # One connection per request: a chunked answer is not read to its end.
                 assert receiver.posts == len(receiver.connections)
             assert len(receiver.spans) >= 5
-        else:
+        elif not silent:
             assert tracing["failed"] >= 5 and tracing["exported"] == 0
         assert tracing["dropped"] == 0
         if mode == "refused":
@@ -311,3 +359,5 @@ def test_export_outcomes_are_counted(gateway_available: None, procs: Procs, mode
     finally:
         if mode != "unreachable":
             receiver.close()
+        if silent:
+            silent.close()
