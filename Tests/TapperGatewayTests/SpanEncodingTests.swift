@@ -291,15 +291,6 @@ struct ProtoMessage {
         c = SpanChunk()
         #expect(c.isEmpty && c.encodedCount == 0)
     }
-
-    @Test func templatesAreForTheirTriple() {
-        let other = SpanHost("127.0.0.1:8000")
-        let t = SpanTemplate(route: Self.route, host: Self.host, instance: Self.instance)
-        #expect(t.isFor(route: Self.route, host: Self.host, instance: Self.instance))
-        #expect(!t.isFor(route: Self.route, host: other, instance: Self.instance))
-        #expect(!t.isFor(route: Self.route, host: Self.host, instance: nil))
-        #expect(SpanTemplate(route: Self.route, host: nil, instance: nil).isFor(route: Self.route, host: nil, instance: nil))
-    }
 }
 
 @Suite struct RequestIDGeneratorTests {

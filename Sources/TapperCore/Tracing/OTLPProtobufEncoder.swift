@@ -105,11 +105,6 @@ public struct OTLPProtobufEncoder: Sendable {
             precondition(written == count)
         }
     }
-
-    /// A whole request: the prefix and `spans`, the spans' fields (tests, tools).
-    public func encode(spans: [UInt8]) -> [UInt8] {
-        requestPrefix(spansByteCount: spans.count) + spans
-    }
 }
 
 /// Writes gateway spans as OTLP protobuf `ScopeSpans.spans` fields (a `Span` message each,
@@ -303,13 +298,6 @@ public final class SpanTemplate: Sendable {
             if let host { w.bytes(host.encoded) }
             if let instance { w.bytes(instance.encoded) }
         }
-    }
-
-    /// Whether this is the template of these (identity, not equality: the loop's caches hand
-    /// out one object per route, `Host` and instance).
-    @inlinable @inline(__always)
-    public func isFor(route: SpanRoute, host: SpanHost?, instance: SpanInstance?) -> Bool {
-        self.route === route && self.host === host && self.instance === instance
     }
 }
 

@@ -9,9 +9,9 @@ import TapperCore
 ///
 /// Built by one owner, then handed over and only read: the pieces of a split share the bytes.
 public struct SpanChunk: Sendable {
-    @usableFromInline var storage: SpanBytes
+    private var storage: SpanBytes
     /// The spans of `storage` that are this chunk's (the pieces of a split share the storage).
-    @usableFromInline var spans: Range<Int>
+    private var spans: Range<Int>
 
     /// - Parameter capacity: spans to make room for.
     init(capacity: Int = 0) {
@@ -38,10 +38,7 @@ public struct SpanChunk: Sendable {
         context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, template: SpanTemplate, path: String,
         status: Int, outcome: String, retries: Int
     ) {
-        if !isKnownUniquelyReferenced(&storage) || spans.lowerBound != 0 || spans.upperBound != storage.spanCount {
-            storage = storage.copy(spans)
-            spans = 0..<spans.count
-        }
+        ownStorage()
         let failed = outcome != "ok"
         if SpanWriter.fits(status: status, failed: failed) {
             let written: Void? = path.utf8.withContiguousStorageIfAvailable { path in
@@ -68,16 +65,25 @@ public struct SpanChunk: Sendable {
         context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, template: SpanTemplate, path: String,
         status: Int, failed: Bool, outcome: String, retries: Int
     ) {
-        let (route, host, instance) = (template.route, template.host, template.instance)
-        let bound =
-            SpanWriter.spanOverhead + route.encoded.count + (host?.encoded.count ?? 0) + (instance?.encoded.count ?? 0) + path.utf8.count
-            + (failed ? 2 * outcome.utf8.count : 0)
-        let start = storage.reserve(bound)
+        ownStorage()
+        // The template holds the route's, `Host`'s and instance's fields (and a few bytes more).
+        let start = storage.reserve(SpanWriter.spanOverhead + template.count + path.utf8.count + (failed ? 2 * outcome.utf8.count : 0))
         storage.commit(
             SpanWriter.writeSpan(
-                context: context, parentSpanID: parentSpanID, startUnixNanos: startUnixNanos, endUnixNanos: endUnixNanos, route: route, host: host,
-                instance: instance, path: path, status: status, failed: failed, outcome: outcome, retries: retries, at: start))
+                context: context, parentSpanID: parentSpanID, startUnixNanos: startUnixNanos, endUnixNanos: endUnixNanos, route: template.route,
+                host: template.host, instance: template.instance, path: path, status: status, failed: failed, outcome: outcome, retries: retries,
+                at: start))
         spans = 0..<spans.upperBound + 1
+    }
+
+    /// Makes the storage this chunk's alone, holding only its spans, before it is written to
+    /// (a copy or a piece of a split shares it).
+    @inline(__always)
+    private mutating func ownStorage() {
+        if !isKnownUniquelyReferenced(&storage) || spans.lowerBound != 0 || spans.upperBound != storage.spanCount {
+            storage = storage.copy(spans)
+            spans = 0..<spans.count
+        }
     }
 
     /// The first `n` spans and the rest, as two chunks (sharing the bytes).
@@ -94,7 +100,6 @@ public struct SpanChunk: Sendable {
 /// A chunk's bytes, in a ByteBuffer's storage written through a pointer (so that the exporter
 /// sends them without a copy), and where each span ends. Written by one owner, read-only once
 /// sealed and handed over.
-@usableFromInline
 final class SpanBytes: @unchecked Sendable {
     private var storage: ByteBuffer
     /// The storage's first byte, while it is this object's alone (it is replaced when it grows).

@@ -150,9 +150,7 @@ public final class TraceExporter: Service, Sendable {
             // Batches, delays and posts all happen on the poster's loop; this task only waits
             // for the shutdown, then has the rest sent.
             driver.start()
-            await cancelWhenGracefulShutdown {
-                for await _ in self.wake {}
-            }
+            try? await gracefulShutdown()
             await driver.flush()
             await poster?.stop()
             return
@@ -183,7 +181,6 @@ public final class TraceExporter: Service, Sendable {
             // Shutting down: the server stopped first (the group stops services in reverse
             // order), so what its loops handed over is here; send it.
             await exportDue(flushing: true)
-            await poster?.stop()
             arm.finish()
             group.cancelAll()
         }

@@ -306,6 +306,12 @@ class SilentReceiver:
     def close(self) -> None:
         self.sock.close()
         for c in self.conns:
+            # shutdown, not only close: a close does not end a recv blocked in another thread,
+            # so the gateway would not see the connection end.
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             c.close()
 
 
