@@ -282,7 +282,7 @@ struct ProtoMessage {
             big.append(
                 context: TraceParent(traceIDHigh: 1, traceIDLow: 2, spanID: UInt64(i + 1), flags: 1), parentSpanID: 0, startUnixNanos: 1,
                 endUnixNanos: 2, template: SpanTemplate(route: Self.route, host: Self.host, instance: Self.instance), path: "/users/\(i)",
-                status: 200, outcome: "ok", retries: 0)
+                status: 200, failed: false, outcome: "ok", retries: 0)
         }
         big.seal()
         let spans = try Self.decode(Self.encode(encoder, [big])).spans
