@@ -50,6 +50,7 @@ import Testing
                     let template = buffer.template(of: exchange, instance: exchange.target?.spanInstanceRef).takeUnretainedValue()
                     #expect(template.route.template == "/r\(entry)/{id}" && template.route.method == method)
                     #expect(template.host === host && template.instance === target.spanInstance)
+                    #expect(buffer.slotsPointIntoIndex)
                     let key = "\(generation) \(entry) \(method) \(host?.value ?? "-") \(target.instanceID)"
                     let id = ObjectIdentifier(template)
                     #expect(seen[key, default: id] == id, "\(key): a second template")
@@ -60,6 +61,22 @@ import Testing
                 let these = Set(seen.values)
                 #expect(these.isDisjoint(with: earlier))
                 earlier = these
+            }
+            // Past the index's cap (4,096) it starts again, and the slots with it: requests of
+            // the routes before and after still get their own templates.
+            let target = targets[0]
+            for entry in 10..<(10 + SpanBuffer.templatesKept + 100) {
+                let exchange = Self.exchange(entry: entry, method: "GET", host: hosts[0], target: target, generation: 2)
+                let template = buffer.template(of: exchange, instance: exchange.target?.spanInstanceRef).takeUnretainedValue()
+                #expect(template.route.template == "/r\(entry)/{id}" && template.host === hosts[0] && template.instance === target.spanInstance)
+            }
+            #expect(buffer.slotsPointIntoIndex)
+            for entry in [0, 1, 2, 10, 11, 4000, 4105] {
+                for host in hosts {
+                    let exchange = Self.exchange(entry: entry, method: "POST", host: host, target: target, generation: 2)
+                    let template = buffer.template(of: exchange, instance: exchange.target?.spanInstanceRef).takeUnretainedValue()
+                    #expect(template.route.template == "/r\(entry)/{id}" && template.route.method == "POST" && template.host === host)
+                }
             }
         }
     }

@@ -164,6 +164,15 @@ final class SpanBuffer {
         return template
     }
 
+    /// Whether every slot names a template the index holds (they are read unretained: one
+    /// the index let go would be freed memory). For tests.
+    var slotsPointIntoIndex: Bool {
+        let held = Set(templates.values.map { ObjectIdentifier($0) })
+        return (0..<Self.slotsKept).allSatisfy { i in
+            slots[i].template.map { held.contains(ObjectIdentifier($0.takeUnretainedValue())) } ?? true
+        }
+    }
+
     /// A span was appended to ``chunk``.
     @inline(__always) func appended() {
         if chunk.count >= Self.chunkSize {
