@@ -8,7 +8,9 @@
 # the instructions counted are divided by the requests tapper proxied in that window (its own
 # tapper_requests_total before and after, so requests in flight at the edges cannot skew it).
 #
-# Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8] [--h2] [--h2c-upstream]
+# Usage: Benchmarks/gateway/callgrind.sh [--duration 5] [--conns 8] [--backends 1] [--h2] [--h2c-upstream]
+#        --backends 2: two nginx instances behind the route (as in run.sh): the balancer
+#        alternates between them, as do the per-instance caches (tracing's span templates).
 #        --h2: the load is h2load over h2c with prior knowledge (2 connections, conns streams each)
 #        instead of wrk; --h2c-upstream: the backend is spoken to over h2c (nginx `listen http2`,
 #        the registration's --protocol h2c).
@@ -24,12 +26,14 @@ cd "$(dirname "$0")/../.."
 
 DURATION=5
 CONNS=8
+BACKENDS=1
 H2=0
 H2C_UP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
+    --backends) BACKENDS=$2; shift 2 ;;
     --h2) H2=1; shift ;;
     --h2c-upstream) H2C_UP=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -43,7 +47,9 @@ bench_tapper
 bench_workdir tapper-callgrind
 
 BACKEND=19181; PORT=19182; REG=19183
-require_free_ports $BACKEND $PORT $REG
+((BACKENDS >= 1 && BACKENDS <= 8)) || { echo "--backends: 1 to 8" >&2; exit 2; }
+BACKEND_PORTS=($BACKEND); for ((i = 1; i < BACKENDS; i++)); do BACKEND_PORTS+=($((19190 + i))); done
+require_free_ports "${BACKEND_PORTS[@]}" $PORT $REG
 
 BACKEND_H2=""; REGISTER_H2=""
 if ((H2C_UP)); then BACKEND_H2=http2; REGISTER_H2="--protocol h2c"; fi
@@ -56,7 +62,9 @@ events { worker_connections 1024; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND $BACKEND_H2; location / { default_type application/json; return 200 '{"user_id": 1, "name": "Jane Doe"}'; } }
+$(for b in "${BACKEND_PORTS[@]}"; do
+  echo "  server { listen 127.0.0.1:$b $BACKEND_H2; location / { default_type application/json; return 200 '{\"user_id\": 1, \"name\": \"Jane Doe\"}'; } }"
+done)
 }
 CONF
 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' -e "$WORK/nginx/error.log" & PIDS+=($!)
@@ -82,8 +90,10 @@ else
   wait_http "http://127.0.0.1:$BACKEND/"
 fi
 wait_slow "http://127.0.0.1:$REG/v1/health"
-"$TAPPER" service register users --url "http://127.0.0.1:$BACKEND" --route 'GET /users/{user_id}' --ttl 86400 \
-  --registry "http://127.0.0.1:$REG" ${REGISTER_H2:-} >/dev/null
+for b in "${BACKEND_PORTS[@]}"; do
+  "$TAPPER" service register users --url "http://127.0.0.1:$b" --route 'GET /users/{user_id}' --ttl 86400 \
+    --registry "http://127.0.0.1:$REG" ${REGISTER_H2:-} >/dev/null
+done
 wait_slow "http://127.0.0.1:$PORT/users/1"
 
 # Proxied requests so far: the sum of tapper_requests_total (locally answered ones are not in it).

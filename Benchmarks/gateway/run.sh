@@ -15,7 +15,7 @@
 # cost is what limits throughput. Repeats alternate between proxies so drift hits all alike.
 #
 # Usage: Benchmarks/gateway/run.sh [--duration 10] [--reps 3] [--conns "64 256"] [--no-bare] [--floor] [--tls|--h2] [--h2c-upstream]
-#                                   [--with "GATEWAY OPTIONS"] [--otlp-sink]
+#                                   [--with "GATEWAY OPTIONS"] [--only-with] [--otlp-sink]
 #   --tls    the proxies' client side is HTTPS (keep-alive, TLS 1.3, one ECDSA P-256 certificate
 #            for all): nginx `listen ssl`, HAProxy `bind ssl crt`, tapper --tls-port; the
 #            backends stay plain HTTP. nginx, HAProxy and tapper all use the system's OpenSSL.
@@ -32,6 +32,13 @@
 #   --with "OPTIONS"  what a feature costs: a second tapper (row tapper+) runs with these gateway
 #            options, each repetition right after the plain one, and the tapper+/tapper ratios of
 #            req/s, p99 and CPU per request are printed (e.g. --with "--rate-limit 1000000000/s").
+#            The two take turns going first (tapper, tapper+; then tapper+, tapper; ...), so a
+#            machine that slows or speeds up over a run favours neither, and the cost is the
+#            median of the repetitions' ratios (each pair ran back to back: the host's noise,
+#            which moves the rates of all rows by 10-20% from minute to minute here, mostly
+#            cancels out of a pair's ratio but not out of the ratio of two medians, also printed).
+#   --only-with  with --with: only the tapper and tapper+ rows (no direct, nginx or HAProxy),
+#            so more repetitions fit in the same time; the bar against nginx is not judged.
 #   --otlp-sink  starts Benchmarks/gateway/otlp-sink.py (a receiver that answers every export at
 #            once) on the load's CPU, at http://127.0.0.1:19098, for --with "--otlp-endpoint
 #            http://127.0.0.1:19098" (what tracing at 100% sampling costs).
@@ -52,6 +59,7 @@ TLS=0
 H2=0
 H2C_UP=0
 WITH=""
+ONLY_WITH=0
 SINK=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -64,10 +72,13 @@ while [ $# -gt 0 ]; do
     --h2) TLS=1; H2=1; BARE=0; shift ;;
     --h2c-upstream) H2C_UP=1; BARE=0; shift ;;
     --with) WITH=$2; shift 2 ;;
+    --only-with) ONLY_WITH=1; BARE=0; shift ;;
     --otlp-sink) SINK=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+
+if ((ONLY_WITH)) && [ -z "$WITH" ]; then echo "--only-with needs --with" >&2; exit 2; fi
 
 . Benchmarks/lib.sh
 bench_install wrk nginx haproxy
@@ -275,15 +286,22 @@ for p in $TAPPER_PORT $( [ -n "$WITH" ] && echo $TAPPER2_PORT) $NGINX $HAPROXY $
 for c in $CONNS; do
   for r in $(seq "$REPS"); do
     echo "connections $c, repetition $r/$REPS" >&2
-    run_one direct $B1 "" "$c"
-    run_one nginx $NGINX "$NGINX_WORKER" "$c"
-    run_one haproxy $HAPROXY "$HAPROXY_PID" "$c"
+    if ! ((ONLY_WITH)); then
+      run_one direct $B1 "" "$c"
+      run_one nginx $NGINX "$NGINX_WORKER" "$c"
+      run_one haproxy $HAPROXY "$HAPROXY_PID" "$c"
+    fi
     if ((BARE)); then
       run_one nginx-bare $NGINX_BARE "$NGINX_WORKER" "$c"
       run_one haproxy-bare $HAPROXY_BARE "$HAPROXY_PID" "$c"
     fi
-    run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
-    if [ -n "$WITH" ]; then run_one tapper+ $TAPPER2_PORT "$TAPPER2_PID" "$c"; fi
+    if [ -n "$WITH" ] && ((r % 2 == 0)); then
+      run_one tapper+ $TAPPER2_PORT "$TAPPER2_PID" "$c"
+      run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
+    else
+      run_one tapper $TAPPER_PORT "$TAPPER_PID" "$c"
+      if [ -n "$WITH" ]; then run_one tapper+ $TAPPER2_PORT "$TAPPER2_PID" "$c"; fi
+    fi
     if ((FLOOR)); then run_one floor $FLOOR_PORT "$FLOOR_PID" "$c"; fi
   done
 done
@@ -292,6 +310,7 @@ echo
 echo "Gateway benchmark$( ((TLS)) && echo " over HTTPS (client side)")$( ((H2)) && echo ", HTTP/2 by h2load -c4 -m(conns/4) (latency columns: mean and max)"): $(nproc) CPUs, wrk -t1 on CPU $LOADCPU, servers on CPU $SERVERCPU, ${DURATION}s x $REPS reps per cell (medians)"
 TARGETS="direct nginx haproxy tapper"
 if ((BARE)); then TARGETS="direct nginx haproxy nginx-bare haproxy-bare tapper"; fi
+if ((ONLY_WITH)); then TARGETS="tapper"; fi
 if [ -n "$WITH" ]; then TARGETS="$TARGETS tapper+"; fi
 if ((FLOOR)); then TARGETS="$TARGETS floor"; fi
 printf "%-12s %6s %12s %10s %10s %12s\n" target conns "req/s" "p50 ms" "p99 ms" "CPU us/req"
@@ -305,6 +324,7 @@ for c in $CONNS; do
   done
 done
 echo
+if ! ((ONLY_WITH)); then
 for c in $CONNS; do
   t=$(echo "${RPS[tapper,$c]}" | median); n=$(echo "${RPS[nginx,$c]}" | median); h=$(echo "${RPS[haproxy,$c]}" | median)
   tp=$(echo "${P99[tapper,$c]}" | median); np=$(echo "${P99[nginx,$c]}" | median); hp=$(echo "${P99[haproxy,$c]}" | median)
@@ -320,6 +340,7 @@ if ((BARE)); then
       printf "c=%s  (bare configs) req/s tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f | CPU/req tapper/nginx-bare %.2f  tapper/haproxy-bare %.2f\n", c, t/n, t/h, tc/nc, tc/hc }'
   done
 fi
+fi
 if [ -n "$WITH" ]; then
   echo "tapper+ = tapper $WITH"
   # With tracing on: what the exporter did (a cost measured while spans were dropped would be
@@ -328,16 +349,22 @@ if [ -n "$WITH" ]; then
 import json, sys
 t = json.load(sys.stdin).get("gateway", {}).get("tracing")
 if t: print("tapper+ tracing: exported %d spans, dropped %d, failed %d" % (t["exported"], t["dropped"], t["failed"]))' || true
+  # Per repetition: tapper+/tapper of req/s and of CPU per request (the pair ran back to back).
+  pair_ratios() { # METRIC-ARRAY-NAME CONNS
+    local -n m=$1
+    local -a a b
+    read -ra a <<<"${m[tapper,$2]}"; read -ra b <<<"${m[tapper+,$2]}"
+    for i in "${!a[@]}"; do awk -v x="${b[$i]}" -v y="${a[$i]}" 'BEGIN { printf "%.3f ", x/y }'; done
+  }
   for c in $CONNS; do
-    read -ra tr <<<"${RPS[tapper,$c]}"; read -ra wr <<<"${RPS[tapper+,$c]}"
-    reps=""
-    for i in "${!tr[@]}"; do reps+=$(awk -v a="${wr[$i]}" -v b="${tr[$i]}" 'BEGIN { printf " %.3f", a/b }'); done
-    awk -v c="$c" -v t="$(echo "${RPS[tapper,$c]}" | median)" -v w="$(echo "${RPS[tapper+,$c]}" | median)" \
-        -v tp="$(echo "${P99[tapper,$c]}" | median)" -v wp="$(echo "${P99[tapper+,$c]}" | median)" \
-        -v tc="$(echo "${CPU[tapper,$c]}" | median)" -v wc="$(echo "${CPU[tapper+,$c]}" | median)" -v reps="$reps" 'BEGIN {
-      printf "c=%s  tapper+/tapper req/s %.3f (%+.1f%%; per repetition%s) | p99 %.2f | CPU/req %.3f\n", c, w/t, (w/t - 1) * 100, reps, wp/tp, wc/tc }'
+    rr=$(pair_ratios RPS "$c"); cr=$(pair_ratios CPU "$c")
+    awk -v c="$c" -v r="$(echo "$rr" | median)" -v cpu="$(echo "$cr" | median)" -v rr="$rr" -v cr="$cr" \
+        -v t="$(echo "${RPS[tapper,$c]}" | median)" -v w="$(echo "${RPS[tapper+,$c]}" | median)" \
+        -v tp="$(echo "${P99[tapper,$c]}" | median)" -v wp="$(echo "${P99[tapper+,$c]}" | median)" 'BEGIN {
+      printf "c=%s  tapper+/tapper req/s %.3f (%+.1f%%, median of the repetitions: %s) | CPU/req %.3f (%s) | ratio of medians: req/s %.3f, p99 %.2f\n", c, r, (r - 1) * 100, rr, cpu, cr, w/t, wp/tp }'
   done
 fi
+if ((ONLY_WITH)); then exit 0; fi
 # Each repetition on its own (tapper and nginx ran back to back in it): how the medians came to be.
 for c in $CONNS; do
   read -ra tr <<<"${RPS[tapper,$c]}"; read -ra nr <<<"${RPS[nginx,$c]}"

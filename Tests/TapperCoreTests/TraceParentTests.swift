@@ -141,6 +141,43 @@ import Testing
         #expect(SpanHost("").matches(UnsafeRawBufferPointer(start: nil, count: 0)))
     }
 
+    /// `matches` compares two words for values of 8 to 16 bytes, bytes otherwise: for every
+    /// length from 0 to 40, the value matches itself and no value one byte longer, shorter or
+    /// different at any position (first, middle, last word and the bytes in between).
+    @Test func matchesExactlyItsOwnBytesAtEveryLength() {
+        for n in 0...40 {
+            let value = String((0..<n).map { Character(Unicode.Scalar(UInt8(ascii: "a") + UInt8($0 % 26))) })
+            let host = SpanHost(value)
+            let bytes = Array(value.utf8)
+            #expect(bytes.withUnsafeBytes { host.matches($0) }, "length \(n)")
+            #expect(!(bytes + [UInt8(ascii: "x")]).withUnsafeBytes { host.matches($0) }, "length \(n) + 1")
+            if n > 0 { #expect(!Array(bytes.dropLast()).withUnsafeBytes { host.matches($0) }, "length \(n) - 1") }
+            for i in 0..<n {
+                var changed = bytes
+                changed[i] = UInt8(ascii: "Z")
+                #expect(!changed.withUnsafeBytes { host.matches($0) }, "length \(n), byte \(i) changed")
+            }
+        }
+    }
+
+    /// The copying form (request id = trace id) writes what the digit-by-digit form writes,
+    /// with the span id copied (root spans: span id = the trace id's low half) or written.
+    @Test func copyingTheTraceIDHexWritesTheSameValue() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let high = rng.next() as UInt64
+            let low = rng.next() as UInt64
+            let hex = TraceParent.hex(high) + TraceParent.hex(low)
+            for (span, flags) in [(low, UInt8(1)), (rng.next() as UInt64, UInt8(0)), (low, UInt8(0xab))] {
+                let tp = TraceParent(traceIDHigh: high, traceIDLow: low, spanID: span, flags: flags)
+                var copied = [UInt8](repeating: 0, count: TraceParent.length)
+                var hexCopy = hex
+                hexCopy.withUTF8 { h in copied.withUnsafeMutableBytes { tp.write(to: $0.baseAddress!, traceIDHex: UnsafeRawPointer(h.baseAddress!)) } }
+                #expect(String(decoding: copied, as: UTF8.self) == tp.headerValue)
+            }
+        }
+    }
+
     @Test func writesHexEightDigitsAtATime() {
         for v: UInt64 in [0, 1, 0x0123_4567_89ab_cdef, .max, 0xa0b0_c0d0_e0f0_0a0b] {
             let digits = String(v, radix: 16)

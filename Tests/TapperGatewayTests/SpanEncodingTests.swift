@@ -124,7 +124,7 @@ struct ProtoMessage {
             if templates {
                 c.append(
                     context: context, parentSpanID: s.parent, startUnixNanos: 1_700_000_000_000_000_000, endUnixNanos: 1_700_000_000_001_500_000,
-                    template: template, path: s.path, status: s.status, outcome: s.outcome, retries: s.retries)
+                    template: template, path: s.path, status: s.status, failed: s.outcome != "ok", outcome: s.outcome, retries: s.retries)
             } else {
                 c.appendTheLongWay(
                     context: context, parentSpanID: s.parent, startUnixNanos: 1_700_000_000_000_000_000, endUnixNanos: 1_700_000_000_001_500_000,
@@ -267,7 +267,7 @@ struct ProtoMessage {
         var piece = rest
         piece.append(
             context: TraceParent(traceIDHigh: 1, traceIDLow: 2, spanID: 3, flags: 1), parentSpanID: 0, startUnixNanos: 1, endUnixNanos: 2,
-            template: SpanTemplate(route: Self.route, host: nil, instance: nil), path: "/new", status: 204, outcome: "ok", retries: 0)
+            template: SpanTemplate(route: Self.route, host: nil, instance: nil), path: "/new", status: 204, failed: false, outcome: "ok", retries: 0)
         piece.seal()
         #expect(piece.count == 3)
         let three = try Self.decode(Self.encode(encoder, [piece])).spans
@@ -282,7 +282,7 @@ struct ProtoMessage {
             big.append(
                 context: TraceParent(traceIDHigh: 1, traceIDLow: 2, spanID: UInt64(i + 1), flags: 1), parentSpanID: 0, startUnixNanos: 1,
                 endUnixNanos: 2, template: SpanTemplate(route: Self.route, host: Self.host, instance: Self.instance), path: "/users/\(i)",
-                status: 200, outcome: "ok", retries: 0)
+                status: 200, failed: false, outcome: "ok", retries: 0)
         }
         big.seal()
         let spans = try Self.decode(Self.encode(encoder, [big])).spans

@@ -57,6 +57,39 @@ import TapperTesting
         }
     }
 
+    /// When the gateway starts the trace and makes the request id, the two are one value: the
+    /// `X-Request-ID` is the trace id's hex, and the root span's id is the trace id's low half.
+    /// A caller's request id or trace keeps them apart (and the span id is random then).
+    @Test func aTraceTheGatewayStartsSharesTheRequestID() async throws {
+        let up = try await FakeUpstream(name: "a")
+        defer { Task { await up.stop() } }
+        try await withLiveGateway(configuration: Self.tracingConfiguration()) { gw in
+            try await gw.register("users", "a", registration(up, ["GET /users/{user_id}"]))
+            func sent(_ headers: [(String, String)]) async throws -> (requestID: String, trace: TraceParent) {
+                let echoed = try echo(try await httpRequest(.GET, gw.url + "/users/1", headers: headers)).headers
+                let ids = values(echoed, "x-request-id")
+                let traces = values(echoed, "traceparent")
+                #expect(ids.count == 1 && traces.count == 1)
+                return (ids.first ?? "", try #require(TraceParent(parsing: traces.first ?? "")))
+            }
+            var seen = Set<String>()
+            for _ in 0..<20 {
+                let (id, trace) = try await sent([])
+                #expect(id == trace.traceIDHex && trace.spanID == trace.traceIDLow && trace.sampled)
+                #expect(trace.headerValue == "00-\(id)-\(id.suffix(16))-01")
+                seen.insert(id)
+            }
+            #expect(seen.count == 20)
+
+            let (kept, own) = try await sent([("X-Request-ID", "my-request-1")])
+            #expect(kept == "my-request-1" && own.traceIDHex != kept && own.spanID != own.traceIDLow)
+
+            let (fresh, child) = try await sent([("traceparent", Self.incoming)])
+            #expect(child.traceIDHex == "4bf92f3577b34da6a3ce929d0e0e4736" && fresh != child.traceIDHex && fresh.count == 32)
+            #expect(child.spanID != child.traceIDLow && child.spanID != 0x00f0_67aa_0ba9_02b7)
+        }
+    }
+
     @Test func theCallersSamplingDecisionWins() async throws {
         let up = try await FakeUpstream(name: "a")
         defer { Task { await up.stop() } }

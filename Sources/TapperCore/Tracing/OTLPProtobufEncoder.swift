@@ -257,6 +257,8 @@ public final class SpanTemplate: Sendable {
     public let route: SpanRoute
     public let host: SpanHost?
     public let instance: SpanInstance?
+    /// ``instance``'s address (0: none), to compare without touching its reference count.
+    public let instanceAddress: UInt
     @usableFromInline let body: [UInt8]
 
     /// Where the values go in ``body``.
@@ -274,6 +276,7 @@ public final class SpanTemplate: Sendable {
         self.route = route
         self.host = host
         self.instance = instance
+        instanceAddress = instance.map { UInt(bitPattern: ObjectIdentifier($0)) } ?? 0
         let shared = route.encoded.count + (host?.encoded.count ?? 0) + (instance?.encoded.count ?? 0)
         body = ProtobufWriter.encode(bound: 128 + shared) { w in
             let base = w.p

@@ -58,13 +58,21 @@ public final class SpanHost: Sendable {
     public let value: String
     /// Its bytes, to compare with a request's.
     @usableFromInline let bytes: [UInt8]
+    /// Its first and last 8 bytes (when it has 8 or more): most `Host` values (`name:port`)
+    /// are 8 to 16 bytes, compared as two words each.
+    @usableFromInline let head8: UInt64
+    @usableFromInline let tail8: UInt64
     public let address: String
     public let port: Int?
     public let encoded: [UInt8]
 
     public init(_ value: String) {
         self.value = value
-        bytes = Array(value.utf8)
+        let bytes = Array(value.utf8)
+        self.bytes = bytes
+        (head8, tail8) = bytes.withUnsafeBytes { raw in
+            raw.count >= 8 ? (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self)) : (0, 0)
+        }
         (address, port) = Self.split(value)
         let address = self.address
         let port = self.port
@@ -87,8 +95,20 @@ public final class SpanHost: Sendable {
     }
 
     /// Whether this is the value `bytes` spell (no string is made to find out).
-    @inlinable
+    @inlinable @inline(__always)
     public func matches(_ other: UnsafeRawBufferPointer) -> Bool {
+        let n = other.count
+        guard n == bytes.count else { return false }
+        if n >= 8 {
+            guard other.loadUnaligned(as: UInt64.self) == head8, other.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) == tail8 else {
+                return false
+            }
+            if n <= 16 { return true }
+        }
+        return matchesByteForByte(other)
+    }
+
+    @usableFromInline func matchesByteForByte(_ other: UnsafeRawBufferPointer) -> Bool {
         bytes.withUnsafeBytes { own in
             own.count == other.count && (own.isEmpty || memcmp(own.baseAddress!, other.baseAddress!, own.count) == 0)
         }

@@ -70,6 +70,28 @@ public struct TraceParent: Sendable, Hashable, BitwiseCopyable {
         out.storeBytes(of: Self.digit(flags & 0xF), toByteOffset: 54, as: UInt8.self)
     }
 
+    /// Writes the version `00` form (55 bytes) at `out`, copying the trace id's 32 hex digits
+    /// from `traceIDHex` (which must spell ``traceIDHigh`` and ``traceIDLow``), and the span id's
+    /// from its last 16 when the span id is the trace id's low half (a root span the gateway
+    /// started, ``ExchangeTrace``).
+    @inlinable @inline(__always)
+    public func write(to out: UnsafeMutableRawPointer, traceIDHex: UnsafeRawPointer) {
+        // "00-", trace id, "-", span id, "-", flags.
+        out.storeBytes(of: UInt8(ascii: "0"), toByteOffset: 0, as: UInt8.self)
+        out.storeBytes(of: UInt8(ascii: "0"), toByteOffset: 1, as: UInt8.self)
+        out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 2, as: UInt8.self)
+        (out + 3).copyMemory(from: traceIDHex, byteCount: 32)
+        out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 35, as: UInt8.self)
+        if spanID == traceIDLow {
+            (out + 36).copyMemory(from: traceIDHex + 16, byteCount: 16)
+        } else {
+            Self.writeHex(spanID, to: out + 36)
+        }
+        out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 52, as: UInt8.self)
+        out.storeBytes(of: Self.hexDigit(flags >> 4), toByteOffset: 53, as: UInt8.self)
+        out.storeBytes(of: Self.hexDigit(flags & 0xF), toByteOffset: 54, as: UInt8.self)
+    }
+
     /// The version `00` header value.
     public var headerValue: String {
         String(unsafeUninitializedCapacity: Self.length) { buf in
@@ -117,6 +139,11 @@ public struct TraceParent: Sendable, Hashable, BitwiseCopyable {
     @inline(__always)
     static func digit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    @inlinable @inline(__always)
+    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &+ nibble &- 10
     }
 
     /// A lower-case hex digit's value (upper case is invalid in `traceparent`).

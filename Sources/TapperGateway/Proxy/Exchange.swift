@@ -55,7 +55,11 @@ final class Exchange {
     var responseBytes = 0
     /// Bytes the client sent through the tunnel, once upgraded (`responseBytes`: the other way).
     var tunnelBytesIn = 0
-    var outcome = "ok"
+    var outcome = "ok" {
+        didSet { endedWell = outcome == "ok" }
+    }
+    /// ``outcome`` is `ok` (read per span without copying the string).
+    private(set) var endedWell = true
     /// The routing snapshot generation the route's entry index belongs to (where the loop
     /// caches the metric handles for it).
     var snapshotGeneration = -1
@@ -108,7 +112,7 @@ final class Exchange {
         guard let deferred else { return }
         requestHead = rewriter.rewrite(
             deferred.head, deferred.headBytes, target: route.upstreamTarget, requestID: requestID, subject: subject, upgrade: upgrade,
-            traceParent: trace?.context, heads: &heads
+            traceParent: trace?.context, traceIDIsRequestID: trace?.traceIDIsRequestID ?? false, heads: &heads
         )
         self.deferred = nil
     }

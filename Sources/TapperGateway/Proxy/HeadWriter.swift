@@ -53,6 +53,19 @@ struct HeadWriter {
         count += TraceParent.length
     }
 
+    /// A `traceparent` value whose trace id's 32 hex digits are `traceIDHex` (copied).
+    @inline(__always)
+    mutating func write(_ traceParent: TraceParent, traceIDHex: String) {
+        precondition(count + TraceParent.length <= capacity, "message head larger than reserved")
+        let out = base + count
+        let copied: Void? = traceIDHex.utf8.withContiguousStorageIfAvailable { hex in
+            precondition(hex.count == 32, "a trace id is 32 hex digits")
+            traceParent.write(to: out, traceIDHex: UnsafeRawPointer(hex.baseAddress!))
+        }
+        if copied == nil { traceParent.write(to: out) }
+        count += TraceParent.length
+    }
+
     @inline(__always)
     mutating func write(_ byte: UInt8) {
         precondition(count < capacity, "message head larger than reserved")

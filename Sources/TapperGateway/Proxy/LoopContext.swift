@@ -33,6 +33,8 @@ final class LoopContext {
     /// Finished spans on their way to the exporter (nil: tracing is off). A `let`, so that the
     /// I/O thread reads it without retaining it.
     let spans: SpanBuffer?
+    /// ``spans``, to be used without a retain (recording a span retained and released it).
+    let spansRef: Unmanaged<SpanBuffer>?
     /// Metric handles already looked up on this loop.
     var requestCounters: [GatewayMetrics.RequestKey: CoreMetrics.Counter] = [:]
     var latencyShards: [String: LatencyHistograms.Shard] = [:]
@@ -76,7 +78,9 @@ final class LoopContext {
             h2Counters: gateway.h2
         )
         if configuration.accessLog { accessLog = AccessLogBuffer(reactor: reactor) }
-        spans = configuration.tracing.map { SpanBuffer(reactor: reactor, exporter: $0) }
+        let spans = configuration.tracing.map { SpanBuffer(reactor: reactor, exporter: $0) }
+        self.spans = spans
+        spansRef = spans.map { .passUnretained($0) }
     }
 
     // MARK: client connections and graceful shutdown

@@ -311,7 +311,7 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
         _ = machine.headReceived(bodyFollows: decoder.readingBody, keepAlive: head.keepAlive, now: started)
         let tracing = gateway.configuration.tracing
         let request = RequestAdmission.Request(head, headBytes, versionHeader: gateway.configuration.versionHeader, tracing: tracing != nil)
-        let requestID = HeaderRules.acceptableRequestID(request.clientRequestID) ? request.clientRequestID : loop.requestIDs.make()
+        let (requestID, newTraceID) = loop.requestID(request, tracing: tracing != nil)
 
         switch admission.decide(head, headBytes, request, bodyFollows: decoder.readingBody, snapshot: loop.routing(gateway.state), now: started, loop: loop) {
         case .answer(let error, let close):
@@ -321,12 +321,12 @@ final class ProxyHandler: ConnectionHandler, DrainableClient {
         case .proxy(let route):
             // A deferred decision builds the head once it knows the subject.
             let upgrade = head.connectionUpgrade && RequestHeadRewriter.upgradeTunnelled(head, headBytes)
-            let (trace, traceHost) = tracing.map { loop.startTrace(request, headBytes: headBytes, sampler: $0.sampler) } ?? (nil, nil)
+            let (trace, traceHost) = tracing.map { loop.startTrace(request, headBytes: headBytes, sampler: $0.sampler, newTraceID: newTraceID) } ?? (nil, nil)
             let upstreamHead =
                 route.deferredAuth == nil
                 ? requestHeads.rewrite(
                     head, headBytes, target: route.upstreamTarget, requestID: requestID, subject: route.subject, upgrade: upgrade,
-                    traceParent: trace?.context, heads: &loop.heads
+                    traceParent: trace?.context, traceIDIsRequestID: trace?.traceIDIsRequestID ?? false, heads: &loop.heads
                 )
                 : ByteBuffer()
             let exchange = Exchange(

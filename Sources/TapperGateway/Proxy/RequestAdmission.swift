@@ -64,7 +64,7 @@ struct RequestAdmission {
                         if n == 11, raw.equalsIgnoringCase(h.name, "traceparent") {
                             traceParents += 1
                             traceParent = TraceParent(parsing: UnsafeRawBufferPointer(rebasing: raw[h.value]))
-                        } else if n == 4, host == nil, !h.value.isEmpty, raw.equalsIgnoringCase(h.name, "host") {
+                        } else if n == 4, host == nil, !h.value.isEmpty, Self.isHost(raw, h.name) {
                             host = h.value
                         }
                     }
@@ -77,6 +77,13 @@ struct RequestAdmission {
                     }
                 }
             }
+        }
+
+        /// Whether the 4-byte header name at `name` is `Host`, in any case: one word compared
+        /// (setting bit 0x20 of a byte gives `h` only for `H` and `h`, and so on for `o`, `s`, `t`).
+        @inline(__always)
+        static func isHost(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+            raw.loadUnaligned(fromByteOffset: name.lowerBound, as: UInt32.self) | 0x2020_2020 == UInt32(littleEndian: 0x7473_6F68)
         }
 
         /// The path: the target up to its query.

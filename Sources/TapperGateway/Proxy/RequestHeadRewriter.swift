@@ -23,9 +23,11 @@ struct RequestHeadRewriter {
     ///     `Upgrade` and `Connection: upgrade` go to the upstream (hop-by-hop otherwise).
     ///   - traceParent: with tracing on, the gateway span's context: sent as `traceparent`
     ///     instead of the client's (nil: the client's passes through as it is).
+    ///   - traceIDIsRequestID: `requestID` is the trace id's 32 hex digits (the gateway started
+    ///     the trace and made both): they are copied, not written again.
     func rewrite(
         _ head: HTTPHeadParser.Head, _ headBytes: ByteBuffer, target: String?, requestID: String, subject: String?, upgrade: Bool = false,
-        traceParent: TraceParent? = nil, heads: inout HeadBuffers
+        traceParent: TraceParent? = nil, traceIDIsRequestID: Bool = false, heads: inout HeadBuffers
     ) -> ByteBuffer {
         // Everything written is a piece of the head, the strings passed in, or a fixed line:
         // twice the head (trusted X-Forwarded-* values are copied twice) bounds it.
@@ -98,7 +100,11 @@ struct RequestHeadRewriter {
                 out.write("\r\n")
                 if let traceParent {
                     out.write("traceparent: ")
-                    out.write(traceParent)
+                    if traceIDIsRequestID {
+                        out.write(traceParent, traceIDHex: requestID)
+                    } else {
+                        out.write(traceParent)
+                    }
                     out.write("\r\n")
                 }
                 if let subject {

@@ -24,10 +24,27 @@ struct RequestIDGenerator {
     mutating func make() -> String {
         let a = next()
         let b = next()
-        return String(unsafeUninitializedCapacity: 32) { buf in
+        return Self.string(a, b)
+    }
+
+    /// A new trace id's halves (never both zero, which `traceparent` forbids).
+    mutating func traceID() -> (high: UInt64, low: UInt64) {
+        var high: UInt64
+        var low: UInt64
+        repeat {
+            high = next()
+            low = next()
+        } while high == 0 && low == 0
+        return (high, low)
+    }
+
+    /// The request id spelling the 128-bit value `high`, `low`: its 32 hex digits, as a
+    /// `traceparent`'s trace id is written.
+    static func string(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buf in
             let out = UnsafeMutableRawPointer(buf.baseAddress!)
-            TraceParent.writeHex(a, to: out)
-            TraceParent.writeHex(b, to: out + 16)
+            TraceParent.writeHex(high, to: out)
+            TraceParent.writeHex(low, to: out + 16)
             return 32
         }
     }

@@ -19,6 +19,8 @@ public struct UpstreamTarget: Sendable, Hashable {
         let poolKey: String
         /// The instance's span attributes, encoded once (tracing).
         let spanInstance: SpanInstance
+        /// The same, to be read without a retain (this storage holds it).
+        let spanInstanceRef: Unmanaged<SpanInstance>
 
         init(service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String, upstreamProtocol: UpstreamProtocol) {
             self.service = service
@@ -32,7 +34,9 @@ public struct UpstreamTarget: Sendable, Hashable {
             self.address = address
             self.upstreamProtocol = upstreamProtocol
             self.poolKey = upstreamProtocol == .h2c ? "h2c/" + address : address
-            self.spanInstance = SpanInstance(id: instanceID, url: url.description)
+            let spanInstance = SpanInstance(id: instanceID, url: url.description)
+            self.spanInstance = spanInstance
+            self.spanInstanceRef = .passUnretained(spanInstance)
         }
     }
 
@@ -66,6 +70,8 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var poolKey: String { storage.poolKey }
     /// `tapper.instance` and `tapper.instance.url` for the spans of requests it serves.
     public var spanInstance: SpanInstance { storage.spanInstance }
+    /// ``spanInstance`` unretained: valid while this target (or a copy of it) is.
+    var spanInstanceRef: Unmanaged<SpanInstance> { storage.spanInstanceRef }
 
     public init(
         service: String, instanceID: String, url: ServiceURL, weight: Int, healthEndpoint: String, version: String,

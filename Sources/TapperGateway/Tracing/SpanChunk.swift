@@ -33,13 +33,16 @@ public struct SpanChunk: Sendable {
 
     /// Records a span: encodes it at the end of the chunk, the short way when it can
     /// (``SpanWriter``). The template is the span's route's, `Host`'s and instance's.
+    /// - Parameters:
+    ///   - failed: the exchange did not end well (its outcome is not `ok`).
+    ///   - outcome: read only when the span is written the long way (copying the exchange's
+    ///     outcome string for every span retained and released it).
     @inline(__always)
     mutating func append(
         context: TraceParent, parentSpanID: UInt64, startUnixNanos: UInt64, endUnixNanos: UInt64, template: SpanTemplate, path: String,
-        status: Int, outcome: String, retries: Int
+        status: Int, failed: Bool, outcome: @autoclosure () -> String, retries: Int
     ) {
         ownStorage()
-        let failed = outcome != "ok"
         if SpanWriter.fits(status: status, failed: failed) {
             let written: Void? = path.utf8.withContiguousStorageIfAvailable { path in
                 let start = storage.reserve(3 + template.count + path.count + SpanWriter.shortOverhead)
@@ -55,7 +58,7 @@ public struct SpanChunk: Sendable {
         }
         appendTheLongWay(
             context: context, parentSpanID: parentSpanID, startUnixNanos: startUnixNanos, endUnixNanos: endUnixNanos, template: template, path: path,
-            status: status, failed: failed, outcome: outcome, retries: retries)
+            status: status, failed: failed, outcome: outcome(), retries: retries)
     }
 
     /// Records a span field by field (what ``append`` does when the short way does not fit;
